@@ -1,0 +1,104 @@
+#ifndef PAYORCH_ADAPTERS_PAYKKA_PAYKKA_CLIENT_H_
+#define PAYORCH_ADAPTERS_PAYKKA_PAYKKA_CLIENT_H_
+
+// The seam between payorch's service logic and PayKKa's v3 REST API.
+// Requests and results are payorch.v1 messages: mapping them to and from
+// PayKKa's JSON happens in one place, adapters/paykka/mapping.cc.
+
+#include <optional>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/crypto.h"
+#include "payorch/v1/payorch.pb.h"
+
+namespace payorch::paykka {
+
+// One merchant's PayKKa credentials and endpoint (from payorch's config file;
+// see merchant_config.h). Immutable once loaded; shared between threads.
+struct MerchantConfig {
+  std::string merchant_id;  // PayKKa merchant_id, sent in every body
+  std::string app_id;       // x-paykka-appid
+  RsaPrivateKey private_key;  // signs requests (never logged)
+  // PayKKa's platform public key: verifies response signatures when
+  // verify_response_signatures is set.
+  std::optional<RsaPublicKey> platform_public_key;
+  bool verify_response_signatures = false;
+  std::string client_key;  // returned to apps for the Drop-in
+  std::string base_url;    // scheme://host[:port], no trailing slash
+};
+
+// Which order Query Transaction should find.
+struct OrderLookup {
+  enum class Kind { kOrderId, kSessionId, kTransId };
+  Kind kind = Kind::kOrderId;
+  std::string value;
+};
+
+// Which session Query Session should find.
+struct SessionLookup {
+  enum class Kind { kSessionId, kTransId };
+  Kind kind = Kind::kSessionId;
+  std::string value;
+};
+
+template <typename T>
+using Callback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+
+// PayKKa's v3 operations payorch uses. Implementations are thread-safe; each
+// call returns at once and runs `done` exactly once, on an I/O thread (keep it
+// short). `deadline` bounds the whole call including retries.
+//
+// Errors (reasons from common/errors.h, metadata "psp_ret_code",
+// "psp_ret_msg", "psp_http_status" where known):
+// - NOT_FOUND ORDER_NOT_FOUND (PayKKa 206024) / SESSION_NOT_FOUND (206011).
+// - UNAVAILABLE PSP_OUTCOME_UNKNOWN: a mutating call (CreateSession,
+//   InitiateRecurring) whose request may have reached PayKKa without a
+//   definitive answer (timeout or reset after sending, HTTP 5xx, unparsable
+//   or wrongly signed response). Never returned by queries.
+// - UNAVAILABLE PSP_UNAVAILABLE: the request was certainly not processed
+//   (connection refused, DNS), or a query failed transiently.
+// - RESOURCE_EXHAUSTED PSP_RATE_LIMITED: HTTP 429 (not processed).
+// - INTERNAL PSP_AUTH_FAILED: PayKKa rejected payorch's credentials or
+//   signature (HTTP 401/403, ret_code 2060xx).
+// - FAILED_PRECONDITION PSP_REJECTED: PayKKa refused the request definitively
+//   (e.g. 010000 parameter error, duplicate trans_id, recurring rule codes).
+// - UNAVAILABLE PSP_BAD_RESPONSE: a query's response was unparsable or its
+//   signature did not verify.
+// - DEADLINE_EXCEEDED DEADLINE_EXCEEDED: the deadline passed before anything
+//   was sent.
+// A card decline is NOT an error: OK with Order.status FAILURE.
+class PaykkaClient {
+ public:
+  virtual ~PaykkaClient() = default;
+
+  // Create Session. The response has session_id, session_url, expire_time,
+  // status and the merchant's client_key.
+  virtual void CreateSession(const MerchantConfig& merchant,
+                             const v1::CreateCheckoutRequest& request,
+                             absl::Time deadline,
+                             Callback<v1::CreateCheckoutResponse> done) = 0;
+
+  // Query Session (by session_id or trans_id). Retried on transient errors.
+  virtual void QuerySession(const MerchantConfig& merchant,
+                            SessionLookup lookup, absl::Time deadline,
+                            Callback<v1::GetSessionStatusResponse> done) = 0;
+
+  // Query Transaction. Retried on transient errors.
+  virtual void QueryTransaction(const MerchantConfig& merchant,
+                                OrderLookup lookup, absl::Time deadline,
+                                Callback<v1::Order> done) = 0;
+
+  // Initiate Transaction for a merchant-initiated recurring charge (mit=true,
+  // token, shopper_reference, recurring_agreement_id).
+  virtual void InitiateRecurring(const MerchantConfig& merchant,
+                                 const v1::ChargeRecurringRequest& request,
+                                 absl::Time deadline,
+                                 Callback<v1::Order> done) = 0;
+};
+
+}  // namespace payorch::paykka
+
+#endif  // PAYORCH_ADAPTERS_PAYKKA_PAYKKA_CLIENT_H_

@@ -1,0 +1,158 @@
+#include "common/event_loop.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "absl/status/status.h"
+
+namespace payorch {
+namespace {
+
+// libevent must be told once, before any base exists, that bases are shared
+// between threads (event_active from Post() callers).
+void InitLibeventThreads() {
+  static std::once_flag once;
+  std::call_once(once, [] { evthread_use_pthreads(); });
+}
+
+struct TimerState {
+  event* ev = nullptr;
+  absl::AnyInvocable<void()> fn;
+};
+
+void OnTimer(int, short, void* arg) {
+  auto* state = static_cast<TimerState*>(arg);
+  absl::AnyInvocable<void()> fn = std::move(state->fn);
+  event_free(state->ev);
+  delete state;
+  fn();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Start(std::string name) {
+  InitLibeventThreads();
+  std::unique_ptr<EventLoop> loop(new EventLoop());
+  loop->base_ = event_base_new();
+  if (loop->base_ == nullptr) return absl::InternalError("event_base_new failed");
+  loop->wake_ = event_new(loop->base_, -1, EV_PERSIST, &EventLoop::OnWake, loop.get());
+  if (loop->wake_ == nullptr) return absl::InternalError("event_new failed");
+  EventLoop* self = loop.get();
+  std::mutex started_mu;
+  std::condition_variable started_cv;
+  bool started = false;
+  loop->thread_ = std::thread([self, name, &started_mu, &started_cv, &started] {
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    self->thread_id_ = std::this_thread::get_id();
+    {
+      std::lock_guard<std::mutex> lock(started_mu);
+      started = true;
+    }
+    started_cv.notify_one();
+    event_base_loop(self->base_, EVLOOP_NO_EXIT_ON_EMPTY);
+  });
+  std::unique_lock<std::mutex> lock(started_mu);
+  started_cv.wait(lock, [&] { return started; });
+  return loop;
+}
+
+EventLoop::~EventLoop() {
+  Stop();
+  if (wake_ != nullptr) event_free(wake_);
+  if (base_ != nullptr) event_base_free(base_);
+}
+
+void EventLoop::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (base_ != nullptr) event_base_loopbreak(base_);
+  if (thread_.joinable()) thread_.join();
+  absl::MutexLock lock(&mu_);
+  queue_.clear();
+}
+
+bool EventLoop::InLoopThread() const { return std::this_thread::get_id() == thread_id_; }
+
+void EventLoop::Post(absl::AnyInvocable<void()> fn) {
+  bool wake = false;
+  {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(fn));
+    if (!wake_pending_) {
+      wake_pending_ = true;
+      wake = true;
+    }
+  }
+  if (wake) event_active(wake_, EV_READ, 0);
+}
+
+void EventLoop::RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn) {
+  Post([this, delay, fn = std::move(fn)]() mutable {
+    auto* state = new TimerState;
+    state->fn = std::move(fn);
+    state->ev = evtimer_new(base_, &OnTimer, state);
+    timeval tv = absl::ToTimeval(std::max(delay, absl::ZeroDuration()));
+    evtimer_add(state->ev, &tv);
+  });
+}
+
+void EventLoop::OnWake(int, short, void* arg) { static_cast<EventLoop*>(arg)->Drain(); }
+
+void EventLoop::Drain() {
+  std::deque<absl::AnyInvocable<void()>> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    batch.swap(queue_);
+    wake_pending_ = false;
+  }
+  for (auto& fn : batch) fn();
+}
+
+WorkerPool::WorkerPool(int threads) {
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this, i] {
+      std::string name = "payorch-cpu-" + std::to_string(i);
+      pthread_setname_np(pthread_self(), name.c_str());
+      Run();
+    });
+  }
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  for (auto& t : threads_) t.join();
+}
+
+void WorkerPool::Submit(absl::AnyInvocable<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(fn));
+}
+
+void WorkerPool::Run() {
+  for (;;) {
+    absl::AnyInvocable<void()> fn;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &WorkerPool::HasWorkOrStopping));
+      if (queue_.empty()) return;  // stopping and drained
+      fn = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    fn();
+  }
+}
+
+const Clock& RealClock::Get() {
+  static const RealClock* clock = new RealClock();
+  return *clock;
+}
+
+}  // namespace payorch

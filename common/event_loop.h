@@ -1,0 +1,126 @@
+#ifndef PAYORCH_COMMON_EVENT_LOOP_H_
+#define PAYORCH_COMMON_EVENT_LOOP_H_
+
+// payorch's threading model (see service/README.md):
+// - gRPC's callback API hands requests in on gRPC's own small thread pool;
+//   handlers never block: they start asynchronous work and return.
+// - One EventLoop thread drives every socket payorch opens itself: libcurl's
+//   multi interface (PayKKa) and hiredis's async API (Redis), both on libevent.
+//   Completion callbacks run on this thread; they must be short.
+// - A small WorkerPool runs CPU work (RSA signing, ~1 ms) off the loop.
+// So the number of threads is fixed, whatever the number of calls in flight.
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+struct event_base;
+struct event;
+
+namespace payorch {
+
+// A libevent event_base run by one dedicated thread. Thread-safe: Post() and
+// RunAfter() may be called from any thread; base() must only be used on the
+// loop thread (or before Start()).
+class EventLoop {
+ public:
+  // Creates the base and starts its thread. kInternal if libevent fails.
+  static absl::StatusOr<std::unique_ptr<EventLoop>> Start(std::string name);
+  // Stops the loop and joins the thread. Closures still queued are destroyed
+  // without running.
+  ~EventLoop();
+
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  event_base* base() const { return base_; }
+  // Runs `fn` on the loop thread, soon. FIFO among Post() calls.
+  void Post(absl::AnyInvocable<void()> fn);
+  // Runs `fn` on the loop thread after `delay`.
+  void RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn);
+  bool InLoopThread() const;
+  // Stops the loop and joins the thread (idempotent; not from the loop thread).
+  void Stop();
+
+ private:
+  EventLoop() = default;
+  static void OnWake(int fd, short what, void* arg);
+  void Drain();
+
+  event_base* base_ = nullptr;
+  event* wake_ = nullptr;
+  std::thread thread_;
+  std::thread::id thread_id_;
+  absl::Mutex mu_;
+  std::deque<absl::AnyInvocable<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ = false;
+};
+
+// A fixed pool of threads for CPU-bound work. Thread-safe.
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads);
+  // Runs queued work to completion, then joins.
+  ~WorkerPool();
+  void Submit(absl::AnyInvocable<void()> fn);
+  int size() const { return static_cast<int>(threads_.size()); }
+
+ private:
+  void Run();
+  bool HasWorkOrStopping() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !queue_.empty();
+  }
+  mutable absl::Mutex mu_;
+  std::deque<absl::AnyInvocable<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+// Time source, injectable so logic tests never read the real clock.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual absl::Time Now() const = 0;
+};
+
+// The system clock.
+class RealClock : public Clock {
+ public:
+  absl::Time Now() const override { return absl::Now(); }
+  static const Clock& Get();
+};
+
+// A clock tests move by hand. Thread-safe.
+class FakeClock : public Clock {
+ public:
+  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1767225600))
+      : now_(start) {}
+  absl::Time Now() const override {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+  }
+  void Set(absl::Time t) {
+    absl::MutexLock lock(&mu_);
+    now_ = t;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace payorch
+
+#endif  // PAYORCH_COMMON_EVENT_LOOP_H_
