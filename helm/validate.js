@@ -1,0 +1,333 @@
+#!/usr/bin/env node
+// Offline checks on manifests rendered by `helm template` (used by helm/test.sh).
+//
+//   node validate.js schema <rendered.yaml>            validate every document against the
+//                                                       Kubernetes OpenAPI schemas (kubernetes-models@4)
+//   node validate.js assert <name> <rendered.yaml> [arg...]   run one named property check below
+//   node validate.js values-doc <values.yaml> <README.md>      every value documented and listed
+//
+// Needs `kubernetes-models` (4.x: 5.x needs Node 22) and `yaml` on NODE_PATH. Prints one line per
+// problem and exits 1 if there is any. kubernetes-models does not flag unknown fields, hence the
+// explicit property checks.
+'use strict';
+const fs = require('fs');
+const YAML = require('yaml');
+
+function loadDocs(file) {
+  const docs = YAML.parseAllDocuments(fs.readFileSync(file, 'utf8'));
+  const out = [];
+  for (const d of docs) {
+    if (d.errors.length) throw new Error(`${file}: YAML error: ${d.errors[0].message}`);
+    const obj = d.toJSON();
+    if (obj !== null && obj !== undefined) out.push(obj);
+  }
+  return out;
+}
+
+const problems = [];
+function expect(cond, msg) { if (!cond) problems.push(msg); }
+const byKind = (docs, kind) => docs.filter((d) => d.kind === kind);
+function one(docs, kind) {
+  const found = byKind(docs, kind);
+  if (found.length !== 1) throw new Error(`expected exactly one ${kind}, found ${found.length}`);
+  return found[0];
+}
+const podSpec = (docs) => one(docs, 'Deployment').spec.template.spec;
+const container = (docs) => podSpec(docs).containers.find((c) => c.name === 'payorchd');
+const arg = (c, flag) => {
+  const a = (c.args || []).find((x) => x.startsWith(`--${flag}=`));
+  return a === undefined ? undefined : a.slice(flag.length + 3);
+};
+const seconds = (d) => {
+  const m = /^(\d+)s$/.exec(d || '');
+  return m ? Number(m[1]) : NaN;
+};
+
+// Minimal structural checks for CRDs that kubernetes-models does not ship.
+const crdChecks = {
+  'monitoring.coreos.com/v1/ServiceMonitor': (o) => {
+    const eps = (o.spec && o.spec.endpoints) || [];
+    expect(eps.length > 0, 'ServiceMonitor: no endpoints');
+    for (const e of eps) expect(typeof e.port === 'string' && e.port, 'ServiceMonitor: endpoint without a named port');
+    expect(o.spec && o.spec.selector && o.spec.selector.matchLabels, 'ServiceMonitor: no selector.matchLabels');
+  },
+};
+
+function schema(file) {
+  const docs = loadDocs(file);
+  expect(docs.length > 0, `${file}: no documents`);
+  for (const o of docs) {
+    const id = `${o.apiVersion}/${o.kind} ${o.metadata && o.metadata.name}`;
+    expect(o.metadata && o.metadata.name, `${id}: no metadata.name`);
+    const key = `${o.apiVersion}/${o.kind}`;
+    if (crdChecks[key]) { crdChecks[key](o); continue; }
+    let Model;
+    try {
+      Model = require(`kubernetes-models/${o.apiVersion}`)[o.kind];
+    } catch (e) {
+      Model = undefined;
+    }
+    if (!Model) { problems.push(`${id}: unknown apiVersion/kind (no schema)`); continue; }
+    try {
+      new Model(o).validate();
+    } catch (e) {
+      problems.push(`${id}: ${e.message}`);
+    }
+  }
+  return docs.length;
+}
+
+const asserts = {
+  // Hardened pod and container security context; no service account token.
+  securityContext(docs) {
+    const ps = podSpec(docs);
+    const psc = ps.securityContext || {};
+    expect(psc.runAsNonRoot === true, 'pod runAsNonRoot is not true');
+    expect(psc.runAsUser === 65532, 'pod runAsUser is not 65532');
+    expect(psc.seccompProfile && psc.seccompProfile.type === 'RuntimeDefault', 'pod seccompProfile is not RuntimeDefault');
+    expect(ps.automountServiceAccountToken === false, 'pod automountServiceAccountToken is not false');
+    for (const c of ps.containers.concat(ps.initContainers || [])) {
+      const sc = c.securityContext || {};
+      expect(sc.runAsNonRoot === true, `${c.name}: runAsNonRoot is not true`);
+      expect(sc.runAsUser === 65532, `${c.name}: runAsUser is not 65532`);
+      expect(sc.readOnlyRootFilesystem === true, `${c.name}: readOnlyRootFilesystem is not true`);
+      expect(sc.allowPrivilegeEscalation === false, `${c.name}: allowPrivilegeEscalation is not false`);
+      expect(sc.privileged !== true, `${c.name}: privileged`);
+      expect(sc.capabilities && JSON.stringify(sc.capabilities.drop) === '["ALL"]', `${c.name}: capabilities.drop is not [ALL]`);
+      expect(!(sc.capabilities && sc.capabilities.add && sc.capabilities.add.length), `${c.name}: adds capabilities`);
+      expect(sc.seccompProfile && sc.seccompProfile.type === 'RuntimeDefault', `${c.name}: seccompProfile is not RuntimeDefault`);
+      expect(c.resources && c.resources.requests && c.resources.limits && c.resources.limits.memory,
+        `${c.name}: resources requests/limits missing`);
+    }
+    const sas = byKind(docs, 'ServiceAccount');
+    for (const sa of sas) expect(sa.automountServiceAccountToken === false, 'ServiceAccount automountServiceAccountToken is not false');
+    const tmp = (container(docs).volumeMounts || []).find((m) => m.mountPath === '/tmp');
+    expect(tmp, 'no writable /tmp mount for the read-only root filesystem');
+  },
+
+  // Readiness is a native gRPC probe on the gRPC port; liveness/startup are HTTP /healthz unless
+  // the optional arg "grpc-liveness" asks for a gRPC liveness probe.
+  probes(docs, mode) {
+    const c = container(docs);
+    const grpcPort = c.ports.find((p) => p.name === 'grpc').containerPort;
+    expect(c.readinessProbe && c.readinessProbe.grpc && c.readinessProbe.grpc.port === grpcPort,
+      'readinessProbe is not a gRPC probe on the grpc port');
+    expect(arg(c, 'grpc_listen') === `0.0.0.0:${grpcPort}`, '--grpc_listen does not match the grpc containerPort');
+    if (mode === 'grpc-liveness') {
+      expect(c.livenessProbe && c.livenessProbe.grpc && c.livenessProbe.grpc.port === grpcPort,
+        'livenessProbe is not a gRPC probe');
+    } else {
+      expect(c.livenessProbe && c.livenessProbe.httpGet && c.livenessProbe.httpGet.path === '/healthz' &&
+        c.livenessProbe.httpGet.port === 'http', 'livenessProbe is not HTTP /healthz');
+    }
+    expect(c.startupProbe && c.startupProbe.httpGet && c.startupProbe.httpGet.path === '/healthz',
+      'startupProbe is not HTTP /healthz');
+  },
+
+  // SIGTERM handling: preStop sleep, then drain, all inside the termination grace period.
+  drain(docs) {
+    const ps = podSpec(docs);
+    const c = container(docs);
+    const drain = seconds(arg(c, 'drain_grace'));
+    const pre = c.lifecycle && c.lifecycle.preStop && c.lifecycle.preStop.exec;
+    expect(pre && pre.command[0] === '/bin/sleep', 'no preStop sleep');
+    const sleep = pre ? Number(pre.command[1]) : 0;
+    expect(Number.isFinite(drain), '--drain_grace missing');
+    expect(ps.terminationGracePeriodSeconds > drain + sleep,
+      `terminationGracePeriodSeconds ${ps.terminationGracePeriodSeconds} <= drain ${drain} + preStop ${sleep}`);
+  },
+
+  // merchants.json in the ConfigMap is valid JSON in payorchd's shape, with key file paths only,
+  // and nothing secret-looking appears in any ConfigMap. The chart renders no Secret at all.
+  configMap(docs, expectMerchants) {
+    expect(byKind(docs, 'Secret').length === 0, 'the chart rendered a Secret');
+    for (const cm of byKind(docs, 'ConfigMap')) {
+      const text = JSON.stringify(cm.data || {});
+      expect(!/BEGIN [A-Z ]*(PRIVATE|PUBLIC) KEY|PRIVATE KEY|password|passwd|secret_key/i.test(text),
+        `ConfigMap ${cm.metadata.name} contains secret-looking data`);
+    }
+    const cm = one(docs, 'ConfigMap');
+    let cfg;
+    try { cfg = JSON.parse(cm.data['merchants.json']); } catch (e) { problems.push(`merchants.json is not JSON: ${e.message}`); return; }
+    expect(Array.isArray(cfg.merchants), 'merchants.json has no merchants array');
+    const n = Number(expectMerchants || 0);
+    expect(cfg.merchants.length === n, `merchants.json has ${cfg.merchants.length} merchants, expected ${n}`);
+    const allowed = ['merchant_id', 'app_id', 'private_key_file', 'paykka_public_key_file',
+      'verify_response_signatures', 'client_key', 'base_url'];
+    for (const m of cfg.merchants) {
+      for (const k of Object.keys(m)) expect(allowed.includes(k), `merchants.json: unexpected field ${k}`);
+      for (const k of allowed) expect(k in m, `merchants.json: ${m.merchant_id} lacks ${k}`);
+      expect(typeof m.verify_response_signatures === 'boolean', `${m.merchant_id}: verify_response_signatures is not a boolean`);
+      expect(/^(sandbox|production|production-eu|https?:\/\/.+)$/.test(m.base_url), `${m.merchant_id}: bad base_url ${m.base_url}`);
+    }
+    const c = container(docs);
+    const mount = (c.volumeMounts || []).find((v) => v.name === 'config');
+    expect(mount && `${mount.mountPath}/merchants.json` === arg(c, 'merchants_config'),
+      '--merchants_config does not point at the mounted ConfigMap');
+  },
+
+  // Every merchant key file path in merchants.json is a file projected from the named Secret
+  // (arg: default Secret name), mounted read-only; no key material comes from env.
+  secretVolume(docs, secretName) {
+    const ps = podSpec(docs);
+    const c = container(docs);
+    const cfg = JSON.parse(one(docs, 'ConfigMap').data['merchants.json']);
+    const vol = ps.volumes.find((v) => v.name === 'merchant-keys');
+    if (!cfg.merchants.length) { expect(!vol, 'merchant-keys volume rendered without merchants'); return; }
+    expect(vol && vol.projected && vol.projected.sources, 'no projected merchant-keys volume');
+    if (!vol) return;
+    const mount = c.volumeMounts.find((m) => m.name === 'merchant-keys');
+    expect(mount && mount.readOnly === true, 'merchant-keys is not mounted read-only');
+    const files = {};
+    for (const src of vol.projected.sources) {
+      expect(src.secret && src.secret.name, 'projected source is not a Secret');
+      for (const it of src.secret.items) files[`${mount.mountPath}/${it.path}`] = { secret: src.secret.name, key: it.key };
+    }
+    expect(Object.values(files).some((f) => f.secret === secretName), `no key comes from Secret ${secretName}`);
+    for (const m of cfg.merchants) {
+      for (const [field, base] of [['private_key_file', 'private_key.pem'], ['paykka_public_key_file', 'paykka_public.pem']]) {
+        const f = files[m[field]];
+        expect(f, `${m.merchant_id}: ${m[field]} is not projected from a Secret`);
+        if (f) expect(f.key === `${m.merchant_id}.${base}`, `${m.merchant_id}: ${m[field]} comes from key ${f.key}`);
+      }
+    }
+    for (const e of c.env || []) {
+      expect(!/KEY|PEM/i.test(e.name) || e.name === 'PAYORCH_REDIS_PASSWORD', `suspicious env ${e.name}`);
+      expect(!(e.name === 'PAYORCH_REDIS_PASSWORD' && 'value' in e), 'Redis password given as a literal value');
+    }
+  },
+
+  // Labels and selectors line up; Service ports map to named container ports; config checksum set.
+  wiring(docs) {
+    const dep = one(docs, 'Deployment');
+    const podLabels = dep.spec.template.metadata.labels;
+    const sel = dep.spec.selector.matchLabels;
+    const matches = (s) => Object.entries(s).every(([k, v]) => podLabels[k] === v);
+    expect(matches(sel), 'Deployment selector does not match pod labels');
+    for (const svc of byKind(docs, 'Service')) {
+      expect(matches(svc.spec.selector), `Service ${svc.metadata.name} selector does not match pod labels`);
+      for (const p of svc.spec.ports) {
+        expect(container(docs).ports.some((cp) => cp.name === p.targetPort || cp.containerPort === p.targetPort ||
+          (p.targetPort === undefined && cp.containerPort === p.port)), `Service ${svc.metadata.name} port ${p.name} has no container port`);
+      }
+    }
+    const main = byKind(docs, 'Service').find((s) => s.spec.clusterIP !== 'None');
+    expect(main && main.spec.ports.some((p) => p.name === 'grpc') && main.spec.ports.some((p) => p.name === 'http'),
+      'main Service lacks grpc or http port');
+    expect(/^[a-f0-9]{64}$/.test((dep.spec.template.metadata.annotations || {})['checksum/config'] || ''),
+      'no checksum/config annotation');
+    const tsc = dep.spec.template.spec.topologySpreadConstraints || [];
+    expect(tsc.length > 0 && tsc.every((t) => matches(t.labelSelector.matchLabels)), 'topologySpreadConstraints missing or not matching');
+    for (const pdb of byKind(docs, 'PodDisruptionBudget')) expect(matches(pdb.spec.selector.matchLabels), 'PDB selector does not match');
+  },
+
+  // Deployment replica count (arg: number, or "hpa" meaning no replicas field and an HPA present).
+  replicas(docs, want) {
+    const dep = one(docs, 'Deployment');
+    if (want === 'hpa') {
+      expect(dep.spec.replicas === undefined, 'Deployment sets replicas while an HPA owns them');
+      const hpa = one(docs, 'HorizontalPodAutoscaler');
+      expect(hpa.apiVersion === 'autoscaling/v2', 'HPA is not autoscaling/v2');
+      expect(hpa.spec.scaleTargetRef.name === dep.metadata.name, 'HPA does not target the Deployment');
+      expect(hpa.spec.minReplicas <= hpa.spec.maxReplicas, 'HPA min > max');
+      expect((hpa.spec.metrics || []).length > 0, 'HPA has no metrics');
+    } else {
+      expect(dep.spec.replicas === Number(want), `replicas ${dep.spec.replicas}, expected ${want}`);
+      expect(byKind(docs, 'HorizontalPodAutoscaler').length === 0, 'HPA rendered although disabled');
+    }
+    expect(byKind(docs, 'PodDisruptionBudget').length === 1, 'no PodDisruptionBudget');
+  },
+
+  // ServiceMonitor scrapes /metrics on a port the main Service really has.
+  serviceMonitor(docs) {
+    const sm = one(docs, 'ServiceMonitor');
+    const svc = byKind(docs, 'Service').find((s) => s.spec.clusterIP !== 'None');
+    for (const e of sm.spec.endpoints) {
+      expect(svc.spec.ports.some((p) => p.name === e.port), `ServiceMonitor port ${e.port} not on the Service`);
+      expect(e.path === '/metrics', 'ServiceMonitor path is not /metrics');
+    }
+    const matches = Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => svc.metadata.labels[k] === v);
+    expect(matches, 'ServiceMonitor selector does not match the Service labels');
+  },
+
+  // NetworkPolicy: both directions restricted; ingress only on grpc/http ports; egress only DNS,
+  // Redis (arg: redis port) and PayKKa CIDRs on 443; no rule without peers (= allow all).
+  networkPolicy(docs, redisPort) {
+    const np = one(docs, 'NetworkPolicy');
+    expect(JSON.stringify(np.spec.policyTypes) === '["Ingress","Egress"]', 'policyTypes is not [Ingress, Egress]');
+    for (const r of np.spec.ingress || []) {
+      expect(r.from && r.from.length, 'ingress rule without from (allows everyone)');
+      expect(r.ports && r.ports.every((p) => ['grpc', 'http'].includes(p.port)), 'ingress on a port other than grpc/http');
+    }
+    const eg = np.spec.egress || [];
+    for (const r of eg) {
+      expect(r.to && r.to.length, 'egress rule without to (allows everywhere)');
+      expect(r.ports && r.ports.length, 'egress rule without ports (allows every port)');
+      for (const t of r.to || []) expect(!(t.ipBlock && /^0\.0\.0\.0\/0$|^::\/0$/.test(t.ipBlock.cidr)), 'egress to 0.0.0.0/0');
+    }
+    const hasPort = (r, port, proto) => r.ports.some((p) => p.port === port && (p.protocol || 'TCP') === proto);
+    expect(eg.some((r) => hasPort(r, 53, 'UDP')), 'no DNS egress');
+    expect(eg.some((r) => hasPort(r, Number(redisPort || 6379), 'TCP')), 'no Redis egress');
+    const https = eg.filter((r) => hasPort(r, 443, 'TCP'));
+    expect(https.length === 1 && https[0].to.every((t) => t.ipBlock && t.ipBlock.cidr), 'PayKKa egress is not CIDR-only on 443');
+    expect(eg.length === 3, `expected exactly 3 egress rules (DNS, Redis, PayKKa), got ${eg.length}`);
+  },
+};
+
+// Every key in values.yaml is documented by a "# -- " comment (on itself or on the enclosing
+// block), and every documented key appears in the chart README's values table.
+function valuesDoc(valuesFile, readmeFile) {
+  const lines = fs.readFileSync(valuesFile, 'utf8').split('\n');
+  const documented = new Set();
+  const stack = [];
+  let pending = false;
+  for (const ln of lines) {
+    if (/^\s*# -- /.test(ln)) { pending = true; continue; }
+    if (/^\s*#/.test(ln) || !ln.trim()) continue;
+    const m = /^(\s*)([A-Za-z][A-Za-z0-9]*):/.exec(ln);
+    if (!m) continue;
+    const indent = m[1].length;
+    while (stack.length && stack[stack.length - 1][0] >= indent) stack.pop();
+    stack.push([indent, m[2]]);
+    if (pending) documented.add(stack.map((x) => x[1]).join('.'));
+    pending = false;
+  }
+  const values = YAML.parse(fs.readFileSync(valuesFile, 'utf8'));
+  const walk = (v, path) => {
+    if (documented.has(path)) return;
+    if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length) {
+      for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+    } else {
+      problems.push(`values.yaml: ${path} has no "# -- " description`);
+    }
+  };
+  walk(values, '');
+  const readme = fs.readFileSync(readmeFile, 'utf8');
+  for (const k of documented) expect(readme.includes(`\`${k}\``), `README does not list ${k}`);
+  if (!problems.length) console.log(`values: ${documented.size} documented keys, all in the README`);
+}
+
+function main() {
+  const [mode, ...rest] = process.argv.slice(2);
+  try {
+    if (mode === 'schema') {
+      let n = 0;
+      for (const f of rest) n += schema(f);
+      if (!problems.length) console.log(`schema: ${n} documents valid`);
+    } else if (mode === 'values-doc') {
+      valuesDoc(rest[0], rest[1]);
+    } else if (mode === 'assert' && asserts[rest[0]]) {
+      const [name, file, ...args] = rest;
+      asserts[name](loadDocs(file), ...args);
+    } else {
+      console.error(`usage: validate.js schema FILE... | values-doc VALUES README | assert {${Object.keys(asserts).join('|')}} FILE [ARG]`);
+      process.exit(2);
+    }
+  } catch (e) {
+    problems.push(e.message);
+  }
+  for (const p of problems) console.log(`  problem: ${p}`);
+  process.exit(problems.length ? 1 : 0);
+}
+
+main();

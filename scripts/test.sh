@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine, builds payorch with warnings as errors, checks
+# formatting, and runs every test: unit and integration tests (ctest starts its own
+# redis-server, paykka-sandbox and payorchd on free loopback ports), the Helm chart
+# checks, and the quick-start demo end to end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+./scripts/setup.sh
+
+echo "== build (warnings are errors)"
+BUILD_DIR=${BUILD_DIR:-build} BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} \
+  ./scripts/build.sh -DPAYORCH_WERROR=ON -DBUILD_TESTING=ON
+BUILD_DIR=${BUILD_DIR:-build}
+
+echo "== clang-format"
+mapfile -t sources < <(git ls-files '*.cc' '*.h')
+if ((${#sources[@]})); then
+  clang-format --dry-run -Werror "${sources[@]}"
+fi
+echo "clang-format: ${#sources[@]} files clean"
+
+echo "== ctest"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+(cd "$BUILD_DIR" && ctest --output-on-failure --timeout 300 -j"$(nproc)")
+
+echo "== helm chart"
+bash helm/test.sh
+
+echo "== quick start demo"
+PAYORCH_BUILD_DIR="$ROOT/$BUILD_DIR" ./scripts/quickstart.sh --demo-only --no-build
