@@ -1,0 +1,64 @@
+#ifndef PAYORCH_SANDBOX_SERVER_H_
+#define PAYORCH_SANDBOX_SERVER_H_
+
+// The sandbox's HTTP side: one libevent loop thread (evhttp, keep-alive)
+// owns every socket and all state; a small worker pool computes response
+// signatures (~1 ms of RSA each) so the loop stays responsive while
+// thousands of requests are held open by injected latency.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/crypto.h"
+#include "sandbox/faults.h"
+#include "sandbox/store.h"
+
+namespace payorch::sandbox {
+
+struct ServerOptions {
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 0;  // 0 picks a free port
+  size_t max_body_bytes = 1 << 20;
+  absl::Duration webhook_retry_initial = absl::Seconds(1);
+  int webhook_max_attempts = 8;
+  bool sign_responses = true;
+  // How long a "timeout after commit" request is held before the
+  // connection is closed.
+  absl::Duration max_hold = absl::Minutes(5);
+  int signing_threads = 2;
+};
+
+class Server {
+ public:
+  // Binds, starts the loop thread and serves. kInvalidArgument / kInternal
+  // on a bad address or a libevent failure.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(
+      ServerOptions options, StoreOptions store_options,
+      std::vector<Merchant> merchants, RsaPrivateKey platform_key,
+      FaultConfig faults);
+  // Stops serving; open requests are dropped.
+  ~Server();
+
+  int port() const;
+  // "127.0.0.1:<port>".
+  std::string address() const;
+
+  class Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses the merchants config (README): {"merchants":[{"merchant_id",
+// "app_id", "public_key_file" | "public_key", "client_key", "pci"}]}.
+// Relative key paths are resolved against `base_dir`.
+absl::StatusOr<std::vector<Merchant>> ParseMerchantsConfig(
+    const std::string& text, const std::string& base_dir);
+
+}  // namespace payorch::sandbox
+
+#endif  // PAYORCH_SANDBOX_SERVER_H_

@@ -1,0 +1,186 @@
+#ifndef PAYORCH_SANDBOX_STORE_H_
+#define PAYORCH_SANDBOX_STORE_H_
+
+// The sandbox's PayKKa state machine: merchants, sessions, orders, tokens and
+// recurring agreements, the virtual clock, and the "actually created"
+// counters. Pure logic, no I/O: the server hands in parsed, authenticated
+// request bodies and gets back an HTTP status and a JSON envelope. Not
+// thread-safe: owned by the server's loop thread.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/crypto.h"
+#include "nlohmann/json.hpp"
+
+namespace payorch::sandbox {
+
+using Json = nlohmann::json;
+
+struct Merchant {
+  std::string merchant_id;
+  std::string app_id;
+  std::string client_key;
+  RsaPublicKey public_key;
+  // Allows plain card numbers (payment.card_no) on Initiate Transaction.
+  bool pci = false;
+};
+
+enum class DuplicateTransIdMode { kReject, kReturnExisting };
+
+struct StoreOptions {
+  DuplicateTransIdMode duplicate_trans_id = DuplicateTransIdMode::kReject;
+  // expire_time when Create Session omits it.
+  absl::Duration default_session_ttl = absl::Minutes(30);
+  // Base for session_url / 3DS URLs, e.g. "http://127.0.0.1:8080".
+  std::string public_base_url;
+};
+
+// An HTTP status and the body to send as JSON.
+struct ApiResponse {
+  int http_status = 200;
+  Json body;
+};
+
+// A notification to POST when an order reaches a final state.
+struct WebhookEvent {
+  std::string app_id;
+  std::string url;
+  std::string order_id;
+  std::string notify_type;
+  Json body;
+};
+
+class Store {
+ public:
+  Store(StoreOptions options, std::vector<Merchant> merchants);
+
+  const Merchant* FindMerchantByAppId(const std::string& app_id) const;
+  const Merchant* FindMerchant(const std::string& merchant_id) const;
+  void set_public_base_url(std::string url) {
+    options_.public_base_url = std::move(url);
+  }
+
+  // The sandbox's virtual clock: real time plus an offset moved by tests.
+  absl::Time Now() const { return absl::Now() + clock_offset_; }
+  void AdvanceClock(absl::Duration d) { clock_offset_ += d; }
+  Json ClockJson() const;
+
+  // PayKKa v3 operations. `req` is the parsed body, already authenticated
+  // and known to carry a merchant_id of `merchant`.
+  ApiResponse CreateSession(const Merchant& merchant, const Json& req);
+  ApiResponse QuerySession(const Merchant& merchant, const Json& req);
+  ApiResponse QueryTransaction(const Merchant& merchant, const Json& req);
+  ApiResponse InitiateTransaction(const Merchant& merchant, const Json& req);
+  ApiResponse CancelAgreement(const Merchant& merchant, const Json& req);
+
+  // Control path (shopper simulation). Bodies are plain JSON; errors are
+  // {"error": "..."} with a 4xx status.
+  ApiResponse PaySession(const std::string& session_id, const Json& req);
+  ApiResponse CompleteOrder(const std::string& order_id, const Json& req);
+  ApiResponse SetTokenOutcome(const std::string& token, const Json& req);
+
+  // For the HTML checkout page: amount/currency/status, or nullopt.
+  std::optional<Json> SessionSummary(const std::string& session_id);
+
+  // Clears sessions, orders, tokens, agreements, counters and the clock
+  // offset; keeps merchants.
+  void Reset();
+
+  // Webhooks produced since the last call.
+  std::vector<WebhookEvent> TakeWebhookEvents();
+
+  const std::map<std::string, int64_t>& creates_by_trans_id() const {
+    return creates_by_trans_id_;
+  }
+  const std::map<std::string, int64_t>& charges_by_trans_id() const {
+    return charges_by_trans_id_;
+  }
+
+ private:
+  struct Card {
+    std::string bin, last4, brand;
+  };
+  struct Session {
+    std::string id, merchant_id, trans_id, payment_type, currency, session_mode,
+        return_url, notify_url, capture_method, authorisation_type;
+    int64_t amount = 0;
+    absl::Time expire_time;
+    bool store_payment_method = false;
+    std::string token_usage, shopper_reference;
+    std::string order_id;  // latest payment attempt, may be empty
+    bool completed = false;
+  };
+  struct Order {
+    std::string id, merchant_id, trans_id, session_id, status, payment_type,
+        currency, capture_method, authorisation_type, error_code,
+        error_description, token, agreement_id, shopper_reference, notify_url;
+    int64_t amount = 0;
+    std::optional<absl::Time> pay_finish_time;
+    std::optional<Card> card;
+    bool pending_3ds = false;
+    // When set, a SUCCESS/AUTHORIZED outcome stores the card (first
+    // recurring / card-on-file payment).
+    bool store_card = false;
+    std::string token_usage;
+  };
+  struct Outcome {
+    std::string status, error_code, error_description;
+  };
+  struct Agreement {
+    std::string id, merchant_id, token, shopper_reference, token_usage;
+    Card card;
+    bool active = true;
+  };
+  struct TokenOverride {
+    Outcome outcome;
+    int remaining = 1;  // < 0: forever
+  };
+
+  std::string NextId(const char* prefix);
+  Session* FindSessionFor(const std::string& merchant_id,
+                          const std::string& session_id);
+  std::string SessionStatus(const Session& s) const;
+  Json SessionJson(const Session& s) const;
+  Json OrderJson(const Order& o) const;
+  // Moves `o` to `out`; stores the card, completes the session and emits
+  // the webhook as appropriate.
+  void ApplyOutcome(Order& o, const Outcome& out);
+  Order& NewOrder();
+  static Card CardFromNumber(const std::string& card_no);
+  static Outcome OutcomeForTestCard(const std::string& card_no,
+                                    const std::string& capture_method);
+  bool TransIdTaken(const std::string& merchant_id,
+                    const std::string& trans_id) const;
+
+  StoreOptions options_;
+  std::vector<Merchant> merchants_;
+  absl::Duration clock_offset_ = absl::ZeroDuration();
+  uint64_t id_seq_ = 0;
+  std::map<std::string, Session> sessions_;
+  std::map<std::string, Order> orders_;
+  std::map<std::string, Agreement> agreements_;
+  std::map<std::string, std::string> agreement_by_token_;
+  std::map<std::string, TokenOverride> token_overrides_;
+  // (merchant_id, trans_id) -> session id / latest order id.
+  std::map<std::pair<std::string, std::string>, std::string>
+      session_by_trans_id_;
+  std::map<std::pair<std::string, std::string>, std::string> order_by_trans_id_;
+  std::map<std::string, int64_t> creates_by_trans_id_;
+  std::map<std::string, int64_t> charges_by_trans_id_;
+  std::vector<WebhookEvent> webhooks_;
+};
+
+// RFC 3339 in UTC with a "+00:00" offset, seconds precision.
+std::string FormatRfc3339(absl::Time t);
+// ISO-8601 with an offset: "+08:00", "+0800" or "Z"; fractional seconds ok.
+std::optional<absl::Time> ParseIsoTime(const std::string& text);
+
+}  // namespace payorch::sandbox
+
+#endif  // PAYORCH_SANDBOX_STORE_H_
