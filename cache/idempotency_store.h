@@ -67,8 +67,9 @@ class IdempotencyStore {
 
   // Stores the definitive outcome (kept `retention` from now) if `owner` still
   // holds the record. FAILED_PRECONDITION when another owner took over (this
-  // holder's lease expired): the caller must not answer from its own result
-  // as if it were stored.
+  // holder's lease expired): the successor's record stands. The caller may
+  // still answer its own caller with the result it got (the successor
+  // reconciles with PayKKa to the same object), but must not retry the write.
   virtual void Complete(const IdempotencyKey& key, const std::string& owner,
                         const std::string& outcome, absl::Duration retention,
                         absl::AnyInvocable<void(absl::Status) &&> done) = 0;

@@ -29,7 +29,7 @@ enum class Reason {
   kRequestInProgress,            // ABORTED + RetryInfo
   kOrderNotFound,                // NOT_FOUND
   kSessionNotFound,              // NOT_FOUND
-  kSessionExpired,               // FAILED_PRECONDITION
+  kSessionExpired,               // NOT_FOUND (expired unpaid: no order will come)
   kPspOutcomeUnknown,            // UNAVAILABLE + RetryInfo
   kPspUnavailable,               // UNAVAILABLE + RetryInfo
   kPspRateLimited,               // RESOURCE_EXHAUSTED + RetryInfo

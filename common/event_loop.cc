@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -68,12 +69,40 @@ EventLoop::~EventLoop() {
 }
 
 void EventLoop::Stop() {
-  if (stopped_) return;
-  stopped_ = true;
-  if (base_ != nullptr) event_base_loopbreak(base_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  // The loop thread breaks out itself (see Drain). event_base_loopbreak() from
+  // here would be lost if the thread had not yet entered event_base_loop(),
+  // which clears the break flag on entry; an active event is not.
+  if (wake_ != nullptr) event_active(wake_, EV_READ, 0);
   if (thread_.joinable()) thread_.join();
-  absl::MutexLock lock(&mu_);
-  queue_.clear();
+  std::deque<absl::AnyInvocable<void()>> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    dropped.swap(queue_);
+  }
+  dropped.clear();  // outside the lock: a closure's destructor may Post()
+  // Timers still pending own their closures; libevent will not free them.
+  if (base_ != nullptr) {
+    std::vector<TimerState*> timers;
+    event_base_foreach_event(
+        base_,
+        [](const event_base*, const event* ev, void* arg) {
+          if (event_get_callback(ev) == &OnTimer) {
+            static_cast<std::vector<TimerState*>*>(arg)->push_back(
+                static_cast<TimerState*>(event_get_callback_arg(ev)));
+          }
+          return 0;
+        },
+        &timers);
+    for (TimerState* state : timers) {
+      event_free(state->ev);
+      delete state;
+    }
+  }
 }
 
 bool EventLoop::InLoopThread() const { return std::this_thread::get_id() == thread_id_; }
@@ -105,10 +134,18 @@ void EventLoop::OnWake(int, short, void* arg) { static_cast<EventLoop*>(arg)->Dr
 
 void EventLoop::Drain() {
   std::deque<absl::AnyInvocable<void()>> batch;
+  bool stop = false;
   {
     absl::MutexLock lock(&mu_);
     batch.swap(queue_);
     wake_pending_ = false;
+    stop = stopped_;
+  }
+  if (stop) {
+    // Called from the loop thread, so it is not lost; `batch` is destroyed
+    // without running.
+    event_base_loopbreak(base_);
+    return;
   }
   for (auto& fn : batch) fn();
 }

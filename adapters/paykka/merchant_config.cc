@@ -1,0 +1,251 @@
+#include "adapters/paykka/merchant_config.h"
+
+#include <optional>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/crypto.h"
+#include "common/errors.h"
+
+namespace payorch::paykka {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kKnownKeys[] = {
+    "merchant_id",    "app_id",
+    "private_key_file", "paykka_public_key_file",
+    "verify_response_signatures", "client_key",
+    "base_url",
+};
+
+std::string Resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
+  return absl::StrCat(base_dir, "/", path);
+}
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+absl::StatusOr<std::string> RequiredString(const json& m, const char* key,
+                                           const std::string& who) {
+  auto it = m.find(key);
+  if (it == m.end() || !it->is_string() ||
+      it->get_ref<const std::string&>().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": \"", key, "\" must be a non-empty string"));
+  }
+  return it->get<std::string>();
+}
+
+absl::StatusOr<MerchantConfig> ParseMerchant(const json& m, size_t index,
+                                             const std::string& base_dir) {
+  std::string who = absl::StrCat("merchants[", index, "]");
+  if (!m.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(who, " is not an object"));
+  }
+  // Collected field by field: MerchantConfig holds an RsaPrivateKey, which
+  // has no empty state, so it is built at the end.
+  struct {
+    std::string merchant_id, app_id, client_key, base_url;
+    std::optional<RsaPublicKey> platform_public_key;
+    bool verify_response_signatures = false;
+  } config;
+  absl::StatusOr<std::string> id = RequiredString(m, "merchant_id", who);
+  if (!id.ok()) return id.status();
+  config.merchant_id = *id;
+  who = absl::StrCat("merchant ", config.merchant_id);
+  for (auto it = m.begin(); it != m.end(); ++it) {
+    bool known = false;
+    for (const char* k : kKnownKeys) known = known || it.key() == k;
+    if (!known) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(who, ": unknown key \"", it.key(), "\""));
+    }
+  }
+  absl::StatusOr<std::string> app_id = RequiredString(m, "app_id", who);
+  if (!app_id.ok()) return app_id.status();
+  config.app_id = *app_id;
+  absl::StatusOr<std::string> client_key = RequiredString(m, "client_key", who);
+  if (!client_key.ok()) return client_key.status();
+  config.client_key = *client_key;
+  absl::StatusOr<std::string> base = RequiredString(m, "base_url", who);
+  if (!base.ok()) return base.status();
+  absl::StatusOr<std::string> base_url = ResolveBaseUrl(*base);
+  if (!base_url.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": ", base_url.status().message()));
+  }
+  config.base_url = *base_url;
+
+  if (auto it = m.find("verify_response_signatures"); it != m.end()) {
+    if (!it->is_boolean()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          who, ": \"verify_response_signatures\" must be true or false"));
+    }
+    config.verify_response_signatures = it->get<bool>();
+  }
+
+  absl::StatusOr<std::string> key_file =
+      RequiredString(m, "private_key_file", who);
+  if (!key_file.ok()) return key_file.status();
+  const std::string key_path = Resolve(base_dir, *key_file);
+  absl::StatusOr<std::string> key_text = ReadFile(key_path);
+  if (!key_text.ok()) {
+    return absl::Status(key_text.status().code(),
+                        absl::StrCat(who, ": private_key_file: ",
+                                     key_text.status().message()));
+  }
+  absl::StatusOr<RsaPrivateKey> key = RsaPrivateKey::Parse(*key_text);
+  if (!key.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": private_key_file ", key_path,
+                     " does not hold an RSA private key (PKCS#8 PEM or "
+                     "Base64 expected)"));
+  }
+
+  if (auto it = m.find("paykka_public_key_file"); it != m.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          who, ": \"paykka_public_key_file\" must be a non-empty string"));
+    }
+    const std::string pub_path = Resolve(base_dir, it->get<std::string>());
+    absl::StatusOr<std::string> pub_text = ReadFile(pub_path);
+    if (!pub_text.ok()) {
+      return absl::Status(pub_text.status().code(),
+                          absl::StrCat(who, ": paykka_public_key_file: ",
+                                       pub_text.status().message()));
+    }
+    absl::StatusOr<RsaPublicKey> pub = RsaPublicKey::Parse(*pub_text);
+    if (!pub.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(who, ": paykka_public_key_file ", pub_path,
+                       " does not hold an RSA public key (PEM or Base64 "
+                       "SubjectPublicKeyInfo expected)"));
+    }
+    config.platform_public_key = *std::move(pub);
+  } else if (config.verify_response_signatures) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who,
+                     ": verify_response_signatures needs "
+                     "\"paykka_public_key_file\""));
+  }
+  return MerchantConfig{config.merchant_id,
+                        config.app_id,
+                        *std::move(key),
+                        std::move(config.platform_public_key),
+                        config.verify_response_signatures,
+                        config.client_key,
+                        config.base_url};
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ResolveBaseUrl(absl::string_view value) {
+  if (value == "sandbox") return std::string(kSandboxBaseUrl);
+  if (value == "production") return std::string(kProductionBaseUrl);
+  if (value == "production-eu") return std::string(kProductionEuBaseUrl);
+  if ((absl::StartsWith(value, "https://") && value.size() > 8) ||
+      (absl::StartsWith(value, "http://") && value.size() > 7)) {
+    absl::string_view url = value;
+    while (absl::ConsumeSuffix(&url, "/")) {
+    }
+    return std::string(url);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "base_url \"", value,
+      "\" is not sandbox, production, production-eu or an http(s) URL"));
+}
+
+absl::StatusOr<std::vector<MerchantConfig>> ParseMerchantConfigs(
+    absl::string_view json_text, const std::string& base_dir) {
+  json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object()) {
+    return absl::InvalidArgumentError("merchant config is not a JSON object");
+  }
+  auto merchants = root.find("merchants");
+  if (merchants == root.end() || !merchants->is_array()) {
+    return absl::InvalidArgumentError(
+        "merchant config needs a \"merchants\" array");
+  }
+  std::vector<MerchantConfig> out;
+  absl::flat_hash_set<std::string> seen;
+  for (size_t i = 0; i < merchants->size(); ++i) {
+    absl::StatusOr<MerchantConfig> m = ParseMerchant((*merchants)[i], i,
+                                                     base_dir);
+    if (!m.ok()) return m.status();
+    if (!seen.insert(m->merchant_id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("merchant ", m->merchant_id, " is configured twice"));
+    }
+    out.push_back(*std::move(m));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<MerchantConfig>> LoadMerchantConfigs(
+    const std::string& json_path) {
+  absl::StatusOr<std::string> text = ReadFile(json_path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::vector<MerchantConfig>> merchants =
+      ParseMerchantConfigs(*text, DirName(json_path));
+  if (!merchants.ok()) {
+    return absl::Status(merchants.status().code(),
+                        absl::StrCat(json_path, ": ",
+                                     merchants.status().message()));
+  }
+  return merchants;
+}
+
+absl::StatusOr<std::unique_ptr<MerchantRegistry>> MerchantRegistry::Load(
+    const std::string& json_path) {
+  absl::StatusOr<std::vector<MerchantConfig>> merchants =
+      LoadMerchantConfigs(json_path);
+  if (!merchants.ok()) return merchants.status();
+  return Create(*std::move(merchants));
+}
+
+absl::StatusOr<std::unique_ptr<MerchantRegistry>> MerchantRegistry::Create(
+    std::vector<MerchantConfig> merchants) {
+  std::unique_ptr<MerchantRegistry> registry(new MerchantRegistry());
+  for (MerchantConfig& m : merchants) {
+    std::string id = m.merchant_id;
+    auto [it, inserted] = registry->merchants_.emplace(
+        id, std::make_unique<MerchantConfig>(std::move(m)));
+    if (!inserted) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("merchant ", id, " is configured twice"));
+    }
+  }
+  return registry;
+}
+
+const MerchantConfig* MerchantRegistry::Find(
+    absl::string_view merchant_id) const {
+  auto it = merchants_.find(merchant_id);
+  return it == merchants_.end() ? nullptr : it->second.get();
+}
+
+absl::StatusOr<const MerchantConfig*> MerchantRegistry::Get(
+    absl::string_view merchant_id) const {
+  const MerchantConfig* m = Find(merchant_id);
+  if (m == nullptr) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     Reason::kMerchantNotConfigured,
+                     absl::StrCat("merchant ", merchant_id,
+                                  " is not configured in payorch"),
+                     {{"merchant_id", std::string(merchant_id)}});
+  }
+  return m;
+}
+
+}  // namespace payorch::paykka

@@ -1,0 +1,77 @@
+#ifndef PAYORCH_ADAPTERS_PAYKKA_MERCHANT_CONFIG_H_
+#define PAYORCH_ADAPTERS_PAYKKA_MERCHANT_CONFIG_H_
+
+// Loading merchants' PayKKa credentials. The file (JSON):
+//
+//   {"merchants": [{
+//      "merchant_id": "M1",                        // required, unique
+//      "app_id": "A1",                             // required (x-paykka-appid)
+//      "private_key_file": "/secrets/m1/private_key.pem",   // required
+//      "paykka_public_key_file": "/secrets/m1/paykka_public.pem",
+//                          // required when verify_response_signatures
+//      "verify_response_signatures": true,         // optional, default false
+//      "client_key": "ck_...",                     // required
+//      "base_url": "sandbox"   // "sandbox" | "production" | "production-eu"
+//                              // | any http(s)://host[:port] URL
+//   }]}
+//
+// Keys come from files only (PEM or bare Base64 PKCS#8 / SPKI); relative key
+// paths are resolved against the config file's directory. Errors name the
+// merchant and the file, never key contents. Unknown keys are errors (a
+// misspelt "verify_response_signature" must not silently turn checks off).
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "adapters/paykka/paykka_client.h"
+
+namespace payorch::paykka {
+
+inline constexpr absl::string_view kSandboxBaseUrl =
+    "https://openapi-sandbox.paykka.com";
+inline constexpr absl::string_view kProductionBaseUrl =
+    "https://openapi.paykka.com";
+inline constexpr absl::string_view kProductionEuBaseUrl =
+    "https://openapi.eu.paykka.com";
+
+// Reads and validates the file at `json_path`. kInvalidArgument for a
+// malformed file, a missing field, a duplicate merchant_id or an unusable
+// key; kNotFound / kPermissionDenied for unreadable files.
+absl::StatusOr<std::vector<MerchantConfig>> LoadMerchantConfigs(
+    const std::string& json_path);
+
+// The same from text; relative key paths are resolved against `base_dir`.
+absl::StatusOr<std::vector<MerchantConfig>> ParseMerchantConfigs(
+    absl::string_view json_text, const std::string& base_dir);
+
+// "sandbox" / "production" / "production-eu" or an http(s) URL (trailing
+// '/' removed). kInvalidArgument otherwise.
+absl::StatusOr<std::string> ResolveBaseUrl(absl::string_view value);
+
+// Merchants by merchant_id. Immutable after construction; thread-safe.
+class MerchantRegistry {
+ public:
+  static absl::StatusOr<std::unique_ptr<MerchantRegistry>> Load(
+      const std::string& json_path);
+  // kInvalidArgument on a duplicate merchant_id.
+  static absl::StatusOr<std::unique_ptr<MerchantRegistry>> Create(
+      std::vector<MerchantConfig> merchants);
+
+  // nullptr when not configured.
+  const MerchantConfig* Find(absl::string_view merchant_id) const;
+  // FAILED_PRECONDITION MERCHANT_NOT_CONFIGURED when not configured.
+  absl::StatusOr<const MerchantConfig*> Get(absl::string_view merchant_id) const;
+  size_t size() const { return merchants_.size(); }
+
+ private:
+  MerchantRegistry() = default;
+  absl::flat_hash_map<std::string, std::unique_ptr<MerchantConfig>> merchants_;
+};
+
+}  // namespace payorch::paykka
+
+#endif  // PAYORCH_ADAPTERS_PAYKKA_MERCHANT_CONFIG_H_

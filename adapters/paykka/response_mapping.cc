@@ -1,0 +1,269 @@
+#include "adapters/paykka/response_mapping.h"
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+
+namespace payorch::paykka {
+namespace {
+
+// What a definitive ret_code means for payorch.
+enum class Outcome {
+  kOrderNotFound,  // NOT_FOUND ORDER_NOT_FOUND
+  kSessionNotFound,  // NOT_FOUND SESSION_NOT_FOUND
+  kAuthFailed,  // INTERNAL PSP_AUTH_FAILED: our credentials or signature
+  kRejected,    // FAILED_PRECONDITION PSP_REJECTED
+  // Not definitive: PSP_OUTCOME_UNKNOWN for a mutating call,
+  // PSP_UNAVAILABLE for a query.
+  kTransient,
+};
+
+struct RetCodeRow {
+  absl::string_view ret_code;
+  Outcome outcome;
+};
+
+// ret_codes with a meaning of their own (paykka-api.md 8.1). Every other
+// non-"000000" code is a definitive refusal: PSP_REJECTED.
+constexpr RetCodeRow kRetCodes[] = {
+    {"206024", Outcome::kOrderNotFound},    // the order doesn't exist
+    {"206011", Outcome::kSessionNotFound},  // the session does not exist
+    {"206002", Outcome::kAuthFailed},       // signature not found
+    {"206003", Outcome::kAuthFailed},       // signature error
+    {"206004", Outcome::kAuthFailed},       // signature expired (clock skew)
+    {"206005", Outcome::kAuthFailed},       // merchant does not exist
+    {"206006", Outcome::kAuthFailed},  // merchant public key not configured
+    {"206007", Outcome::kAuthFailed},  // merchant status disabled
+    {"206008", Outcome::kAuthFailed},  // member status disabled
+    {"010000", Outcome::kRejected},    // invalid request / parameter error
+    // "system exception": PayKKa itself does not know what happened.
+    {"999999", Outcome::kTransient},
+};
+
+std::string Truncate(absl::string_view s) {
+  if (s.size() <= kMaxRetMsgBytes) return std::string(s);
+  return absl::StrCat(s.substr(0, kMaxRetMsgBytes), "...");
+}
+
+// A string or number field as text ("" when absent or another type).
+std::string TextField(const nlohmann::json& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number()) return it->dump();
+  return "";
+}
+
+absl::Status Transient(CallKind kind, absl::string_view what,
+                       const Metadata& md) {
+  if (kind == CallKind::kMutating) {
+    return MakeError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown,
+                     absl::StrCat(what, "; the request may have been "
+                                        "processed by PayKKa"),
+                     md);
+  }
+  return MakeError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable,
+                   what, md);
+}
+
+absl::Status Unreadable(CallKind kind, absl::string_view what,
+                        const Metadata& md) {
+  if (kind == CallKind::kMutating) {
+    return MakeError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown,
+                     absl::StrCat(what, "; the request may have been "
+                                        "processed by PayKKa"),
+                     md);
+  }
+  return MakeError(absl::StatusCode::kUnavailable, Reason::kPspBadResponse,
+                   what, md);
+}
+
+// Retry-After in seconds (the HTTP-date form is not used by API gateways in
+// practice and falls back to the default).
+absl::Duration RetryAfter(const HttpResponse& response) {
+  int64_t seconds = 0;
+  if (absl::SimpleAtoi(response.Header("retry-after"), &seconds) &&
+      seconds >= 0 && seconds <= 3600) {
+    return absl::Seconds(seconds);
+  }
+  return kDefaultRateLimitDelay;
+}
+
+}  // namespace
+
+// THE classification table. Rows are tried top to bottom; the first that
+// matches decides.
+//
+// | # | transport / HTTP / body                  | mutating call         | query                 |
+// |---|------------------------------------------|-----------------------|-----------------------|
+// | 1 | not sent, deadline passed                | DEADLINE_EXCEEDED     | DEADLINE_EXCEEDED     |
+// | 2 | not sent (refused, DNS, TLS)             | PSP_UNAVAILABLE       | PSP_UNAVAILABLE       |
+// | 3 | maybe sent (timeout/reset/EOF after send)| PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       |
+// | 4 | HTTP 429                                 | PSP_RATE_LIMITED + RetryInfo (Retry-After or 1 s)     |
+// | 5 | HTTP 5xx                                 | PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       |
+// | 6 | HTTP 401 / 403                           | PSP_AUTH_FAILED (INTERNAL)                    |
+// | 7 | signature missing or wrong               | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
+// | 8 | 2xx, body not a JSON object              | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
+// | 9 | 4xx, body not a JSON object              | PSP_REJECTED          | PSP_REJECTED          |
+// |10 | ret_code listed in kRetCodes             | as listed (999999 behaves like row 5)         |
+// |11 | 2xx, ret_code "000000" or absent         | OK                    | OK                    |
+// |12 | other ret_code                           | PSP_REJECTED (FAILED_PRECONDITION)            |
+// |13 | 4xx (400, 404, ...) with "000000"/none   | PSP_REJECTED          | PSP_REJECTED          |
+// |14 | anything else (1xx, 3xx)                 | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
+//
+// Codes: PSP_UNAVAILABLE / PSP_OUTCOME_UNKNOWN / PSP_BAD_RESPONSE are
+// UNAVAILABLE, PSP_RATE_LIMITED RESOURCE_EXHAUSTED, PSP_AUTH_FAILED INTERNAL,
+// PSP_REJECTED FAILED_PRECONDITION, *_NOT_FOUND NOT_FOUND.
+// Signature (row 7) is checked only for answers that would otherwise be
+// definitive (after rows 1-6): a forged "rejected" must not end a charge's
+// story.
+absl::StatusOr<Envelope> ClassifyResponse(
+    CallKind kind, const absl::StatusOr<HttpResponse>& result,
+    const absl::Status& signature) {
+  // Rows 1-3.
+  if (!result.ok()) {
+    const absl::Status& error = result.status();
+    if (SendStateOf(error) == SendState::kNotSent) {
+      if (error.code() == absl::StatusCode::kDeadlineExceeded) {
+        return MakeError(absl::StatusCode::kDeadlineExceeded,
+                         Reason::kDeadlineExceeded,
+                         absl::StrCat("PayKKa not reached before the "
+                                      "deadline: ",
+                                      error.message()));
+      }
+      return MakeError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable,
+                       absl::StrCat("PayKKa not reachable: ", error.message()));
+    }
+    return Transient(kind, absl::StrCat("no answer from PayKKa: ",
+                                        error.message()),
+                     {});
+  }
+  const HttpResponse& response = *result;
+  const int http = response.status;
+  Metadata md = {{"psp_http_status", absl::StrCat(http)}};
+
+  // Envelope fields, if the body is a JSON object (any HTTP status).
+  std::optional<nlohmann::json> body;
+  {
+    nlohmann::json parsed =
+        nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_object()) body = std::move(parsed);
+  }
+  std::string ret_code = body ? TextField(*body, "ret_code") : "";
+  std::string ret_msg = body ? Truncate(TextField(*body, "ret_msg")) : "";
+  if (!ret_code.empty()) {
+    md.emplace_back("psp_ret_code", ret_code);
+    md.emplace_back("psp_ret_msg", ret_msg);
+  }
+  const std::string described =
+      ret_code.empty() ? absl::StrCat("HTTP ", http)
+                       : absl::StrCat("HTTP ", http, ", ret_code ", ret_code,
+                                      " (", ret_msg, ")");
+
+  // Row 4.
+  if (http == 429) {
+    return WithRetryDelay(
+        MakeError(absl::StatusCode::kResourceExhausted,
+                  Reason::kPspRateLimited,
+                  absl::StrCat("PayKKa rate limit: ", described), md),
+        RetryAfter(response));
+  }
+  // Row 5.
+  if (http >= 500 && http <= 599) {
+    return Transient(kind, absl::StrCat("PayKKa server error: ", described),
+                     md);
+  }
+  // Row 6.
+  if (http == 401 || http == 403) {
+    return MakeError(absl::StatusCode::kInternal, Reason::kPspAuthFailed,
+                     absl::StrCat("PayKKa rejected payorch's credentials: ",
+                                  described),
+                     md);
+  }
+  // Row 7.
+  if (!signature.ok()) {
+    return Unreadable(kind,
+                      absl::StrCat("PayKKa response signature did not verify (",
+                                   described, ")"),
+                      md);
+  }
+  const bool is_2xx = http >= 200 && http <= 299;
+  const bool is_4xx = http >= 400 && http <= 499;
+  // Rows 8-9.
+  if (!body) {
+    if (is_4xx) {
+      return MakeError(absl::StatusCode::kFailedPrecondition,
+                       Reason::kPspRejected,
+                       absl::StrCat("PayKKa refused the request: ", described),
+                       md);
+    }
+    if (is_2xx) {
+      return Unreadable(
+          kind, absl::StrCat("PayKKa response is not a JSON object (HTTP ",
+                             http, ")"),
+          md);
+    }
+  }
+  // Row 10.
+  for (const RetCodeRow& row : kRetCodes) {
+    if (row.ret_code != ret_code) continue;
+    switch (row.outcome) {
+      case Outcome::kOrderNotFound:
+        return MakeError(absl::StatusCode::kNotFound, Reason::kOrderNotFound,
+                         absl::StrCat("PayKKa has no such order: ", described),
+                         md);
+      case Outcome::kSessionNotFound:
+        return MakeError(absl::StatusCode::kNotFound, Reason::kSessionNotFound,
+                         absl::StrCat("PayKKa has no such session: ",
+                                      described),
+                         md);
+      case Outcome::kAuthFailed:
+        return MakeError(absl::StatusCode::kInternal, Reason::kPspAuthFailed,
+                         absl::StrCat("PayKKa rejected payorch's "
+                                      "credentials: ",
+                                      described),
+                         md);
+      case Outcome::kRejected:
+        return MakeError(absl::StatusCode::kFailedPrecondition,
+                         Reason::kPspRejected,
+                         absl::StrCat("PayKKa refused the request: ",
+                                      described),
+                         md);
+      case Outcome::kTransient:
+        return Transient(kind, absl::StrCat("PayKKa system error: ", described),
+                         md);
+    }
+  }
+  const bool success_code = ret_code.empty() || ret_code == "000000";
+  // Row 11.
+  if (is_2xx && success_code && body) {
+    Envelope envelope;
+    envelope.http_status = http;
+    envelope.ret_code = ret_code;
+    envelope.ret_msg = ret_msg;
+    envelope.body = *std::move(body);
+    return envelope;
+  }
+  // Rows 12-13.
+  if (!success_code || is_4xx) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     Reason::kPspRejected,
+                     absl::StrCat("PayKKa refused the request: ", described),
+                     md);
+  }
+  // Row 14.
+  return Unreadable(kind, absl::StrCat("unexpected PayKKa answer: ", described),
+                    md);
+}
+
+absl::Status BadResponse(CallKind kind, absl::string_view why,
+                         int http_status) {
+  return Unreadable(kind, absl::StrCat("unusable PayKKa response: ", why),
+                    {{"psp_http_status", absl::StrCat(http_status)}});
+}
+
+}  // namespace payorch::paykka

@@ -1,0 +1,44 @@
+#ifndef PAYORCH_ADAPTERS_PAYKKA_SIGNER_H_
+#define PAYORCH_ADAPTERS_PAYKKA_SIGNER_H_
+
+// PayKKa v3 request signing and response verification (paykka-api.md 2).
+// Both run RSA: call them on the WorkerPool, never on the event loop thread.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "adapters/paykka/http_transport.h"
+#include "adapters/paykka/paykka_client.h"
+
+namespace payorch::paykka {
+
+inline constexpr absl::string_view kSignAlgorithm = "SHA256_WITH_RSA";
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+// The five x-paykka-* headers for `POST path` with exactly `body`:
+// x-paykka-appid, x-paykka-timestamp (ms since epoch of `now`),
+// x-paykka-nonce (RandomHex(16), fresh per call), x-paykka-sign-alg and
+// x-paykka-sign over PaykkaRequestStringToSign("POST", path, ts, nonce,
+// body). kInternal if signing fails (the message never holds key material).
+absl::StatusOr<HttpHeaders> SignPaykkaRequest(const MerchantConfig& merchant,
+                                              absl::string_view path,
+                                              absl::string_view body,
+                                              absl::Time now);
+
+// OK when the merchant does not verify response signatures, or when the
+// response's x-paykka-timestamp / x-paykka-nonce / x-paykka-sign verify with
+// the platform public key over PaykkaResponseStringToSign(ts, nonce, body).
+// kUnauthenticated when a header is missing or the signature is wrong;
+// kFailedPrecondition when verification is on but no platform key is set.
+absl::Status VerifyPaykkaResponse(const MerchantConfig& merchant,
+                                  const HttpResponse& response);
+
+}  // namespace payorch::paykka
+
+#endif  // PAYORCH_ADAPTERS_PAYKKA_SIGNER_H_

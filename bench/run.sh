@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# payorch benchmarks: ONE command that builds Release, starts redis-server,
+# paykka-sandbox and payorchd on loopback, runs every scenario of the
+# benchmark issue and writes bench/results/<date>.json and <date>.md.
+#
+#   bench/run.sh            # full run (about 6-8 min on 2 cores)
+#   bench/run.sh --quick    # shorter runs, smaller ramp (about 2-3 min)
+#
+# Options:
+#   --quick               short runs (4 s), ramp 1000 5000 10000
+#   --duration=SECONDS    length of each measured run (default 10, quick 4)
+#   --ramp="N1 N2 ..."    in-flight ramp for scenario (e) (default 1000 2500 5000 10000)
+#   --only=a,b,c,d,e      run only these scenarios
+#   --profile             also perf-record payorchd under CreateCheckout load
+#   --build-dir=DIR       build directory (default build-bench, Release)
+#   --no-build            use the binaries already in the build directory
+#
+# Everything listens on 127.0.0.1 only; every process started here is
+# recorded by PID and killed on exit (normal or not). Nothing else is touched.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="$ROOT/build-bench"
+QUICK=0
+DURATION=""
+RAMP=""
+ONLY="a,b,c,d,e"
+PROFILE=0
+BUILD=1
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    --duration=*) DURATION="${arg#*=}" ;;
+    --ramp=*) RAMP="${arg#*=}" ;;
+    --only=*) ONLY="${arg#*=}" ;;
+    --profile) PROFILE=1 ;;
+    --build-dir=*) BUILD_DIR="${arg#*=}" ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+if [[ $QUICK == 1 ]]; then
+  DURATION="${DURATION:-4}"; RAMP="${RAMP:-1000 5000 10000}"; RAMP_HOLD=6; REPS=1; WARMUP=0.5s
+else
+  DURATION="${DURATION:-10}"; RAMP="${RAMP:-1000 2500 5000 10000}"; RAMP_HOLD=10; REPS=2; WARMUP=1s
+fi
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+PY=/usr/bin/python3
+STAMP="$(date -u +%Y-%m-%dT%H%M%SZ)"
+RESULTS="$ROOT/bench/results"
+WORK="$(mktemp -d /tmp/payorch-bench.XXXXXX)"
+RUNS="$WORK/runs"
+mkdir -p "$RUNS" "$RESULTS"
+PIDS=()
+
+cleanup() {
+  local rc=$?
+  rm -f "$WORK/sampling"
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  if [[ $rc != 0 ]]; then
+    echo "run.sh: failed (rc=$rc); logs kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '\n== %s\n' "$*"; }
+
+# 10,000 upstream connections need file descriptors (payorchd and the
+# sandbox raise their own soft limit too).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_line FILE REGEX SECONDS: prints the first matching line.
+wait_line() {
+  local file=$1 re=$2 secs=$3
+  for _ in $(seq $((secs * 10))); do
+    if grep -qE "$re" "$file" 2>/dev/null; then grep -m1 -E "$re" "$file"; return 0; fi
+    sleep 0.1
+  done
+  echo "run.sh: timed out waiting for '$re' in $file" >&2
+  return 1
+}
+
+# ---------------------------------------------------------------- build
+BIN="$BUILD_DIR/bin"
+if [[ $BUILD == 1 ]]; then
+  log "building Release in $BUILD_DIR"
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+  cmake --build "$BUILD_DIR" -j2 --target payorchd paykka-sandbox payorch-loadgen paykka-direct
+fi
+for b in payorchd paykka-sandbox payorch-loadgen paykka-direct; do
+  [[ -x "$BIN/$b" ]] || { echo "run.sh: $BIN/$b missing" >&2; exit 1; }
+done
+LOADGEN="$BIN/payorch-loadgen"
+DIRECT="$BIN/paykka-direct"
+
+# ---------------------------------------------------------------- keys
+log "generating keys (openssl) in $WORK"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/merchant.pem" 2>/dev/null
+openssl pkey -in "$WORK/merchant.pem" -pubout -out "$WORK/merchant_pub.pem"
+chmod 600 "$WORK/merchant.pem"
+
+# ---------------------------------------------------------------- redis
+REDIS_PORT="$(free_port)"
+mkdir -p "$WORK/redis"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK/redis" --save '' \
+  --appendonly no --protected-mode yes --maxclients 10000 --logfile "$WORK/redis/redis.log" \
+  </dev/null >/dev/null 2>&1 &
+PIDS+=($!)
+REDIS_PID=$!
+for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$REDIS_PORT" ping >/dev/null
+
+# ---------------------------------------------------------------- sandbox
+cat >"$WORK/sandbox.json" <<EOF
+{"merchants":[{"merchant_id":"M100001","app_id":"APP100001","public_key_file":"$WORK/merchant_pub.pem","client_key":"ck_bench"}]}
+EOF
+"$BIN/paykka-sandbox" --listen=127.0.0.1:0 --config="$WORK/sandbox.json" \
+  --platform-public-key-out="$WORK/platform_pub.pem" \
+  </dev/null >"$WORK/sandbox.out" 2>"$WORK/sandbox.err" &
+PIDS+=($!)
+SANDBOX_PID=$!
+SB_PORT="$(wait_line "$WORK/sandbox.out" '^listening ' 20 | sed -E 's/.*:([0-9]+)$/\1/')"
+SB="http://127.0.0.1:$SB_PORT"
+for _ in $(seq 50); do [[ -s "$WORK/platform_pub.pem" ]] && break; sleep 0.1; done
+
+sb() {  # sb METHOD PATH [BODY]
+  curl -sS --max-time 10 -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "$SB$2"
+}
+sb_reset() { sb POST /sandbox/reset >/dev/null; }
+
+# ---------------------------------------------------------------- payorchd
+cat >"$WORK/merchants.json" <<EOF
+{"merchants":[{"merchant_id":"M100001","app_id":"APP100001","private_key_file":"$WORK/merchant.pem","paykka_public_key_file":"$WORK/platform_pub.pem","verify_response_signatures":true,"client_key":"ck_bench","base_url":"$SB"}]}
+EOF
+HELP="$("$BIN/payorchd" --helpfull 2>&1 || true)"
+PAYORCHD_ARGS=(--grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0
+  "--redis_url=redis://127.0.0.1:$REDIS_PORT" "--merchants_config=$WORK/merchants.json"
+  --lease=30s)
+# Optional flags, passed only when this payorchd has them.
+grep -q -- '-paykka_timeout' <<<"$HELP" && PAYORCHD_ARGS+=(--paykka_timeout=15s)
+grep -q -- '-log_level' <<<"$HELP" && PAYORCHD_ARGS+=(--log_level="${PAYORCH_BENCH_LOG_LEVEL:-warning}")
+"$BIN/payorchd" "${PAYORCHD_ARGS[@]}" </dev/null >"$WORK/payorchd.out" 2>"$WORK/payorchd.err" &
+PIDS+=($!)
+PAYORCHD_PID=$!
+GRPC_ADDR="$(wait_line "$WORK/payorchd.out" '^listening grpc ' 30 | awk '{print $3}')"
+echo "redis 127.0.0.1:$REDIS_PORT (pid $REDIS_PID), sandbox $SB (pid $SANDBOX_PID), payorchd grpc $GRPC_ADDR (pid $PAYORCHD_PID)"
+echo "payorchd ${PAYORCHD_ARGS[*]}"
+
+proc_field() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+IDLE_THREADS="$(proc_field "$PAYORCHD_PID" Threads)"
+IDLE_RSS_KB="$(proc_field "$PAYORCHD_PID" VmRSS)"
+
+RUN_ID="r$(date +%s)"
+COMMON_LG=(--target="$GRPC_ADDR" --warmup="$WARMUP" --count=2000000)
+COMMON_DI=(--merchants_config="$WORK/merchants.json" --warmup="$WARMUP" --count=2000000 --threads=2)
+
+# json_get FILE EXPR: a value from a result file.
+json_get() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+PEAK_CONC=32
+
+# ---------------------------------------------------------------- (a) create
+if want a; then
+  log "(a) CreateCheckout (fresh trans_ids) vs direct Create Session: peak, closed loop, concurrency $PEAK_CONC"
+  sb_reset
+  for rep in $(seq "$REPS"); do
+    "$DIRECT" "${COMMON_DI[@]}" --op=create --concurrency=$PEAK_CONC --duration="${DURATION}s" \
+      --prefix="$RUN_ID-da$rep" --label="a.direct.peak.$rep" --out="$RUNS/a.direct.peak.$rep.json"
+    "$LOADGEN" "${COMMON_LG[@]}" --op=create --concurrency=$PEAK_CONC --duration="${DURATION}s" \
+      --prefix="$RUN_ID-pa$rep" --label="a.payorch.peak.$rep" --out="$RUNS/a.payorch.peak.$rep.json"
+    sb_reset
+  done
+  # Half of peak load: half the better of the two peaks (the baseline's, as a
+  # rule), the same fixed arrival rate for both, open loop.
+  PEAK="$("$PY" - "$RUNS" <<'EOF'
+import glob, json, sys
+best = lambda k: max(json.load(open(f))["throughput_rps"] for f in glob.glob(f"{sys.argv[1]}/a.{k}.peak.*.json"))
+print(int(max(best("direct"), best("payorch"))))
+EOF
+)"
+  HALF=$((PEAK / 2))
+  log "(a) added latency at half of peak load: open loop at $HALF/s (peak $PEAK/s)"
+  for rep in $(seq "$REPS"); do
+    "$DIRECT" "${COMMON_DI[@]}" --op=create --mode=open --rate=$HALF --duration="${DURATION}s" \
+      --prefix="$RUN_ID-dh$rep" --label="a.direct.half.$rep" --out="$RUNS/a.direct.half.$rep.json"
+    "$LOADGEN" "${COMMON_LG[@]}" --op=create --mode=open --rate=$HALF --duration="${DURATION}s" \
+      --prefix="$RUN_ID-ph$rep" --label="a.payorch.half.$rep" --out="$RUNS/a.payorch.half.$rep.json"
+    sb_reset
+  done
+fi
+
+# ---------------------------------------------------------------- (b) replay
+if want b; then
+  log "(b) replay of completed trans_ids (served from Redis)"
+  REPLAY_IDS=2000
+  "$LOADGEN" "${COMMON_LG[@]}" --op=create --concurrency=64 --count=$REPLAY_IDS --warmup=0s \
+    --duration=120s --prefix="$RUN_ID-replay" --label="b.seed" --out="$RUNS/b.seed.json"
+  for conc in 64 256; do
+    "$LOADGEN" "${COMMON_LG[@]}" --op=create --concurrency=$conc --channels=8 \
+      --duration="${DURATION}s" --prefix="$RUN_ID-replay" --id_space=$REPLAY_IDS \
+      --label="b.payorch.replay.c$conc" --out="$RUNS/b.payorch.replay.c$conc.json"
+  done
+  sb_reset
+fi
+
+# ---------------------------------------------------------------- (c) GetOrder
+if want c; then
+  log "(c) GetOrder vs direct Query Transaction (paid orders, by trans_id)"
+  PAID=50
+  : >"$WORK/paid.txt"
+  "$LOADGEN" "${COMMON_LG[@]}" --op=create --concurrency=8 --count=$PAID --warmup=0s --duration=60s \
+    --prefix="$RUN_ID-paid" --dump="$WORK/paid.txt" --label="c.seed" --out="$RUNS/c.seed.json" >/dev/null
+  while read -r _tid sid; do
+    sb POST "/sandbox/sessions/$sid/pay" '{"outcome":"SUCCESS"}' >/dev/null
+  done <"$WORK/paid.txt"
+  for rep in $(seq "$REPS"); do
+    "$DIRECT" "${COMMON_DI[@]}" --op=query --concurrency=$PEAK_CONC --duration="${DURATION}s" \
+      --prefix="$RUN_ID-paid" --id_space=$PAID --label="c.direct.query.$rep" --out="$RUNS/c.direct.query.$rep.json"
+    "$LOADGEN" "${COMMON_LG[@]}" --op=get_order --concurrency=$PEAK_CONC --duration="${DURATION}s" \
+      --prefix="$RUN_ID-paid" --id_space=$PAID --label="c.payorch.get_order.$rep" \
+      --out="$RUNS/c.payorch.get_order.$rep.json"
+  done
+  sb_reset
+fi
+
+# ---------------------------------------------------------------- (d) ChargeRecurring
+if want d; then
+  log "(d) ChargeRecurring vs direct MIT Initiate Transaction"
+  : >"$WORK/rec.txt"
+  "$LOADGEN" "${COMMON_LG[@]}" --op=create --recurring --concurrency=1 --count=1 --warmup=0s \
+    --duration=30s --prefix="$RUN_ID-first" --dump="$WORK/rec.txt" --label="d.seed" \
+    --out="$RUNS/d.seed.json" >/dev/null
+  SID="$(awk '{print $2; exit}' "$WORK/rec.txt")"
+  sb POST "/sandbox/sessions/$SID/pay" '{"outcome":"SUCCESS"}' >"$WORK/first_order.json"
+  read -r TOKEN AGREEMENT < <("$PY" - "$WORK/first_order.json" <<'EOF'
+import json, sys
+def find(o, k):
+    if isinstance(o, dict):
+        if o.get(k): return o[k]
+        for v in o.values():
+            r = find(v, k)
+            if r: return r
+    if isinstance(o, list):
+        for v in o:
+            r = find(v, k)
+            if r: return r
+    return ""
+d = json.load(open(sys.argv[1]))
+print(find(d, "token") or "-", find(d, "recurring_agreement_id") or "-")
+EOF
+)
+  echo "first recurring payment: session $SID token $TOKEN agreement $AGREEMENT"
+  for rep in $(seq "$REPS"); do
+    "$DIRECT" "${COMMON_DI[@]}" --op=charge --concurrency=$PEAK_CONC --duration="${DURATION}s" \
+      --token="$TOKEN" --agreement="$AGREEMENT" --prefix="$RUN_ID-dc$rep" \
+      --label="d.direct.charge.$rep" --out="$RUNS/d.direct.charge.$rep.json"
+    "$LOADGEN" "${COMMON_LG[@]}" --op=charge --concurrency=$PEAK_CONC --duration="${DURATION}s" \
+      --token="$TOKEN" --agreement="$AGREEMENT" --prefix="$RUN_ID-pc$rep" \
+      --label="d.payorch.charge.$rep" --out="$RUNS/d.payorch.charge.$rep.json"
+  done
+  sb_reset
+fi
+
+# ---------------------------------------------------------------- (e) many in flight
+# sample PID OUT: max Threads and VmRSS of PID every 100 ms while
+# $WORK/sampling exists.
+sample() {
+  local pid=$1 out=$2 maxt=0 maxr=0 t r
+  while [[ -e "$WORK/sampling" ]]; do
+    t="$(proc_field "$pid" Threads)"; r="$(proc_field "$pid" VmRSS)"
+    t=${t:-0}; r=${r:-0}
+    ((t > maxt)) && maxt=$t
+    ((r > maxr)) && maxr=$r
+    sleep 0.1
+  done
+  printf '{"max_threads":%d,"max_rss_kb":%d,"hwm_rss_kb":%d,"threads_after":%d}\n' \
+    "$maxt" "$maxr" "$(proc_field "$pid" VmHWM)" "$(proc_field "$pid" Threads)" >"$out"
+}
+
+if want e; then
+  log "(e) many in flight: sandbox latency 1 s, closed loop ramped: $RAMP"
+  for n in $RAMP; do
+    sb_reset
+    sb PUT /sandbox/faults '{"seed":1,"rules":[{"endpoint":"*","latency_ms":1000}]}' >/dev/null
+    touch "$WORK/sampling"
+    sample "$PAYORCHD_PID" "$RUNS/e.proc.$n.json" &
+    SAMPLER=$!
+    channels=$(( n / 500 < 8 ? 8 : n / 500 ))
+    "$LOADGEN" "${COMMON_LG[@]}" --op=create --concurrency="$n" --channels=$channels \
+      --duration="${RAMP_HOLD}s" --warmup=0s --deadline=60s --prefix="$RUN_ID-e$n" \
+      --label="e.payorch.inflight.$n" --out="$RUNS/e.payorch.inflight.$n.json"
+    rm -f "$WORK/sampling"
+    wait "$SAMPLER" || true
+    sb GET /sandbox/counters | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"max_in_flight":d.get("max_in_flight"),"requests_by_endpoint":d.get("requests_by_endpoint")}))' \
+      >"$RUNS/e.sandbox.$n.json"
+    echo "  payorchd: $(cat "$RUNS/e.proc.$n.json")  sandbox: $(cat "$RUNS/e.sandbox.$n.json")"
+  done
+  sb DELETE /sandbox/faults >/dev/null
+  sb_reset
+fi
+
+# ---------------------------------------------------------------- profile
+if [[ $PROFILE == 1 ]]; then
+  log "profile: perf record (cpu-clock) on payorchd under CreateCheckout load"
+  "$LOADGEN" "${COMMON_LG[@]}" --op=create --concurrency=$PEAK_CONC --duration=12s \
+    --prefix="$RUN_ID-prof" --label="profile.create" --out="$RUNS/profile.create.json" >/dev/null &
+  PROF_LG=$!
+  sleep 1
+  perf record -e cpu-clock -F 499 -g -p "$PAYORCHD_PID" -o "$WORK/perf.data" -- sleep 8 \
+    >/dev/null 2>&1 || echo "perf record failed"
+  wait "$PROF_LG" || true
+  perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 \
+    2>/dev/null | grep -v '^$' | head -150 >"$RESULTS/$STAMP.perf.txt" || true
+  echo "perf report: bench/results/$STAMP.perf.txt"
+  sb_reset
+fi
+
+# ---------------------------------------------------------------- report
+cat >"$WORK/meta.json" <<EOF
+{"stamp":"$STAMP","quick":$QUICK,"duration_s":$DURATION,"ramp_hold_s":$RAMP_HOLD,"reps":$REPS,
+ "peak_concurrency":$PEAK_CONC,"ramp":"$RAMP",
+ "payorchd_args":"${PAYORCHD_ARGS[*]//$WORK/\$WORK}",
+ "payorchd_idle_threads":${IDLE_THREADS:-0},"payorchd_idle_rss_kb":${IDLE_RSS_KB:-0},
+ "payorchd_final_hwm_rss_kb":$(proc_field "$PAYORCHD_PID" VmHWM),
+ "git":"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo -dirty)"}
+EOF
+"$PY" "$ROOT/bench/report.py" "$WORK" "$RESULTS/$STAMP"
+echo "results: bench/results/$STAMP.json bench/results/$STAMP.md"

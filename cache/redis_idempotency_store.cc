@@ -1,0 +1,328 @@
+#include "cache/redis_idempotency_store.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/crypto.h"
+#include "common/errors.h"
+
+namespace payorch::cache {
+
+struct RedisIdempotencyStore::Script {
+  const char* name;
+  std::string body;
+  std::string sha1;
+};
+
+namespace {
+
+// The record: one hash per key (cache/README.md).
+//   state           INFLIGHT | COMPLETED | UNKNOWN
+//   fp              the request fingerprint
+//   owner           the current (or last) holder's token
+//   lease_until_ms  INFLIGHT only: lease deadline, Redis server time, ms
+//   outcome         COMPLETED only: the stored bytes
+// The key's TTL is the retention. Times come from redis.call('TIME') so all
+// replicas measure leases on one clock, whatever their own skew. (Redis 7
+// replicates scripts by their effects, so reading TIME before writing is
+// allowed and replicas see plain HSET/PEXPIRE.)
+
+// KEYS[1] record; ARGV: fingerprint, new owner, lease ms, retention ms.
+// -> {'ACQUIRED', 0|1 (reconcile)} | {'COMPLETED', outcome} |
+//    {'INPROGRESS', ms left} | {'MISMATCH'}
+constexpr absl::string_view kBeginLua = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local r = redis.call('HMGET', KEYS[1], 'state', 'fp', 'lease_until_ms', 'outcome')
+local state = r[1]
+if state then
+  if r[2] ~= ARGV[1] then return {'MISMATCH'} end
+  if state == 'COMPLETED' then return {'COMPLETED', r[4]} end
+  if state == 'INFLIGHT' then
+    local left = tonumber(r[3]) - now
+    if left > 0 then return {'INPROGRESS', left} end
+  end
+end
+redis.call('HSET', KEYS[1], 'state', 'INFLIGHT', 'fp', ARGV[1], 'owner', ARGV[2],
+           'lease_until_ms', tostring(now + tonumber(ARGV[3])))
+redis.call('HDEL', KEYS[1], 'outcome')
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if state then return {'ACQUIRED', 1} end
+return {'ACQUIRED', 0}
+)lua";
+
+// KEYS[1] record; ARGV: owner, outcome, retention ms. -> 1 done, 0 not owner.
+// A retry by the same owner with the same bytes is a success.
+constexpr absl::string_view kCompleteLua = R"lua(
+local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'outcome')
+if r[1] == 'INFLIGHT' then
+  redis.call('HSET', KEYS[1], 'state', 'COMPLETED', 'outcome', ARGV[2])
+  redis.call('HDEL', KEYS[1], 'lease_until_ms')
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+if r[1] == 'COMPLETED' and r[3] == ARGV[2] then return 1 end
+return 0
+)lua";
+
+// KEYS[1] record; ARGV: owner, retention ms. -> 1 done, 0 not owner.
+constexpr absl::string_view kMarkUnknownLua = R"lua(
+local r = redis.call('HMGET', KEYS[1], 'state', 'owner')
+if r[2] ~= ARGV[1] then return 0 end
+if r[1] == 'INFLIGHT' then
+  redis.call('HSET', KEYS[1], 'state', 'UNKNOWN')
+  redis.call('HDEL', KEYS[1], 'lease_until_ms')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if r[1] == 'UNKNOWN' then return 1 end
+return 0
+)lua";
+
+// KEYS[1] record; ARGV: owner. -> 1 deleted or already absent, 0 not owner.
+constexpr absl::string_view kReleaseLua = R"lua(
+local r = redis.call('HMGET', KEYS[1], 'state', 'owner')
+if not r[1] then return 1 end
+if r[1] == 'INFLIGHT' and r[2] == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+)lua";
+
+std::string Sha1Hex(absl::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha1(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+const RedisIdempotencyStore::Script& MakeScript(
+    RedisIdempotencyStore::Script& s, const char* name,
+    absl::string_view body) {
+  s.name = name;
+  s.body = std::string(body);
+  s.sha1 = Sha1Hex(body);
+  return s;
+}
+
+const RedisIdempotencyStore::Script& BeginScript() {
+  static RedisIdempotencyStore::Script s;
+  static const auto& ref = MakeScript(s, "begin", kBeginLua);
+  return ref;
+}
+const RedisIdempotencyStore::Script& CompleteScript() {
+  static RedisIdempotencyStore::Script s;
+  static const auto& ref = MakeScript(s, "complete", kCompleteLua);
+  return ref;
+}
+const RedisIdempotencyStore::Script& MarkUnknownScript() {
+  static RedisIdempotencyStore::Script s;
+  static const auto& ref = MakeScript(s, "mark_unknown", kMarkUnknownLua);
+  return ref;
+}
+const RedisIdempotencyStore::Script& ReleaseScript() {
+  static RedisIdempotencyStore::Script s;
+  static const auto& ref = MakeScript(s, "release", kReleaseLua);
+  return ref;
+}
+
+std::string Millis(absl::Duration d) {
+  return std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
+
+// Error replies that mean "Redis cannot take writes right now" rather than
+// "payorch sent something wrong": fail closed with UNAVAILABLE.
+bool IsTransientRedisError(absl::string_view message) {
+  for (absl::string_view prefix :
+       {"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN",
+        "NOAUTH", "OOM", "MISCONF", "NOREPLICAS"}) {
+    if (absl::StartsWith(message, prefix)) return true;
+  }
+  return false;
+}
+
+// Maps a transport failure or an error reply to the store's vocabulary.
+absl::Status ToStoreError(const absl::StatusOr<RedisReply>& reply,
+                          absl::Duration retry_delay) {
+  if (reply.ok() && !reply->is_error()) return absl::OkStatus();
+  if (!reply.ok() || IsTransientRedisError(reply->str)) {
+    const std::string detail =
+        reply.ok() ? reply->str : std::string(reply.status().message());
+    return WithRetryDelay(
+        MakeError(absl::StatusCode::kUnavailable,
+                  Reason::kIdempotencyStoreUnavailable,
+                  absl::StrCat("idempotency store unavailable: ", detail)),
+        retry_delay);
+  }
+  return MakeError(absl::StatusCode::kInternal, Reason::kInternal,
+                   absl::StrCat("idempotency store error: ", reply->str));
+}
+
+// The answer of the owner-checked scripts: 1 done, 0 not the owner.
+absl::Status OwnerCheck(const absl::StatusOr<RedisReply>& reply,
+                        const char* op, absl::Duration retry_delay) {
+  if (absl::Status s = ToStoreError(reply, retry_delay); !s.ok()) return s;
+  if (reply->type != RedisReply::Type::kInteger) {
+    return MakeError(absl::StatusCode::kInternal, Reason::kInternal,
+                     absl::StrCat("idempotency store: unexpected ", op,
+                                  " reply"));
+  }
+  if (reply->integer == 1) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      op, ": the caller no longer holds the idempotency record (its lease "
+          "expired and another attempt took over, or it was released)"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RedisIdempotencyStore>>
+RedisIdempotencyStore::Create(EventLoop* loop,
+                              RedisIdempotencyStoreOptions options) {
+  if (options.retention <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("retention must be positive");
+  }
+  RedisClientOptions client_options;
+  client_options.uri = options.url;
+  client_options.password = options.password;
+  client_options.connect_timeout = options.connect_timeout;
+  client_options.command_timeout = options.command_timeout;
+  client_options.initial_backoff = options.initial_backoff;
+  client_options.max_backoff = options.max_backoff;
+  client_options.ping_interval = options.ping_interval;
+  auto client = RedisClient::Create(loop, std::move(client_options));
+  if (!client.ok()) return client.status();
+  return std::make_unique<RedisIdempotencyStore>(
+      std::shared_ptr<RedisClient>(*std::move(client)), std::move(options));
+}
+
+RedisIdempotencyStore::RedisIdempotencyStore(
+    std::shared_ptr<RedisClient> client, RedisIdempotencyStoreOptions options)
+    : client_(std::move(client)), options_(std::move(options)) {}
+
+bool RedisIdempotencyStore::Healthy() const { return client_->Healthy(); }
+
+void RedisIdempotencyStore::Run(const Script& script, const std::string& key,
+                                std::vector<std::string> args,
+                                RedisClient::Callback done) {
+  std::vector<std::string> command = {"EVALSHA", script.sha1, "1", key};
+  command.insert(command.end(), args.begin(), args.end());
+  client_->Command(
+      std::move(command),
+      // A weak reference: a callback must never be what destroys the client
+      // (that would free hiredis's context from inside its own callback).
+      [weak_client = std::weak_ptr<RedisClient>(client_), &script, key,
+       args = std::move(args),
+       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        if (!reply.ok() || !reply->is_error() ||
+            !absl::StartsWith(reply->str, "NOSCRIPT")) {
+          std::move(done)(std::move(reply));
+          return;
+        }
+        std::shared_ptr<RedisClient> client = weak_client.lock();
+        if (client == nullptr) {
+          std::move(done)(absl::UnavailableError("Redis client is shut down"));
+          return;
+        }
+        // NOSCRIPT means nothing ran: sending the body is safe, and caches
+        // it for the next EVALSHA.
+        std::vector<std::string> eval = {"EVAL", script.body, "1",
+                                         std::move(key)};
+        for (std::string& a : args) eval.push_back(std::move(a));
+        client->Command(std::move(eval), std::move(done));
+      });
+}
+
+void RedisIdempotencyStore::Begin(
+    const IdempotencyKey& key, const std::string& fingerprint,
+    absl::Duration lease,
+    absl::AnyInvocable<void(absl::StatusOr<Claim>) &&> done) {
+  std::string owner = RandomHex(16);
+  std::vector<std::string> args = {fingerprint, owner, Millis(lease),
+                                   Millis(options_.retention)};
+  Run(BeginScript(), key.RedisKey(), std::move(args),
+      [delay = options_.unavailable_retry_delay, owner = std::move(owner),
+       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        if (absl::Status s = ToStoreError(reply, delay); !s.ok()) {
+          std::move(done)(std::move(s));
+          return;
+        }
+        const auto& e = reply->elements;
+        const auto bad = [&] {
+          return MakeError(absl::StatusCode::kInternal, Reason::kInternal,
+                           "idempotency store: unexpected Begin reply");
+        };
+        if (reply->type != RedisReply::Type::kArray || e.empty() ||
+            e[0].type != RedisReply::Type::kString) {
+          std::move(done)(bad());
+          return;
+        }
+        Claim claim;
+        const std::string& tag = e[0].str;
+        if (tag == "ACQUIRED" && e.size() == 2 &&
+            e[1].type == RedisReply::Type::kInteger) {
+          claim.outcome = Claim::Outcome::kAcquired;
+          claim.owner_token = std::move(owner);
+          claim.reconcile = e[1].integer != 0;
+        } else if (tag == "COMPLETED" && e.size() == 2 &&
+                   e[1].type == RedisReply::Type::kString) {
+          claim.outcome = Claim::Outcome::kCompleted;
+          claim.stored = e[1].str;
+        } else if (tag == "INPROGRESS" && e.size() == 2 &&
+                   e[1].type == RedisReply::Type::kInteger) {
+          claim.outcome = Claim::Outcome::kInProgress;
+          claim.retry_after = absl::Milliseconds(e[1].integer);
+        } else if (tag == "MISMATCH") {
+          claim.outcome = Claim::Outcome::kMismatch;
+        } else {
+          std::move(done)(bad());
+          return;
+        }
+        std::move(done)(std::move(claim));
+      });
+}
+
+void RedisIdempotencyStore::Complete(
+    const IdempotencyKey& key, const std::string& owner,
+    const std::string& outcome, absl::Duration retention,
+    absl::AnyInvocable<void(absl::Status) &&> done) {
+  if (retention <= absl::ZeroDuration()) retention = options_.retention;
+  Run(CompleteScript(), key.RedisKey(), {owner, outcome, Millis(retention)},
+      [delay = options_.unavailable_retry_delay,
+       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        std::move(done)(OwnerCheck(reply, "Complete", delay));
+      });
+}
+
+void RedisIdempotencyStore::MarkUnknown(
+    const IdempotencyKey& key, const std::string& owner,
+    absl::AnyInvocable<void(absl::Status) &&> done) {
+  Run(MarkUnknownScript(), key.RedisKey(), {owner, Millis(options_.retention)},
+      [delay = options_.unavailable_retry_delay,
+       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        std::move(done)(OwnerCheck(reply, "MarkUnknown", delay));
+      });
+}
+
+void RedisIdempotencyStore::Release(
+    const IdempotencyKey& key, const std::string& owner,
+    absl::AnyInvocable<void(absl::Status) &&> done) {
+  Run(ReleaseScript(), key.RedisKey(), {owner},
+      [delay = options_.unavailable_retry_delay,
+       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        std::move(done)(OwnerCheck(reply, "Release", delay));
+      });
+}
+
+}  // namespace payorch::cache

@@ -1,0 +1,92 @@
+#ifndef PAYORCH_CACHE_REDIS_IDEMPOTENCY_STORE_H_
+#define PAYORCH_CACHE_REDIS_IDEMPOTENCY_STORE_H_
+
+// The production IdempotencyStore: one Redis hash per (family, merchant_id,
+// trans_id), changed only by Lua scripts so every state transition is atomic
+// and takes one round trip. Record layout, states, scripts, retention and
+// failure behaviour: cache/README.md.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "cache/idempotency_store.h"
+#include "cache/redis_client.h"
+#include "common/event_loop.h"
+
+namespace payorch::cache {
+
+struct RedisIdempotencyStoreOptions {
+  // redis://[[user]:password@]host[:port][/db]
+  std::string url = "redis://127.0.0.1:6379";
+  // When set, replaces the URL's password (read it from a Secret file).
+  std::string password;
+  // Key TTL of a claimed, unknown or completed record (Complete() may pass
+  // its own; zero or negative there means this one).
+  absl::Duration retention = kDefaultRecordRetention;
+  // Per command. Redis answers in well under a millisecond on a LAN; 500 ms
+  // absorbs a fork or a slow network, and still fails a call closed long
+  // before a caller's multi-second deadline.
+  absl::Duration command_timeout = absl::Milliseconds(500);
+  absl::Duration connect_timeout = absl::Milliseconds(500);
+  // Reconnect backoff: exponential with jitter, from initial to max.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+  // Idle health check, so Healthy() (readiness) follows an outage promptly.
+  absl::Duration ping_interval = absl::Seconds(1);
+  // RetryInfo attached to IDEMPOTENCY_STORE_UNAVAILABLE errors.
+  absl::Duration unavailable_retry_delay = absl::Seconds(1);
+};
+
+// Thread-safe. Callbacks run on the EventLoop thread (or inline when a call
+// fails before reaching Redis); keep them short. Errors: UNAVAILABLE with
+// reason IDEMPOTENCY_STORE_UNAVAILABLE and a RetryInfo delay when Redis is
+// unreachable, times out or is not writable (LOADING, READONLY, OOM...);
+// note that a timed-out Complete() may still have been applied. INTERNAL for
+// an unexpected Redis answer (e.g. a foreign value under our key).
+class RedisIdempotencyStore : public IdempotencyStore {
+ public:
+  // Connects in the background: Create() succeeds while Redis is down
+  // (Healthy() is false until it is reachable). kInvalidArgument for a bad
+  // URL or option. `loop` must outlive the store.
+  static absl::StatusOr<std::unique_ptr<RedisIdempotencyStore>> Create(
+      EventLoop* loop, RedisIdempotencyStoreOptions options);
+
+  // Over a client shared with other Redis users; only `retention` and
+  // `unavailable_retry_delay` of `options` are used. Callbacks never use the
+  // store itself, so it may be destroyed with commands in flight (they then
+  // complete, or fail with UNAVAILABLE when the client goes).
+  RedisIdempotencyStore(std::shared_ptr<RedisClient> client,
+                        RedisIdempotencyStoreOptions options);
+
+  void Begin(const IdempotencyKey& key, const std::string& fingerprint,
+             absl::Duration lease,
+             absl::AnyInvocable<void(absl::StatusOr<Claim>) &&> done) override;
+  void Complete(const IdempotencyKey& key, const std::string& owner,
+                const std::string& outcome, absl::Duration retention,
+                absl::AnyInvocable<void(absl::Status) &&> done) override;
+  void MarkUnknown(const IdempotencyKey& key, const std::string& owner,
+                   absl::AnyInvocable<void(absl::Status) &&> done) override;
+  void Release(const IdempotencyKey& key, const std::string& owner,
+               absl::AnyInvocable<void(absl::Status) &&> done) override;
+  bool Healthy() const override;
+
+  // A Lua script and its SHA-1 (redis_idempotency_store.cc).
+  struct Script;
+
+ private:
+  // EVALSHA `script` on `key` with `args`; on NOSCRIPT (Redis restarted or
+  // SCRIPT FLUSH) sends the body once with EVAL, which also caches it again.
+  void Run(const Script& script, const std::string& key,
+           std::vector<std::string> args, RedisClient::Callback done);
+
+  std::shared_ptr<RedisClient> client_;
+  const RedisIdempotencyStoreOptions options_;
+};
+
+}  // namespace payorch::cache
+
+#endif  // PAYORCH_CACHE_REDIS_IDEMPOTENCY_STORE_H_

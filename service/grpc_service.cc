@@ -1,0 +1,214 @@
+#include "service/grpc_service.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "common/errors.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "service/grpc_status.h"
+
+namespace payorch::service {
+
+namespace {
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+// The caller's deadline, or now + `fallback` when it set none.
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context,
+                      absl::Time now, absl::Duration fallback) {
+  std::chrono::system_clock::time_point tp = context.deadline();
+  if (tp == std::chrono::system_clock::time_point::max()) return now + fallback;
+  absl::Time deadline = absl::FromChrono(tp);
+  // gRPC reports "no deadline" as a far-future time point.
+  if (deadline > now + absl::Hours(24 * 365)) return now + fallback;
+  return deadline;
+}
+
+std::string RequestIdOf(grpc::CallbackServerContext& context) {
+  const auto& md = context.client_metadata();
+  auto it = md.find("x-request-id");
+  if (it != md.end() && !it->second.empty() && it->second.size() <= 128) {
+    return std::string(it->second.data(), it->second.size());
+  }
+  return RandomHex(8);
+}
+
+}  // namespace
+
+class ServiceMetrics {
+ public:
+  explicit ServiceMetrics(prometheus::Registry& registry)
+      : requests_(prometheus::BuildCounter()
+                      .Name("payorch_requests_total")
+                      .Help("Finished RPCs by method, gRPC code and reason.")
+                      .Register(registry)),
+        duration_(prometheus::BuildHistogram()
+                      .Name("payorch_request_duration_seconds")
+                      .Help("RPC latency at the gRPC edge.")
+                      .Register(registry)),
+        upstream_(prometheus::BuildHistogram()
+                      .Name("payorch_upstream_duration_seconds")
+                      .Help("Time per RPC spent waiting for PayKKa.")
+                      .Register(registry)) {}
+
+  void Observe(const RequestLogEntry& e) {
+    requests_
+        .Add({{"method", e.method}, {"code", e.code}, {"reason", e.reason}})
+        .Increment();
+    duration_.Add({{"method", e.method}}, Buckets()).Observe(e.total_ms / 1e3);
+    if (e.upstream_calls > 0) {
+      upstream_.Add({{"method", e.method}}, Buckets())
+          .Observe(e.upstream_ms / 1e3);
+    }
+  }
+
+ private:
+  static const prometheus::Histogram::BucketBoundaries& Buckets() {
+    static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30};
+    return *buckets;
+  }
+
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Family<prometheus::Histogram>& upstream_;
+};
+
+PaymentOrchestratorService::PaymentOrchestratorService(
+    PaymentService* service, RequestLogger* logger,
+    std::shared_ptr<prometheus::Registry> registry, GrpcServiceOptions options)
+    : service_(service),
+      logger_(logger),
+      registry_(std::move(registry)),
+      metrics_(registry_ ? std::make_unique<ServiceMetrics>(*registry_)
+                         : nullptr),
+      options_(options) {}
+
+PaymentOrchestratorService::~PaymentOrchestratorService() = default;
+
+template <typename Request, typename Response, typename Method>
+grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
+    const char* method_name, grpc::CallbackServerContext* context,
+    const Request* request, Response* response, std::string trans_id,
+    Method method) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time start = absl::Now();
+  const absl::Time deadline =
+      DeadlineOf(*context, start, options_.default_deadline);
+
+  RequestLogEntry entry;
+  entry.method = method_name;
+  entry.request_id = RequestIdOf(*context);
+  entry.merchant_id = request->merchant_id();
+  entry.trans_id = std::move(trans_id);
+  context->AddInitialMetadata("x-request-id", entry.request_id);
+
+  (service_->*method)(
+      *request, deadline,
+      [this, reactor, response, start,
+       entry = std::move(entry)](Outcome<Response> outcome) mutable {
+        grpc::Status status;
+        if (outcome.result.ok()) {
+          *response = std::move(*outcome.result);
+          status = grpc::Status::OK;
+        } else if (outcome.rpc_status.has_value()) {
+          status = GrpcStatusFromRpcStatusBytes(*outcome.rpc_status);
+        } else {
+          status = ToGrpcStatus(outcome.result.status());
+        }
+        entry.code = CodeName(status.error_code());
+        if (!outcome.result.ok()) {
+          entry.reason = std::string(ReasonName(
+              ReasonOf(outcome.result.status()).value_or(Reason::kInternal)));
+        }
+        entry.replayed = outcome.info.replayed;
+        entry.upstream_calls = outcome.info.upstream_calls;
+        entry.upstream_ms =
+            absl::ToDoubleMilliseconds(outcome.info.upstream_latency);
+        entry.store_error = std::move(outcome.info.store_error);
+        reactor->Finish(std::move(status));
+        entry.total_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+        // `this` outlives the server's calls; the reactor may already be
+        // gone, the entry is ours.
+        if (logger_ != nullptr) logger_->Log(entry);
+        if (metrics_ != nullptr) metrics_->Observe(entry);
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PaymentOrchestratorService::CreateCheckout(
+    grpc::CallbackServerContext* context,
+    const v1::CreateCheckoutRequest* request,
+    v1::CreateCheckoutResponse* response) {
+  return Handle("CreateCheckout", context, request, response,
+                request->trans_id(), &PaymentService::CreateCheckout);
+}
+
+grpc::ServerUnaryReactor* PaymentOrchestratorService::GetSessionStatus(
+    grpc::CallbackServerContext* context,
+    const v1::GetSessionStatusRequest* request,
+    v1::GetSessionStatusResponse* response) {
+  return Handle("GetSessionStatus", context, request, response,
+                request->trans_id(), &PaymentService::GetSessionStatus);
+}
+
+grpc::ServerUnaryReactor* PaymentOrchestratorService::GetOrder(
+    grpc::CallbackServerContext* context, const v1::GetOrderRequest* request,
+    v1::GetOrderResponse* response) {
+  return Handle("GetOrder", context, request, response, request->trans_id(),
+                &PaymentService::GetOrder);
+}
+
+grpc::ServerUnaryReactor* PaymentOrchestratorService::ChargeRecurring(
+    grpc::CallbackServerContext* context,
+    const v1::ChargeRecurringRequest* request,
+    v1::ChargeRecurringResponse* response) {
+  return Handle("ChargeRecurring", context, request, response,
+                request->trans_id(), &PaymentService::ChargeRecurring);
+}
+
+}  // namespace payorch::service

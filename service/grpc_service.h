@@ -1,0 +1,76 @@
+#ifndef PAYORCH_SERVICE_GRPC_SERVICE_H_
+#define PAYORCH_SERVICE_GRPC_SERVICE_H_
+
+// The gRPC edge of payorch.v1.PaymentOrchestrator on gRPC's callback API.
+// Each handler reads the caller's deadline once, starts PaymentService's
+// asynchronous work and returns its reactor at once; the reactor is
+// Finish()ed from PaymentService's completion callback with ToGrpcStatus()
+// (or a stored rejection's exact bytes). No thread waits per call. One log
+// line (RequestLogger) and the metrics are written when the call finishes.
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "payorch/v1/payorch.grpc.pb.h"
+#include "service/payment_service.h"
+#include "service/request_logger.h"
+
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
+namespace payorch::service {
+
+struct GrpcServiceOptions {
+  // Deadline used when the caller sets none.
+  absl::Duration default_deadline = absl::Seconds(30);
+};
+
+class ServiceMetrics;
+
+// Thread-safe. `service` and `logger` must outlive the gRPC server.
+class PaymentOrchestratorService final
+    : public v1::PaymentOrchestrator::CallbackService {
+ public:
+  // `registry` may be null (no metrics). Registers payorch_requests_total
+  // {method,code,reason}, payorch_request_duration_seconds{method} and
+  // payorch_upstream_duration_seconds{method}.
+  PaymentOrchestratorService(PaymentService* service, RequestLogger* logger,
+                             std::shared_ptr<prometheus::Registry> registry,
+                             GrpcServiceOptions options = {});
+  ~PaymentOrchestratorService() override;
+
+  grpc::ServerUnaryReactor* CreateCheckout(
+      grpc::CallbackServerContext* context,
+      const v1::CreateCheckoutRequest* request,
+      v1::CreateCheckoutResponse* response) override;
+  grpc::ServerUnaryReactor* GetSessionStatus(
+      grpc::CallbackServerContext* context,
+      const v1::GetSessionStatusRequest* request,
+      v1::GetSessionStatusResponse* response) override;
+  grpc::ServerUnaryReactor* GetOrder(grpc::CallbackServerContext* context,
+                                     const v1::GetOrderRequest* request,
+                                     v1::GetOrderResponse* response) override;
+  grpc::ServerUnaryReactor* ChargeRecurring(
+      grpc::CallbackServerContext* context,
+      const v1::ChargeRecurringRequest* request,
+      v1::ChargeRecurringResponse* response) override;
+
+ private:
+  template <typename Request, typename Response, typename Method>
+  grpc::ServerUnaryReactor* Handle(const char* method_name,
+                                   grpc::CallbackServerContext* context,
+                                   const Request* request, Response* response,
+                                   std::string trans_id, Method method);
+
+  PaymentService* const service_;
+  RequestLogger* const logger_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<ServiceMetrics> metrics_;
+  const GrpcServiceOptions options_;
+};
+
+}  // namespace payorch::service
+
+#endif  // PAYORCH_SERVICE_GRPC_SERVICE_H_

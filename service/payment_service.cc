@@ -1,0 +1,555 @@
+#include "service/payment_service.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "payorch/internal/stored_outcome.pb.h"
+#include "service/fingerprint.h"
+#include "service/grpc_status.h"
+#include "service/validation.h"
+
+namespace payorch::service {
+namespace {
+
+// The deadline given to PayKKa: the caller's, capped by --paykka_timeout.
+absl::Time UpstreamDeadline(const PaymentServiceOptions& options, const Clock* clock,
+                            absl::Time deadline) {
+  return std::min(deadline, clock->Now() + options.paykka_timeout);
+}
+
+using cache::Claim;
+using cache::IdempotencyKey;
+using paykka::MerchantConfig;
+
+bool IsPspNotFound(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kNotFound &&
+         (HasReason(s, Reason::kOrderNotFound) ||
+          HasReason(s, Reason::kSessionNotFound));
+}
+
+// PayKKa refused a create because it already has this trans_id: an earlier
+// attempt of ours got through, so the object is there to adopt.
+bool IsDuplicateTransId(const absl::Status& s) {
+  if (!HasReason(s, Reason::kPspRejected)) return false;
+  for (const auto& [key, value] : MetadataOf(s)) {
+    if (key == "psp_ret_msg" &&
+        absl::StrContains(absl::AsciiStrToLower(value), "duplicate trans_id")) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Errors after which PayKKa certainly did not process the create: the record
+// can be released and a retry starts afresh.
+bool CertainlyNotProcessed(const absl::Status& s) {
+  std::optional<Reason> reason = ReasonOf(s);
+  if (!reason) return false;
+  switch (*reason) {
+    case Reason::kPspUnavailable:
+    case Reason::kPspRateLimited:
+    case Reason::kPspAuthFailed:
+    case Reason::kDeadlineExceeded:
+    case Reason::kMerchantNotConfigured:
+    case Reason::kInvalidField:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// What a flow needs from each mutating RPC.
+struct CheckoutOps {
+  using Request = v1::CreateCheckoutRequest;
+  using Response = v1::CreateCheckoutResponse;
+  static constexpr const char* kFamily = kCheckoutFamily;
+
+  static void Create(paykka::PaykkaClient& client, const MerchantConfig& m,
+                     const Request& request, absl::Time deadline,
+                     paykka::Callback<Response> done) {
+    client.CreateSession(m, request, deadline, std::move(done));
+  }
+
+  // The session PayKKa holds for request.trans_id, as a create response.
+  static void Find(paykka::PaykkaClient& client, const MerchantConfig& m,
+                   const Request& request, absl::Time deadline,
+                   paykka::Callback<Response> done) {
+    client.QuerySession(
+        m, {paykka::SessionLookup::Kind::kTransId, request.trans_id()},
+        deadline,
+        [done = std::move(done), client_key = m.client_key,
+         amount = request.amount(), currency = request.currency()](
+            absl::StatusOr<v1::GetSessionStatusResponse> s) mutable {
+          if (!s.ok()) return std::move(done)(s.status());
+          if ((s->amount() != 0 && s->amount() != amount) ||
+              (!s->currency().empty() && s->currency() != currency)) {
+            return std::move(done)(MakeError(
+                absl::StatusCode::kAlreadyExists, Reason::kTransIdReused,
+                "PayKKa holds a session for this trans_id with a different "
+                "amount or currency"));
+          }
+          Response r;
+          r.set_session_id(s->session_id());
+          r.set_client_key(client_key);
+          r.set_session_url(s->session_url());
+          if (s->has_expire_time()) *r.mutable_expire_time() = s->expire_time();
+          r.set_status(s->status());
+          r.set_status_text(s->status_text());
+          r.set_merchant_id(s->merchant_id());
+          r.set_trans_id(s->trans_id());
+          std::move(done)(std::move(r));
+        });
+  }
+};
+
+struct ChargeOps {
+  using Request = v1::ChargeRecurringRequest;
+  using Response = v1::ChargeRecurringResponse;
+  static constexpr const char* kFamily = kChargeFamily;
+
+  static void Create(paykka::PaykkaClient& client, const MerchantConfig& m,
+                     const Request& request, absl::Time deadline,
+                     paykka::Callback<Response> done) {
+    client.InitiateRecurring(
+        m, request, deadline,
+        [done = std::move(done)](absl::StatusOr<v1::Order> order) mutable {
+          if (!order.ok()) return std::move(done)(order.status());
+          Response r;
+          *r.mutable_order() = std::move(*order);
+          std::move(done)(std::move(r));
+        });
+  }
+
+  static void Find(paykka::PaykkaClient& client, const MerchantConfig& m,
+                   const Request& request, absl::Time deadline,
+                   paykka::Callback<Response> done) {
+    client.QueryTransaction(
+        m, {paykka::OrderLookup::Kind::kTransId, request.trans_id()}, deadline,
+        [done = std::move(done), amount = request.amount(),
+         currency =
+             request.currency()](absl::StatusOr<v1::Order> order) mutable {
+          if (!order.ok()) return std::move(done)(order.status());
+          if ((order->amount() != 0 && order->amount() != amount) ||
+              (!order->currency().empty() && order->currency() != currency)) {
+            return std::move(done)(MakeError(
+                absl::StatusCode::kAlreadyExists, Reason::kTransIdReused,
+                "PayKKa holds an order for this trans_id with a different "
+                "amount or currency"));
+          }
+          Response r;
+          *r.mutable_order() = std::move(*order);
+          std::move(done)(std::move(r));
+        });
+  }
+};
+
+// One mutating call's walk through design.md's idempotency table. Owned by
+// the callbacks in flight (shared_ptr); every path ends in Finish().
+template <typename Ops>
+class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
+ public:
+  using Request = typename Ops::Request;
+  using Response = typename Ops::Response;
+
+  MutationFlow(const PaymentService::Deps& deps, Request request,
+               std::shared_ptr<const MerchantConfig> merchant,
+               absl::Time deadline, absl::Status before_create,
+               OutcomeCallback<Response> done)
+      : deps_(deps),
+        request_(std::move(request)),
+        merchant_(std::move(merchant)),
+        deadline_(deadline),
+        before_create_(std::move(before_create)),
+        key_{Ops::kFamily, request_.merchant_id(), request_.trans_id()},
+        done_(std::move(done)) {}
+
+  void Start() {
+    deps_.store->Begin(
+        key_, Fingerprint(request_), deps_.options.lease,
+        [self = this->shared_from_this()](absl::StatusOr<Claim> claim) mutable {
+          self->OnClaim(std::move(claim));
+        });
+  }
+
+ private:
+  void OnClaim(absl::StatusOr<Claim> claim) {
+    if (!claim.ok()) {
+      return FinishError(WithRetryDelay(
+          MakeError(absl::StatusCode::kUnavailable,
+                    Reason::kIdempotencyStoreUnavailable,
+                    "the idempotency store is unavailable; nothing was sent "
+                    "to PayKKa, retry with the same trans_id"),
+          deps_.options.store_unavailable_retry_delay));
+    }
+    switch (claim->outcome) {
+      case Claim::Outcome::kMismatch:
+        return FinishError(MakeError(
+            absl::StatusCode::kAlreadyExists, Reason::kTransIdReused,
+            "trans_id was already used with different request content",
+            {{"trans_id", request_.trans_id()}}));
+      case Claim::Outcome::kInProgress: {
+        absl::Duration delay =
+            std::clamp(claim->retry_after, deps_.options.min_retry_delay,
+                       deps_.options.max_in_progress_retry_delay);
+        return FinishError(WithRetryDelay(
+            MakeError(absl::StatusCode::kAborted, Reason::kRequestInProgress,
+                      "a request with this trans_id is in flight; retry "
+                      "later with the same content",
+                      {{"trans_id", request_.trans_id()}}),
+            delay));
+      }
+      case Claim::Outcome::kCompleted:
+        outcome_.info.replayed = true;
+        return Replay(claim->stored);
+      case Claim::Outcome::kAcquired:
+        owner_ = std::move(claim->owner_token);
+        // Never let our PayKKa call outlive our lease: a successor would
+        // then reconcile while we might still create.
+        upstream_deadline_ = std::min(
+            UpstreamDeadline(deps_.options, deps_.clock, deadline_),
+            deps_.clock->Now() + deps_.options.lease -
+                std::min(deps_.options.lease_margin, deps_.options.lease / 4));
+        if (claim->reconcile) return Reconcile();
+        return Create();
+    }
+  }
+
+  void Replay(const std::string& stored) {
+    internal::StoredOutcome record;
+    if (!record.ParseFromString(stored)) {
+      return FinishError(MakeError(absl::StatusCode::kInternal,
+                                   Reason::kInternal,
+                                   "the stored outcome is unreadable"));
+    }
+    if (record.has_error()) {
+      outcome_.rpc_status = record.error().SerializeAsString();
+      outcome_.result = FromRpcStatus(record.error());
+      return Finish();
+    }
+    Response response;
+    if (!response.ParseFromString(record.response())) {
+      return FinishError(MakeError(absl::StatusCode::kInternal,
+                                   Reason::kInternal,
+                                   "the stored response is unreadable"));
+    }
+    outcome_.result = std::move(response);
+    Finish();
+  }
+
+  // The previous attempt may have reached PayKKa: ask by trans_id first.
+  void Reconcile() {
+    absl::Time start = deps_.clock->Now();
+    Ops::Find(*deps_.client, *merchant_, request_, upstream_deadline_,
+              [self = this->shared_from_this(),
+               start](absl::StatusOr<Response> found) mutable {
+                self->CountUpstream(start);
+                self->OnFound(std::move(found), /*may_create=*/true);
+              });
+  }
+
+  void OnFound(absl::StatusOr<Response> found, bool may_create) {
+    if (found.ok()) return CompleteWith(std::move(*found));
+    if (IsPspNotFound(found.status())) {
+      if (may_create) return Create();
+      // PayKKa called the trans_id a duplicate but cannot find it: leave
+      // the record UNKNOWN so the next attempt asks again.
+      return MarkUnknownAndFail(found.status());
+    }
+    if (HasReason(found.status(), Reason::kTransIdReused)) {
+      return ReleaseAndFail(found.status());
+    }
+    MarkUnknownAndFail(found.status());
+  }
+
+  void Create() {
+    // A time-dependent rule that failed: it only stops a create, never a
+    // replay or an adoption of what PayKKa already has.
+    if (!before_create_.ok()) return ReleaseAndFail(before_create_);
+    absl::Time start = deps_.clock->Now();
+    Ops::Create(*deps_.client, *merchant_, request_, upstream_deadline_,
+                [self = this->shared_from_this(),
+                 start](absl::StatusOr<Response> created) mutable {
+                  self->CountUpstream(start);
+                  self->OnCreated(std::move(created));
+                });
+  }
+
+  void OnCreated(absl::StatusOr<Response> created) {
+    if (created.ok()) return CompleteWith(std::move(*created));
+    const absl::Status& error = created.status();
+    if (IsDuplicateTransId(error)) {
+      absl::Time start = deps_.clock->Now();
+      return Ops::Find(*deps_.client, *merchant_, request_, upstream_deadline_,
+                       [self = this->shared_from_this(),
+                        start](absl::StatusOr<Response> found) mutable {
+                         self->CountUpstream(start);
+                         self->OnFound(std::move(found), /*may_create=*/false);
+                       });
+    }
+    if (HasReason(error, Reason::kPspRejected)) return CompleteWithError(error);
+    if (CertainlyNotProcessed(error)) return ReleaseAndFail(error);
+    MarkUnknownAndFail(error);
+  }
+
+  void CompleteWith(Response response) {
+    internal::StoredOutcome record;
+    record.set_response(response.SerializeAsString());
+    outcome_.result = std::move(response);
+    Store(record);
+  }
+
+  // A definitive rejection: stored and answered as stored.
+  void CompleteWithError(const absl::Status& error) {
+    internal::StoredOutcome record;
+    *record.mutable_error() = ToRpcStatus(error);
+    outcome_.rpc_status = record.error().SerializeAsString();
+    outcome_.result = FromRpcStatus(record.error());
+    Store(record);
+  }
+
+  void Store(const internal::StoredOutcome& record) {
+    deps_.store->Complete(
+        key_, owner_, record.SerializeAsString(), deps_.options.retention,
+        [self = this->shared_from_this()](absl::Status s) mutable {
+          // Lost lease or store down: answer with PayKKa's answer anyway; a
+          // successor reconciles to the same PayKKa object.
+          if (!s.ok()) self->NoteStoreError("complete", s);
+          self->Finish();
+        });
+  }
+
+  void MarkUnknownAndFail(const absl::Status& cause) {
+    Metadata metadata = MetadataOf(cause);
+    if (std::optional<Reason> r = ReasonOf(cause)) {
+      metadata.emplace_back("cause", std::string(ReasonName(*r)));
+    }
+    outcome_.result = WithRetryDelay(
+        MakeError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown,
+                  "PayKKa's outcome is unknown; retry with the same trans_id "
+                  "and content",
+                  metadata),
+        deps_.options.outcome_unknown_retry_delay);
+    deps_.store->MarkUnknown(
+        key_, owner_,
+        [self = this->shared_from_this()](absl::Status s) mutable {
+          if (!s.ok()) self->NoteStoreError("mark_unknown", s);
+          self->Finish();
+        });
+  }
+
+  void ReleaseAndFail(const absl::Status& error) {
+    outcome_.result = error;
+    deps_.store->Release(
+        key_, owner_,
+        [self = this->shared_from_this()](absl::Status s) mutable {
+          // The lease then simply expires and a retry reconciles.
+          if (!s.ok()) self->NoteStoreError("release", s);
+          self->Finish();
+        });
+  }
+
+  void CountUpstream(absl::Time start) {
+    outcome_.info.upstream_calls++;
+    outcome_.info.upstream_latency += deps_.clock->Now() - start;
+  }
+
+  void NoteStoreError(absl::string_view op, const absl::Status& s) {
+    absl::StrAppend(&outcome_.info.store_error,
+                    outcome_.info.store_error.empty() ? "" : "; ", op, ": ",
+                    absl::StatusCodeToString(s.code()), " ", s.message());
+  }
+
+  void FinishError(absl::Status error) {
+    outcome_.result = std::move(error);
+    Finish();
+  }
+
+  void Finish() { std::move(done_)(std::move(outcome_)); }
+
+  const PaymentService::Deps& deps_;
+  const Request request_;
+  const std::shared_ptr<const MerchantConfig> merchant_;
+  const absl::Time deadline_;
+  const absl::Status before_create_;
+  absl::Time upstream_deadline_;
+  const IdempotencyKey key_;
+  std::string owner_;
+  Outcome<Response> outcome_;
+  OutcomeCallback<Response> done_;
+};
+
+template <typename Response>
+void FinishNow(OutcomeCallback<Response>& done, absl::Status error) {
+  Outcome<Response> outcome;
+  outcome.result = std::move(error);
+  std::move(done)(std::move(outcome));
+}
+
+}  // namespace
+
+MerchantRegistry MakeMerchantRegistry(
+    std::vector<paykka::MerchantConfig> merchants) {
+  MerchantRegistry registry;
+  for (paykka::MerchantConfig& m : merchants) {
+    std::string id = m.merchant_id;
+    registry[id] = std::make_shared<const paykka::MerchantConfig>(std::move(m));
+  }
+  return registry;
+}
+
+PaymentService::PaymentService(paykka::PaykkaClient* client,
+                               cache::IdempotencyStore* store,
+                               MerchantRegistry merchants, const Clock* clock,
+                               PaymentServiceOptions options)
+    : deps_{client, store, clock, options}, merchants_(std::move(merchants)) {}
+
+absl::StatusOr<std::shared_ptr<const MerchantConfig>> PaymentService::Merchant(
+    const std::string& merchant_id) const {
+  auto it = merchants_.find(merchant_id);
+  if (it == merchants_.end() || it->second == nullptr) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     Reason::kMerchantNotConfigured,
+                     "merchant_id is not configured in payorch",
+                     {{"merchant_id", merchant_id}});
+  }
+  return it->second;
+}
+
+void PaymentService::CreateCheckout(
+    const v1::CreateCheckoutRequest& request, absl::Time deadline,
+    OutcomeCallback<v1::CreateCheckoutResponse> done) {
+  const absl::Time now = deps_.clock->Now();
+  if (!ValidateCreateCheckoutContent(request).ok()) {
+    // Every violation at once, the time window's too.
+    return FinishNow(done, ValidateCreateCheckout(request, now));
+  }
+  auto merchant = Merchant(request.merchant_id());
+  if (!merchant.ok()) return FinishNow(done, merchant.status());
+  // expire_time's window is checked only before creating: a retry of a
+  // completed checkout is replayed even once its expire_time has passed.
+  std::make_shared<MutationFlow<CheckoutOps>>(
+      deps_, request, std::move(*merchant), deadline,
+      ValidateExpireTimeWindow(request, now), std::move(done))
+      ->Start();
+}
+
+void PaymentService::ChargeRecurring(
+    const v1::ChargeRecurringRequest& request, absl::Time deadline,
+    OutcomeCallback<v1::ChargeRecurringResponse> done) {
+  if (absl::Status s = ValidateChargeRecurring(request); !s.ok()) {
+    return FinishNow(done, std::move(s));
+  }
+  auto merchant = Merchant(request.merchant_id());
+  if (!merchant.ok()) return FinishNow(done, merchant.status());
+  std::make_shared<MutationFlow<ChargeOps>>(deps_, request,
+                                            std::move(*merchant), deadline,
+                                            absl::OkStatus(), std::move(done))
+      ->Start();
+}
+
+void PaymentService::GetSessionStatus(
+    const v1::GetSessionStatusRequest& request, absl::Time deadline,
+    OutcomeCallback<v1::GetSessionStatusResponse> done) {
+  if (absl::Status s = ValidateGetSessionStatus(request); !s.ok()) {
+    return FinishNow(done, std::move(s));
+  }
+  auto merchant = Merchant(request.merchant_id());
+  if (!merchant.ok()) return FinishNow(done, merchant.status());
+  paykka::SessionLookup lookup;
+  if (request.lookup_case() == v1::GetSessionStatusRequest::kSessionId) {
+    lookup = {paykka::SessionLookup::Kind::kSessionId, request.session_id()};
+  } else {
+    lookup = {paykka::SessionLookup::Kind::kTransId, request.trans_id()};
+  }
+  const Clock* clock = deps_.clock;
+  absl::Time start = clock->Now();
+  deadline = UpstreamDeadline(deps_.options, deps_.clock, deadline);
+  deps_.client->QuerySession(
+      **merchant, std::move(lookup), deadline,
+      [done = std::move(done), clock,
+       start](absl::StatusOr<v1::GetSessionStatusResponse> s) mutable {
+        Outcome<v1::GetSessionStatusResponse> outcome;
+        outcome.info.upstream_calls = 1;
+        outcome.info.upstream_latency = clock->Now() - start;
+        outcome.result = std::move(s);
+        std::move(done)(std::move(outcome));
+      });
+}
+
+void PaymentService::GetOrder(const v1::GetOrderRequest& request,
+                              absl::Time deadline,
+                              OutcomeCallback<v1::GetOrderResponse> done) {
+  if (absl::Status s = ValidateGetOrder(request); !s.ok()) {
+    return FinishNow(done, std::move(s));
+  }
+  auto merchant = Merchant(request.merchant_id());
+  if (!merchant.ok()) return FinishNow(done, merchant.status());
+  paykka::OrderLookup lookup;
+  switch (request.lookup_case()) {
+    case v1::GetOrderRequest::kOrderId:
+      lookup = {paykka::OrderLookup::Kind::kOrderId, request.order_id()};
+      break;
+    case v1::GetOrderRequest::kSessionId:
+      lookup = {paykka::OrderLookup::Kind::kSessionId, request.session_id()};
+      break;
+    default:
+      lookup = {paykka::OrderLookup::Kind::kTransId, request.trans_id()};
+      break;
+  }
+  const Clock* clock = deps_.clock;
+  paykka::PaykkaClient* client = deps_.client;
+  absl::Time start = clock->Now();
+  const bool by_session =
+      request.lookup_case() == v1::GetOrderRequest::kSessionId;
+  deadline = UpstreamDeadline(deps_.options, deps_.clock, deadline);
+  client->QueryTransaction(
+      **merchant, std::move(lookup), deadline,
+      [done = std::move(done), clock, client, start, by_session, deadline,
+       merchant = *merchant, session_id = request.session_id()](
+          absl::StatusOr<v1::Order> order) mutable {
+        Outcome<v1::GetOrderResponse> outcome;
+        outcome.info.upstream_calls = 1;
+        outcome.info.upstream_latency = clock->Now() - start;
+        if (order.ok()) {
+          v1::GetOrderResponse response;
+          *response.mutable_order() = std::move(*order);
+          outcome.result = std::move(response);
+          return std::move(done)(std::move(outcome));
+        }
+        if (!by_session || !HasReason(order.status(), Reason::kOrderNotFound)) {
+          outcome.result = order.status();
+          return std::move(done)(std::move(outcome));
+        }
+        // No order for the session: tell "unpaid yet" from "expired unpaid"
+        // (no order will ever come) and "no such session".
+        absl::Status order_status = order.status();
+        absl::Time second_start = clock->Now();
+        client->QuerySession(
+            *merchant, {paykka::SessionLookup::Kind::kSessionId, session_id},
+            deadline,
+            [done = std::move(done), outcome = std::move(outcome), clock,
+             second_start, order_status = std::move(order_status)](
+                absl::StatusOr<v1::GetSessionStatusResponse> s) mutable {
+              outcome.info.upstream_calls++;
+              outcome.info.upstream_latency += clock->Now() - second_start;
+              if (s.ok() && s->status() == v1::SESSION_STATUS_EXPIRED) {
+                outcome.result = MakeError(
+                    absl::StatusCode::kNotFound, Reason::kSessionExpired,
+                    "the session expired unpaid; no order will come",
+                    {{"session_id", s->session_id()}});
+              } else if (!s.ok() &&
+                         HasReason(s.status(), Reason::kSessionNotFound)) {
+                outcome.result = s.status();
+              } else {
+                outcome.result = std::move(order_status);
+              }
+              std::move(done)(std::move(outcome));
+            });
+      });
+}
+
+}  // namespace payorch::service

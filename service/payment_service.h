@@ -1,0 +1,147 @@
+#ifndef PAYORCH_SERVICE_PAYMENT_SERVICE_H_
+#define PAYORCH_SERVICE_PAYMENT_SERVICE_H_
+
+// The orchestration logic behind the four RPCs, independent of gRPC:
+// validation, merchant lookup, the idempotency flow of design.md's table for
+// the mutating RPCs, and the mapping of PayKKa's answers to ours. The gRPC
+// edge (grpc_service.h) only converts the Outcome to a grpc::Status and logs.
+//
+// Threading: every method returns at once; `done` runs exactly once, on
+// whichever thread completed the last asynchronous step (an adapter or store
+// callback thread, or the caller's thread when nothing asynchronous was
+// needed). No thread waits for PayKKa or Redis. See service/README.md.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "adapters/paykka/paykka_client.h"
+#include "cache/idempotency_store.h"
+#include "common/event_loop.h"
+#include "payorch/v1/payorch.pb.h"
+
+namespace payorch::service {
+
+// merchant_id -> its PayKKa configuration. Immutable once the service is
+// built.
+using MerchantRegistry =
+    absl::flat_hash_map<std::string,
+                        std::shared_ptr<const paykka::MerchantConfig>>;
+
+// The registry for merchants loaded by paykka::LoadMerchantConfigs() (which
+// has already rejected duplicates; a later duplicate would win here).
+MerchantRegistry MakeMerchantRegistry(
+    std::vector<paykka::MerchantConfig> merchants);
+
+// What happened during one call, for the edge's log line and metrics.
+struct CallInfo {
+  // Time spent waiting for PayKKa, summed over the calls made.
+  absl::Duration upstream_latency = absl::ZeroDuration();
+  // PayKKa calls made (queries and creates).
+  int upstream_calls = 0;
+  // The answer came from the idempotency record (no PayKKa call).
+  bool replayed = false;
+  // A store operation after PayKKa answered failed (e.g. Complete() lost its
+  // lease); the caller still got PayKKa's answer. Empty when none.
+  std::string store_error;
+};
+
+// The answer to one call.
+template <typename Response>
+struct Outcome {
+  // The response, or an error carrying a Reason (common/errors.h).
+  absl::StatusOr<Response> result = absl::UnknownError("unset");
+  // Set for a definitive rejection that the idempotency record holds, on the
+  // first answer and on every replay: the serialized google.rpc.Status to
+  // send as the error details unchanged, so every answer is byte-identical.
+  // `result` then holds the same error (for logs and metrics).
+  std::optional<std::string> rpc_status;
+  CallInfo info;
+};
+
+template <typename Response>
+using OutcomeCallback = absl::AnyInvocable<void(Outcome<Response>) &&>;
+
+struct PaymentServiceOptions {
+  // Lease of an in-flight claim. Must exceed the longest PayKKa call: the
+  // upstream deadline of a mutating call is capped to lease - margin after
+  // the claim, so a successor can never take over a live call.
+  absl::Duration lease = absl::Seconds(30);
+  // At most this, and at most a quarter of the lease.
+  absl::Duration lease_margin = absl::Seconds(2);
+  // Upper bound of one PayKKa call (queries and creates), whatever the
+  // caller's deadline: a caller with a long deadline still gets a definite
+  // answer (e.g. PSP_OUTCOME_UNKNOWN) from payorch rather than its own
+  // DEADLINE_EXCEEDED.
+  absl::Duration paykka_timeout = absl::Seconds(15);
+  // How long a completed record is kept (design.md: 48 h by default).
+  absl::Duration retention = absl::Hours(48);
+  // RetryInfo for REQUEST_IN_PROGRESS: the live lease's remaining time,
+  // clamped to [min_retry_delay, max_in_progress_retry_delay].
+  absl::Duration max_in_progress_retry_delay = absl::Seconds(5);
+  absl::Duration min_retry_delay = absl::Milliseconds(100);
+  // RetryInfo for PSP_OUTCOME_UNKNOWN and IDEMPOTENCY_STORE_UNAVAILABLE.
+  absl::Duration outcome_unknown_retry_delay = absl::Seconds(1);
+  absl::Duration store_unavailable_retry_delay = absl::Seconds(1);
+};
+
+// Thread-safe. `client`, `store` and `clock` must outlive the service, and
+// the service must outlive every call in flight (the server drains first).
+class PaymentService {
+ public:
+  PaymentService(paykka::PaykkaClient* client, cache::IdempotencyStore* store,
+                 MerchantRegistry merchants, const Clock* clock,
+                 PaymentServiceOptions options = {});
+
+  // Idempotent on (merchant_id, trans_id); design.md's table. Errors:
+  // INVALID_ARGUMENT INVALID_FIELD, FAILED_PRECONDITION
+  // MERCHANT_NOT_CONFIGURED, UNAVAILABLE IDEMPOTENCY_STORE_UNAVAILABLE,
+  // ALREADY_EXISTS TRANS_ID_REUSED, ABORTED REQUEST_IN_PROGRESS,
+  // UNAVAILABLE PSP_OUTCOME_UNKNOWN, a stored PSP_REJECTED (rpc_status set),
+  // and the adapter's not-sent errors (PSP_UNAVAILABLE, PSP_RATE_LIMITED,
+  // PSP_AUTH_FAILED, DEADLINE_EXCEEDED), after which nothing is recorded.
+  void CreateCheckout(const v1::CreateCheckoutRequest& request,
+                      absl::Time deadline,
+                      OutcomeCallback<v1::CreateCheckoutResponse> done);
+  // As CreateCheckout; a card decline is OK with order.status FAILURE.
+  void ChargeRecurring(const v1::ChargeRecurringRequest& request,
+                       absl::Time deadline,
+                       OutcomeCallback<v1::ChargeRecurringResponse> done);
+
+  // Read-only; never touches the idempotency store. NOT_FOUND
+  // ORDER_NOT_FOUND when PayKKa has no order; when looked up by session_id,
+  // NOT_FOUND SESSION_EXPIRED if the session expired unpaid and
+  // SESSION_NOT_FOUND if PayKKa does not know the session.
+  void GetOrder(const v1::GetOrderRequest& request, absl::Time deadline,
+                OutcomeCallback<v1::GetOrderResponse> done);
+  // Read-only. An EXPIRED session is an OK answer.
+  void GetSessionStatus(const v1::GetSessionStatusRequest& request,
+                        absl::Time deadline,
+                        OutcomeCallback<v1::GetSessionStatusResponse> done);
+
+  // Internals shared with the per-call flows (payment_service.cc).
+  struct Deps {
+    paykka::PaykkaClient* client;
+    cache::IdempotencyStore* store;
+    const Clock* clock;
+    PaymentServiceOptions options;
+  };
+
+ private:
+  // The merchant's configuration, or FAILED_PRECONDITION
+  // MERCHANT_NOT_CONFIGURED.
+  absl::StatusOr<std::shared_ptr<const paykka::MerchantConfig>> Merchant(
+      const std::string& merchant_id) const;
+
+  const Deps deps_;
+  const MerchantRegistry merchants_;
+};
+
+}  // namespace payorch::service
+
+#endif  // PAYORCH_SERVICE_PAYMENT_SERVICE_H_

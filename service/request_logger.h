@@ -1,0 +1,53 @@
+#ifndef PAYORCH_SERVICE_REQUEST_LOGGER_H_
+#define PAYORCH_SERVICE_REQUEST_LOGGER_H_
+
+// One structured log line per request, written once at the gRPC edge. The
+// entry holds identifiers and outcomes only: never secrets, card data, or
+// request/response bodies.
+
+#include <cstdio>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+
+namespace payorch::service {
+
+struct RequestLogEntry {
+  std::string method;      // "CreateCheckout", ...
+  std::string request_id;  // x-request-id, or generated
+  std::string merchant_id;
+  std::string trans_id;     // when the request has one
+  std::string code;         // gRPC code name, "OK", "INVALID_ARGUMENT", ...
+  std::string reason;       // ErrorInfo reason; empty when OK
+  bool replayed = false;    // answered from the idempotency record
+  int upstream_calls = 0;   // PayKKa calls made
+  double upstream_ms = 0;   // time spent waiting for PayKKa
+  double total_ms = 0;      // handler start to Finish()
+  std::string store_error;  // a store failure after PayKKa answered
+};
+
+// The entry as one line of JSON (no trailing newline).
+std::string ToJsonLine(const RequestLogEntry& entry);
+
+// Receives one entry per finished request. Thread-safe.
+class RequestLogger {
+ public:
+  virtual ~RequestLogger() = default;
+  virtual void Log(const RequestLogEntry& entry) = 0;
+};
+
+// Writes ToJsonLine() + "\n" to a FILE (stderr by default), one whole line
+// at a time.
+class JsonLineLogger : public RequestLogger {
+ public:
+  explicit JsonLineLogger(std::FILE* out = stderr) : out_(out) {}
+  void Log(const RequestLogEntry& entry) override;
+
+ private:
+  absl::Mutex mu_;
+  std::FILE* const out_;
+};
+
+}  // namespace payorch::service
+
+#endif  // PAYORCH_SERVICE_REQUEST_LOGGER_H_

@@ -1,0 +1,72 @@
+#ifndef PAYORCH_TESTS_CACHE_REDIS_SERVER_H_
+#define PAYORCH_TESTS_CACHE_REDIS_SERVER_H_
+
+// A real redis-server for tests: loopback only, a free port, no persistence
+// (--save '' --appendonly no), stdio to /dev/null (its log goes to a file in
+// its own temporary directory), not daemonized so its PID is known. It can be
+// stopped and started again on the same port to simulate an outage, or frozen
+// with SIGSTOP to simulate a hung server. The child dies with the test process
+// (PR_SET_PDEATHSIG) even if the test crashes. Not thread-safe.
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace payorch::testing {
+
+class RedisServer {
+ public:
+  // Starts redis-server (PATH, else /usr/bin/redis-server) with `extra_args`
+  // appended (e.g. {"--requirepass", "pw"}) and waits for PING.
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start(
+      std::vector<std::string> extra_args = {});
+  // Kills the server by PID and removes its directory.
+  ~RedisServer();
+
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }
+  // redis://127.0.0.1:<port> (no credentials).
+  std::string url() const;
+
+  // Stops the server with `signal` (SIGTERM: a clean shutdown; SIGKILL: a
+  // crash) and waits for it to exit.
+  absl::Status Stop(int signal = 15);
+  // Starts it again on the same port, with the same arguments (data is gone:
+  // there is no persistence).
+  absl::Status Restart();
+  // SIGSTOP / SIGCONT: the server keeps its connections but answers nothing.
+  absl::Status Pause();
+  absl::Status Resume();
+
+  // Runs one command over a fresh blocking connection (AUTH with `password`
+  // and SELECT `db` first when given). Returns the reply as text: strings
+  // and status as is, integers in decimal, nil as "(nil)", arrays as their
+  // elements joined by '\n'. kInternal for an error reply.
+  absl::StatusOr<std::string> Command(const std::vector<std::string>& args,
+                                      const std::string& password = "",
+                                      int db = 0) const;
+
+ private:
+  RedisServer() = default;
+  absl::Status Spawn();
+  absl::Status WaitForPing();
+
+  std::string dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  std::vector<std::string> extra_args_;
+  std::string password_;  // from --requirepass, for the PING probe
+};
+
+}  // namespace payorch::testing
+
+#endif  // PAYORCH_TESTS_CACHE_REDIS_SERVER_H_

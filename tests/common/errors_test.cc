@@ -1,0 +1,204 @@
+#include "common/errors.h"
+
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace payorch {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::Optional;
+using ::testing::Pair;
+using ::testing::SizeIs;
+
+MATCHER_P2(IsViolation, field, description, "") {
+  return arg.field == field && arg.description == description;
+}
+
+TEST(ErrorsTest, DomainIsPayorch) { EXPECT_EQ(kErrorDomain, "payorch"); }
+
+TEST(ErrorsTest, ReasonNamesAreUpperSnakeAndUnique) {
+  const std::regex upper_snake("[A-Z][A-Z0-9]*(_[A-Z0-9]+)*");
+  std::set<std::string> seen;
+  for (Reason r : AllReasons()) {
+    const std::string name(ReasonName(r));
+    EXPECT_TRUE(std::regex_match(name, upper_snake)) << name;
+    EXPECT_TRUE(seen.insert(name).second) << "duplicate reason name " << name;
+  }
+}
+
+TEST(ErrorsTest, AllReasonsListsEveryReasonOnceInDeclarationOrder) {
+  const std::vector<Reason> all = AllReasons();
+  ASSERT_THAT(all, SizeIs(16));
+  EXPECT_EQ(all.front(), Reason::kInvalidField);
+  EXPECT_EQ(all.back(), Reason::kInternal);
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(static_cast<size_t>(all[i]), i);
+  }
+}
+
+TEST(ErrorsTest, KnownReasonNames) {
+  EXPECT_EQ(ReasonName(Reason::kInvalidField), "INVALID_FIELD");
+  EXPECT_EQ(ReasonName(Reason::kTransIdReused), "TRANS_ID_REUSED");
+  EXPECT_EQ(ReasonName(Reason::kPspOutcomeUnknown), "PSP_OUTCOME_UNKNOWN");
+  EXPECT_EQ(ReasonName(Reason::kIdempotencyStoreUnavailable),
+            "IDEMPOTENCY_STORE_UNAVAILABLE");
+  EXPECT_EQ(ReasonName(Reason::kInternal), "INTERNAL");
+}
+
+TEST(ErrorsTest, EveryReasonRoundTripsThroughMakeError) {
+  for (Reason r : AllReasons()) {
+    absl::Status s = MakeError(absl::StatusCode::kUnavailable, r, "m");
+    EXPECT_THAT(ReasonOf(s), Optional(r)) << ReasonName(r);
+    EXPECT_TRUE(HasReason(s, r));
+  }
+}
+
+TEST(ErrorsTest, MakeErrorKeepsCodeMessageAndReason) {
+  absl::Status s = MakeError(absl::StatusCode::kNotFound, Reason::kOrderNotFound,
+                             "no order for trans_id t-1");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(s.message(), "no order for trans_id t-1");
+  EXPECT_THAT(ReasonOf(s), Optional(Reason::kOrderNotFound));
+  EXPECT_TRUE(HasReason(s, Reason::kOrderNotFound));
+  EXPECT_FALSE(HasReason(s, Reason::kSessionNotFound));
+  EXPECT_THAT(MetadataOf(s), IsEmpty());
+  EXPECT_THAT(FieldViolationsOf(s), IsEmpty());
+  EXPECT_EQ(RetryDelayOf(s), std::nullopt);
+}
+
+TEST(ErrorsTest, StatusesMadeElsewhereHaveNoReason) {
+  EXPECT_EQ(ReasonOf(absl::InternalError("boom")), std::nullopt);
+  EXPECT_EQ(ReasonOf(absl::OkStatus()), std::nullopt);
+  EXPECT_FALSE(HasReason(absl::InternalError("boom"), Reason::kInternal));
+  EXPECT_THAT(MetadataOf(absl::InternalError("boom")), IsEmpty());
+  EXPECT_EQ(RetryDelayOf(absl::UnavailableError("x")), std::nullopt);
+}
+
+TEST(ErrorsTest, MetadataRoundTripsInOrder) {
+  const Metadata metadata = {
+      {"trans_id", "t-42"}, {"psp_code", "E001"}, {"empty", ""}, {"trans_id", "dup"}};
+  absl::Status s = MakeError(absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
+                             "rejected", metadata);
+  EXPECT_EQ(MetadataOf(s), metadata);
+}
+
+TEST(ErrorsTest, TabsAndNewlinesInMetadataDoNotCorruptTheEncoding) {
+  const Metadata metadata = {{"before", "1"},
+                             {"multi\tkey", "line one\nline two\tcol\r\n"},
+                             {"after", "2"}};
+  absl::Status s =
+      MakeError(absl::StatusCode::kInternal, Reason::kPspBadResponse, "bad", metadata);
+  const Metadata got = MetadataOf(s);
+  ASSERT_THAT(got, SizeIs(3));
+  EXPECT_THAT(got[0], Pair("before", "1"));
+  EXPECT_THAT(got[2], Pair("after", "2"));
+  // The odd entry stays one entry and keeps its text.
+  EXPECT_THAT(got[1].first, HasSubstr("multi"));
+  EXPECT_THAT(got[1].first, HasSubstr("key"));
+  EXPECT_THAT(got[1].second, HasSubstr("line one"));
+  EXPECT_THAT(got[1].second, HasSubstr("line two"));
+  EXPECT_THAT(got[1].second, HasSubstr("col"));
+  EXPECT_THAT(got[1].first + got[1].second, Not(HasSubstr("\t")));
+  EXPECT_THAT(got[1].first + got[1].second, Not(HasSubstr("\n")));
+}
+
+TEST(ErrorsTest, InvalidFieldsListsEveryViolation) {
+  absl::Status s = InvalidFields({{"payment.amount", "must be positive"},
+                                  {"goods[2].price", "must not be empty"}});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ReasonOf(s), Optional(Reason::kInvalidField));
+  EXPECT_THAT(s.message(), HasSubstr("payment.amount: must be positive"));
+  EXPECT_THAT(s.message(), HasSubstr("goods[2].price: must not be empty"));
+  EXPECT_THAT(FieldViolationsOf(s),
+              ElementsAre(IsViolation("payment.amount", "must be positive"),
+                          IsViolation("goods[2].price", "must not be empty")));
+}
+
+TEST(ErrorsTest, InvalidFieldsWithSeparatorsKeepsViolationCount) {
+  absl::Status s = InvalidFields({{"a", "first\nsecond"}, {"b\tc", "x\ty"}, {"d", "ok"}});
+  const std::vector<FieldViolation> got = FieldViolationsOf(s);
+  ASSERT_THAT(got, SizeIs(3));
+  EXPECT_EQ(got[0].field, "a");
+  EXPECT_THAT(got[0].description, HasSubstr("second"));
+  EXPECT_THAT(got[1].description, HasSubstr("y"));
+  EXPECT_THAT(got[2], IsViolation("d", "ok"));
+}
+
+TEST(ErrorsTest, InvalidFieldsWithNoViolationsIsStillInvalidArgument) {
+  absl::Status s = InvalidFields({});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(HasReason(s, Reason::kInvalidField));
+  EXPECT_THAT(FieldViolationsOf(s), IsEmpty());
+}
+
+TEST(ErrorsTest, WithRetryDelayAddsDelayAndKeepsEverythingElse) {
+  absl::Status s = WithRetryDelay(
+      MakeError(absl::StatusCode::kAborted, Reason::kRequestInProgress, "in flight",
+                {{"trans_id", "t-1"}}),
+      absl::Milliseconds(1500));
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(s.message(), "in flight");
+  EXPECT_THAT(RetryDelayOf(s), Optional(absl::Milliseconds(1500)));
+  EXPECT_TRUE(HasReason(s, Reason::kRequestInProgress));
+  EXPECT_THAT(MetadataOf(s), ElementsAre(Pair("trans_id", "t-1")));
+}
+
+TEST(ErrorsTest, WithRetryDelayReplacesEarlierDelay) {
+  absl::Status s = WithRetryDelay(absl::UnavailableError("x"), absl::Seconds(1));
+  s = WithRetryDelay(s, absl::Seconds(3));
+  EXPECT_THAT(RetryDelayOf(s), Optional(absl::Seconds(3)));
+  EXPECT_THAT(RetryDelayOf(WithRetryDelay(absl::UnavailableError("x"), absl::ZeroDuration())),
+              Optional(absl::ZeroDuration()));
+}
+
+TEST(ErrorsTest, WithRetryDelayOnOkStaysOk) {
+  absl::Status s = WithRetryDelay(absl::OkStatus(), absl::Seconds(1));
+  EXPECT_TRUE(s.ok());
+  EXPECT_EQ(RetryDelayOf(s), std::nullopt);
+}
+
+TEST(ErrorsTest, PayloadsSurviveCopyAndMove) {
+  absl::Status original = WithRetryDelay(
+      MakeError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable, "down",
+                {{"attempt", "3"}}),
+      absl::Milliseconds(250));
+  absl::Status copy = original;
+  absl::Status assigned;
+  assigned = copy;
+  absl::Status moved = std::move(copy);
+  for (const absl::Status* s : {&original, &assigned, &moved}) {
+    EXPECT_EQ(s->code(), absl::StatusCode::kUnavailable);
+    EXPECT_TRUE(HasReason(*s, Reason::kPspUnavailable));
+    EXPECT_THAT(MetadataOf(*s), ElementsAre(Pair("attempt", "3")));
+    EXPECT_THAT(RetryDelayOf(*s), Optional(absl::Milliseconds(250)));
+  }
+  // Changing a copy leaves the original alone.
+  assigned = WithRetryDelay(assigned, absl::Seconds(9));
+  EXPECT_THAT(RetryDelayOf(original), Optional(absl::Milliseconds(250)));
+  EXPECT_EQ(original, moved);
+}
+
+TEST(ErrorsTest, PayloadsSurviveStatusOr) {
+  absl::StatusOr<int> v = MakeError(absl::StatusCode::kNotFound, Reason::kSessionNotFound,
+                                    "gone", {{"session_id", "s-1"}});
+  absl::StatusOr<int> copy = v;
+  EXPECT_TRUE(HasReason(copy.status(), Reason::kSessionNotFound));
+  EXPECT_THAT(MetadataOf(copy.status()), ElementsAre(Pair("session_id", "s-1")));
+}
+
+}  // namespace
+}  // namespace payorch

@@ -1,0 +1,93 @@
+#ifndef PAYORCH_TESTS_INTEGRATION_STACK_H_
+#define PAYORCH_TESTS_INTEGRATION_STACK_H_
+
+// A whole payorch deployment on loopback for integration tests: a real
+// redis-server, the real paykka-sandbox and one or more real payorchd
+// replicas, each a child process on a free port, stopped by PID. Keys are
+// generated at start with the openssl CLI.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "payorch/v1/payorch.grpc.pb.h"
+#include "tests/testing/subprocess.h"
+
+namespace payorch::testing {
+
+struct StackOptions {
+  std::vector<std::string> sandbox_args;   // extra paykka-sandbox flags
+  std::vector<std::string> payorchd_args;  // extra payorchd flags
+  int replicas = 1;
+  bool redis = true;  // false: payorchd --redis_url=memory
+  bool verify_response_signatures = true;
+};
+
+class Stack {
+ public:
+  static absl::StatusOr<std::unique_ptr<Stack>> Start(StackOptions options = {});
+  ~Stack();
+
+  static constexpr const char* kMerchantId = "M100001";
+  static constexpr const char* kAppId = "APP100001";
+  static constexpr const char* kClientKey = "ck_test_100001";
+
+  std::unique_ptr<payorch::v1::PaymentOrchestrator::Stub> Stub(int replica = 0) const;
+  std::shared_ptr<grpc::Channel> Channel(int replica = 0) const;
+  std::string grpc_target(int replica = 0) const;
+  std::string http_target(int replica = 0) const;
+  const std::string& sandbox_url() const { return sandbox_url_; }
+  pid_t payorchd_pid(int replica = 0) const;
+
+  // The sandbox's control API (JSON in, JSON out). kInternal on HTTP != 2xx.
+  absl::StatusOr<nlohmann::json> SandboxCall(const std::string& method, const std::string& path,
+                                             const nlohmann::json& body = nullptr) const;
+  absl::StatusOr<nlohmann::json> Pay(const std::string& session_id, const std::string& outcome,
+                                     nlohmann::json extra = nlohmann::json::object()) const;
+  absl::StatusOr<nlohmann::json> Counters() const;
+  absl::Status SetFaults(nlohmann::json rules, int seed = 1) const;
+  absl::Status ClearFaults() const;
+
+  // payorchd replicas.
+  absl::Status KillPayorchd(int replica, int signal);  // and wait for exit
+  absl::Status StartPayorchd(int replica);             // (re)start on a new port
+  absl::StatusOr<int> PayorchdExitStatus(int replica, absl::Duration timeout);
+  // Threads and resident memory (kB) of a replica, from /proc.
+  int ThreadCount(int replica = 0) const;
+  long RssKb(int replica = 0) const;
+  // Lines payorchd wrote to stderr so far.
+  std::string PayorchdLog(int replica = 0) const;
+
+  // Redis outage simulation: stop, and start again on the same port.
+  absl::Status StopRedis();
+  absl::Status StartRedis();
+  int redis_port() const { return redis_port_; }
+
+  const TempDir& dir() const { return dir_; }
+
+ private:
+  Stack() = default;
+  absl::Status StartSandbox();
+
+  StackOptions options_;
+  TempDir dir_;
+  std::string sandbox_url_;
+  int redis_port_ = 0;
+  std::unique_ptr<Subprocess> redis_;
+  std::unique_ptr<Subprocess> sandbox_;
+  struct Replica {
+    std::unique_ptr<Subprocess> process;
+    std::string grpc_target;
+    std::string http_target;
+    std::string log_path;
+  };
+  std::vector<Replica> replicas_;
+};
+
+}  // namespace payorch::testing
+
+#endif  // PAYORCH_TESTS_INTEGRATION_STACK_H_

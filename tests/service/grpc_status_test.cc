@@ -1,0 +1,158 @@
+#include "service/grpc_status.h"
+
+#include "common/errors.h"
+#include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "gtest/gtest.h"
+#include "service/fingerprint.h"
+#include "tests/service/test_requests.h"
+
+namespace payorch::service {
+namespace {
+
+using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
+
+struct Parsed {
+  google::rpc::Status status;
+  int error_infos = 0;
+  google::rpc::ErrorInfo info;
+  std::optional<google::rpc::BadRequest> bad_request;
+  std::optional<google::rpc::RetryInfo> retry;
+};
+
+Parsed Parse(const grpc::Status& status) {
+  Parsed p;
+  EXPECT_TRUE(p.status.ParseFromString(status.error_details()));
+  EXPECT_EQ(p.status.code(), static_cast<int>(status.error_code()));
+  EXPECT_EQ(p.status.message(), status.error_message());
+  for (const auto& any : p.status.details()) {
+    google::rpc::BadRequest br;
+    google::rpc::RetryInfo ri;
+    if (any.Is<google::rpc::ErrorInfo>()) {
+      ++p.error_infos;
+      EXPECT_TRUE(any.UnpackTo(&p.info));
+    } else if (any.UnpackTo(&br)) {
+      p.bad_request = br;
+    } else if (any.UnpackTo(&ri)) {
+      p.retry = ri;
+    }
+  }
+  return p;
+}
+
+TEST(GrpcStatusTest, OkIsOkWithoutDetails) {
+  grpc::Status s = ToGrpcStatus(absl::OkStatus());
+  EXPECT_TRUE(s.ok());
+  EXPECT_TRUE(s.error_details().empty());
+}
+
+TEST(GrpcStatusTest, KeepsCodeAndMessageAndAddsOneErrorInfo) {
+  absl::Status error =
+      MakeError(absl::StatusCode::kAlreadyExists, Reason::kTransIdReused,
+                "trans_id reused", {{"trans_id", "T-1"}, {"merchant_id", "M"}});
+  grpc::Status s = ToGrpcStatus(error);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(s.error_message(), "trans_id reused");
+  Parsed p = Parse(s);
+  EXPECT_EQ(p.error_infos, 1);
+  EXPECT_EQ(p.info.domain(), "payorch");
+  EXPECT_EQ(p.info.reason(), "TRANS_ID_REUSED");
+  EXPECT_THAT(
+      p.info.metadata(),
+      UnorderedElementsAre(Pair("trans_id", "T-1"), Pair("merchant_id", "M")));
+  EXPECT_FALSE(p.bad_request.has_value());
+  EXPECT_FALSE(p.retry.has_value());
+}
+
+TEST(GrpcStatusTest, StatusWithoutReasonGetsInternal) {
+  Parsed p = Parse(ToGrpcStatus(absl::InternalError("boom")));
+  EXPECT_EQ(p.error_infos, 1);
+  EXPECT_EQ(p.info.reason(), "INTERNAL");
+  EXPECT_EQ(p.info.domain(), "payorch");
+}
+
+TEST(GrpcStatusTest, FieldViolationsBecomeBadRequest) {
+  grpc::Status s = ToGrpcStatus(InvalidFields(
+      {{"goods[2].price", "must be >= 0"}, {"bill.email", "bad"}}));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  Parsed p = Parse(s);
+  EXPECT_EQ(p.error_infos, 1);
+  EXPECT_EQ(p.info.reason(), "INVALID_FIELD");
+  ASSERT_TRUE(p.bad_request.has_value());
+  ASSERT_EQ(p.bad_request->field_violations_size(), 2);
+  EXPECT_EQ(p.bad_request->field_violations(0).field(), "goods[2].price");
+  EXPECT_EQ(p.bad_request->field_violations(0).description(), "must be >= 0");
+  EXPECT_EQ(p.bad_request->field_violations(1).field(), "bill.email");
+}
+
+TEST(GrpcStatusTest, RetryDelayBecomesRetryInfo) {
+  grpc::Status s = ToGrpcStatus(WithRetryDelay(
+      MakeError(absl::StatusCode::kAborted, Reason::kRequestInProgress, "busy"),
+      absl::Milliseconds(2500)));
+  Parsed p = Parse(s);
+  EXPECT_EQ(p.info.reason(), "REQUEST_IN_PROGRESS");
+  ASSERT_TRUE(p.retry.has_value());
+  EXPECT_EQ(p.retry->retry_delay().seconds(), 2);
+  EXPECT_EQ(p.retry->retry_delay().nanos(), 500000000);
+}
+
+TEST(GrpcStatusTest, RpcStatusRoundTripsAndReplaysByteForByte) {
+  absl::Status error = WithRetryDelay(
+      MakeError(absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
+                "rejected", {{"psp_ret_code", "010000"}, {"b", "2"}}),
+      absl::Seconds(1));
+  google::rpc::Status rpc = ToRpcStatus(error);
+  // Deterministic, whatever the map order.
+  EXPECT_EQ(rpc.SerializeAsString(), ToRpcStatus(error).SerializeAsString());
+  std::string bytes = rpc.SerializeAsString();
+  grpc::Status replay = GrpcStatusFromRpcStatusBytes(bytes);
+  EXPECT_EQ(replay.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(replay.error_message(), "rejected");
+  EXPECT_EQ(replay.error_details(), bytes);
+
+  absl::Status back = FromRpcStatus(rpc);
+  EXPECT_EQ(back.code(), error.code());
+  EXPECT_EQ(back.message(), error.message());
+  EXPECT_TRUE(HasReason(back, Reason::kPspRejected));
+  EXPECT_EQ(RetryDelayOf(back), absl::Seconds(1));
+  EXPECT_EQ(ToRpcStatus(back).SerializeAsString(), bytes);
+
+  absl::Status invalid = InvalidFields({{"amount", "must be > 0"}});
+  absl::Status invalid_back = FromRpcStatus(ToRpcStatus(invalid));
+  ASSERT_EQ(FieldViolationsOf(invalid_back).size(), 1u);
+  EXPECT_EQ(FieldViolationsOf(invalid_back)[0].field, "amount");
+}
+
+TEST(GrpcStatusTest, UnreadableStoredStatusIsInternal) {
+  grpc::Status s = GrpcStatusFromRpcStatusBytes("\xff\xff garbage");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(Parse(s).info.reason(), "INTERNAL");
+}
+
+TEST(FingerprintTest, SameContentSameFingerprintDifferentContentDiffers) {
+  const absl::Time now = absl::FromUnixSeconds(1767225600);
+  v1::CreateCheckoutRequest a = testing::ValidCheckout(now);
+  v1::CreateCheckoutRequest b = a;
+  EXPECT_EQ(Fingerprint(a), Fingerprint(b));
+  EXPECT_EQ(Fingerprint(a).rfind("checkout:", 0), 0u);
+  b.set_amount(a.amount() + 1);
+  EXPECT_NE(Fingerprint(a), Fingerprint(b));
+  // Spelled-out defaults are the same request.
+  b = a;
+  b.clear_capture_method();
+  EXPECT_EQ(Fingerprint(a), Fingerprint(b));
+
+  v1::ChargeRecurringRequest c = testing::ValidCharge();
+  v1::ChargeRecurringRequest d = c;
+  d.set_mit(true);
+  d.set_payment_type(v1::PAYMENT_TYPE_RECURRING);
+  EXPECT_EQ(Fingerprint(c), Fingerprint(d));
+  EXPECT_EQ(Fingerprint(c).rfind("charge:", 0), 0u);
+  d.mutable_payment()->set_token("TK-other");
+  EXPECT_NE(Fingerprint(c), Fingerprint(d));
+}
+
+}  // namespace
+}  // namespace payorch::service

@@ -1,0 +1,676 @@
+// design.md's idempotency table, row by row, for both mutating RPC families
+// (typed tests), plus the queries. PayKKa is FakePaykkaClient, the store the
+// real InMemoryIdempotencyStore on a FakeClock.
+
+#include "service/payment_service.h"
+
+#include <memory>
+#include <string>
+
+#include "cache/in_memory_idempotency_store.h"
+#include "common/errors.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/fingerprint.h"
+#include "service/grpc_status.h"
+#include "tests/service/fake_paykka_client.h"
+#include "tests/service/test_requests.h"
+
+namespace payorch::service {
+namespace {
+
+using ::payorch::testing::Capture;
+using ::payorch::testing::FakePaykkaClient;
+using ::payorch::testing::kClientKey;
+using ::payorch::testing::kMerchantId;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using Op = FakePaykkaClient::Op;
+using When = FakePaykkaClient::When;
+
+absl::Status PspError(absl::StatusCode code, Reason reason) {
+  return MakeError(code, reason, std::string(ReasonName(reason)),
+                   {{"psp_ret_code", "999999"}});
+}
+
+struct CheckoutFamily {
+  using Request = v1::CreateCheckoutRequest;
+  using Response = v1::CreateCheckoutResponse;
+  static constexpr Op kCreate = Op::kCreateSession;
+  static constexpr Op kFind = Op::kQuerySession;
+  static constexpr const char* kFamily = kCheckoutFamily;
+  static constexpr const char* kFindLookup = "session:trans_id=";
+  static Request Valid(absl::Time now) {
+    return testing::ValidCheckout(now, "T-1");
+  }
+  static void MakeInvalid(Request& r) {
+    r.set_currency("usd");
+    r.set_return_url("");
+  }
+  static std::vector<std::string> InvalidFields() {
+    return {"currency", "return_url"};
+  }
+  static void Call(PaymentService& s, const Request& r, absl::Time deadline,
+                   OutcomeCallback<Response> done) {
+    s.CreateCheckout(r, deadline, std::move(done));
+  }
+  static std::string Id(const Response& r) { return r.session_id(); }
+};
+
+struct ChargeFamily {
+  using Request = v1::ChargeRecurringRequest;
+  using Response = v1::ChargeRecurringResponse;
+  static constexpr Op kCreate = Op::kInitiate;
+  static constexpr Op kFind = Op::kQueryTransaction;
+  static constexpr const char* kFamily = kChargeFamily;
+  static constexpr const char* kFindLookup = "order:trans_id=";
+  static Request Valid(absl::Time) { return testing::ValidCharge("T-1"); }
+  static void MakeInvalid(Request& r) {
+    r.set_currency("usd");
+    r.mutable_payment()->clear_token();
+  }
+  static std::vector<std::string> InvalidFields() {
+    return {"currency", "payment.token"};
+  }
+  static void Call(PaymentService& s, const Request& r, absl::Time deadline,
+                   OutcomeCallback<Response> done) {
+    s.ChargeRecurring(r, deadline, std::move(done));
+  }
+  static std::string Id(const Response& r) { return r.order().order_id(); }
+};
+
+class ServiceFixture {
+ protected:
+  ServiceFixture()
+      : start_(clock_.Now()),
+        store_(clock_),
+        service_(std::make_unique<PaymentService>(
+            &paykka_, &store_, testing::TestRegistry(), &clock_)) {}
+
+  absl::Time Deadline() const { return clock_.Now() + absl::Seconds(10); }
+
+  FakeClock clock_;
+  // Requests are built relative to the start, so that a retry after the
+  // clock moved has the same content.
+  const absl::Time start_;
+  FakePaykkaClient paykka_;
+  cache::InMemoryIdempotencyStore store_;
+  std::unique_ptr<PaymentService> service_;
+};
+
+template <typename Family>
+class MutationTest : public ::testing::Test, public ServiceFixture {
+ protected:
+  using Request = typename Family::Request;
+  using Response = typename Family::Response;
+
+  // Runs a call that completes inline (nothing held).
+  Outcome<Response> Run(const Request& r) {
+    Capture<Response> c;
+    Family::Call(*service_, r, Deadline(), c.Callback());
+    EXPECT_TRUE(c.outcome.has_value()) << "call still pending";
+    return c.outcome.has_value() ? std::move(*c.outcome) : Outcome<Response>{};
+  }
+  Request Valid() const { return Family::Valid(start_); }
+  int creates() const { return paykka_.calls(Family::kCreate); }
+  int finds() const { return paykka_.calls(Family::kFind); }
+};
+
+using Families = ::testing::Types<CheckoutFamily, ChargeFamily>;
+TYPED_TEST_SUITE(MutationTest, Families);
+
+TYPED_TEST(MutationTest, FirstRequestExecutesOnceAndIsStored) {
+  auto out = this->Run(this->Valid());
+  ASSERT_TRUE(out.result.ok()) << out.result.status();
+  EXPECT_FALSE(TypeParam::Id(*out.result).empty());
+  EXPECT_EQ(this->creates(), 1);
+  EXPECT_EQ(this->paykka_.total_calls(), 1);  // no query on a fresh trans_id
+  EXPECT_EQ(out.info.upstream_calls, 1);
+  EXPECT_FALSE(out.info.replayed);
+  EXPECT_EQ(this->store_.size(), 1u);
+  EXPECT_EQ(this->store_.TimeToLive({TypeParam::kFamily, kMerchantId, "T-1"}),
+            absl::Hours(48));
+}
+
+TYPED_TEST(MutationTest, ReplayOfSameContentIsByteIdenticalWithoutUpstream) {
+  auto first = this->Run(this->Valid());
+  ASSERT_TRUE(first.result.ok());
+  this->clock_.Advance(absl::Hours(1));
+  auto second = this->Run(this->Valid());
+  ASSERT_TRUE(second.result.ok());
+  EXPECT_TRUE(second.info.replayed);
+  EXPECT_EQ(second.info.upstream_calls, 0);
+  EXPECT_EQ(second.result->SerializeAsString(),
+            first.result->SerializeAsString());
+  EXPECT_EQ(this->paykka_.total_calls(), 1);
+}
+
+TYPED_TEST(MutationTest, SameTransIdDifferentContentIsTransIdReused) {
+  ASSERT_TRUE(this->Run(this->Valid()).result.ok());
+  auto other = this->Valid();
+  other.set_amount(other.amount() + 1);
+  auto out = this->Run(other);
+  EXPECT_EQ(out.result.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(HasReason(out.result.status(), Reason::kTransIdReused));
+  EXPECT_EQ(this->paykka_.total_calls(), 1);
+}
+
+TYPED_TEST(MutationTest, ConcurrentDuplicateWhileInFlightIsRequestInProgress) {
+  this->paykka_.Hold(TypeParam::kCreate);
+  Capture<typename TypeParam::Response> first;
+  TypeParam::Call(*this->service_, this->Valid(), this->Deadline(),
+                  first.Callback());
+  ASSERT_FALSE(first.outcome.has_value());
+
+  this->clock_.Advance(absl::Seconds(1));
+  auto second = this->Run(this->Valid());
+  const absl::Status& s = second.result.status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(HasReason(s, Reason::kRequestInProgress));
+  ASSERT_TRUE(RetryDelayOf(s).has_value());
+  // The lease has 29 s left; the advice is capped at 5 s.
+  EXPECT_EQ(*RetryDelayOf(s), absl::Seconds(5));
+  EXPECT_EQ(this->creates(), 1);
+  EXPECT_EQ(second.info.upstream_calls, 0);
+
+  this->paykka_.ReleaseHeld();
+  ASSERT_TRUE(first.outcome.has_value());
+  ASSERT_TRUE(first.outcome->result.ok());
+  auto third = this->Run(this->Valid());
+  ASSERT_TRUE(third.result.ok());
+  EXPECT_TRUE(third.info.replayed);
+  EXPECT_EQ(TypeParam::Id(*third.result),
+            TypeParam::Id(*first.outcome->result));
+  EXPECT_EQ(this->creates(), 1);
+}
+
+TYPED_TEST(MutationTest, InvalidRequestStoresNothingAndSendsNothing) {
+  auto bad = this->Valid();
+  TypeParam::MakeInvalid(bad);
+  auto out = this->Run(bad);
+  EXPECT_EQ(out.result.status().code(), absl::StatusCode::kInvalidArgument);
+  std::vector<std::string> fields;
+  for (const auto& v : FieldViolationsOf(out.result.status())) {
+    fields.push_back(v.field);
+  }
+  EXPECT_EQ(fields, TypeParam::InvalidFields());
+  EXPECT_EQ(this->store_.size(), 0u);
+  EXPECT_EQ(this->paykka_.total_calls(), 0);
+
+  // The trans_id is still free.
+  auto good = this->Run(this->Valid());
+  ASSERT_TRUE(good.result.ok()) << good.result.status();
+  EXPECT_EQ(this->creates(), 1);
+}
+
+TYPED_TEST(MutationTest, DefinitiveRejectionIsStoredAndReplayedByteIdentical) {
+  this->paykka_.FailNext(
+      TypeParam::kCreate,
+      MakeError(absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
+                "PayKKa rejected the request",
+                {{"psp_ret_code", "010000"}, {"psp_ret_msg", "bad param"}}));
+  auto first = this->Run(this->Valid());
+  EXPECT_EQ(first.result.status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(HasReason(first.result.status(), Reason::kPspRejected));
+  ASSERT_TRUE(first.rpc_status.has_value());
+
+  auto second = this->Run(this->Valid());
+  EXPECT_TRUE(second.info.replayed);
+  ASSERT_TRUE(second.rpc_status.has_value());
+  EXPECT_EQ(*second.rpc_status, *first.rpc_status);
+  EXPECT_TRUE(HasReason(second.result.status(), Reason::kPspRejected));
+  grpc::Status a = GrpcStatusFromRpcStatusBytes(*first.rpc_status);
+  grpc::Status b = GrpcStatusFromRpcStatusBytes(*second.rpc_status);
+  EXPECT_EQ(a.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(a.error_message(), b.error_message());
+  EXPECT_EQ(a.error_details(), b.error_details());
+  EXPECT_EQ(this->paykka_.total_calls(), 1);
+}
+
+TYPED_TEST(MutationTest, UnknownOutcomeIsRecordedAndRetryAdoptsWhatExists) {
+  // PayKKa processes the create, but the answer is lost (timeout).
+  this->paykka_.FailNext(
+      TypeParam::kCreate,
+      PspError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown),
+      When::kAfterCommit);
+  auto first = this->Run(this->Valid());
+  EXPECT_EQ(first.result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(HasReason(first.result.status(), Reason::kPspOutcomeUnknown));
+  EXPECT_TRUE(RetryDelayOf(first.result.status()).has_value());
+  EXPECT_EQ(this->store_.size(), 1u);  // the record stays, as UNKNOWN
+
+  auto retry = this->Run(this->Valid());
+  ASSERT_TRUE(retry.result.ok()) << retry.result.status();
+  EXPECT_EQ(this->creates(), 1);  // adopted, not created again
+  EXPECT_EQ(this->finds(), 1);
+  EXPECT_THAT(this->paykka_.lookups(),
+              ElementsAre(std::string(TypeParam::kFindLookup) + "T-1"));
+
+  // And the adopted answer is now what is replayed.
+  auto replay = this->Run(this->Valid());
+  EXPECT_TRUE(replay.info.replayed);
+  EXPECT_EQ(replay.result->SerializeAsString(),
+            retry.result->SerializeAsString());
+  EXPECT_EQ(this->paykka_.total_calls(), 2);
+}
+
+TYPED_TEST(MutationTest, RetryAfterUnknownCreatesWhenPaykkaHasNothing) {
+  this->paykka_.FailNext(
+      TypeParam::kCreate,
+      PspError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown),
+      When::kBeforeCommit);
+  EXPECT_TRUE(HasReason(this->Run(this->Valid()).result.status(),
+                        Reason::kPspOutcomeUnknown));
+  auto retry = this->Run(this->Valid());
+  ASSERT_TRUE(retry.result.ok()) << retry.result.status();
+  EXPECT_EQ(this->finds(), 1);
+  EXPECT_EQ(this->creates(), 2);
+  EXPECT_EQ(retry.info.upstream_calls, 2);
+}
+
+TYPED_TEST(MutationTest, UnknownReasonFromCreateIsTreatedAsUnknownOutcome) {
+  // Anything not known to be "not sent" might have reached PayKKa.
+  this->paykka_.FailNext(TypeParam::kCreate, absl::InternalError("weird"));
+  auto out = this->Run(this->Valid());
+  EXPECT_TRUE(HasReason(out.result.status(), Reason::kPspOutcomeUnknown));
+  this->Run(this->Valid());
+  EXPECT_EQ(this->finds(), 1);  // the retry reconciled first
+}
+
+TYPED_TEST(MutationTest, NotSentFailureReleasesTheRecord) {
+  this->paykka_.FailNext(
+      TypeParam::kCreate,
+      PspError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable));
+  auto first = this->Run(this->Valid());
+  EXPECT_TRUE(HasReason(first.result.status(), Reason::kPspUnavailable));
+  EXPECT_EQ(this->store_.size(), 0u);
+  auto retry = this->Run(this->Valid());
+  ASSERT_TRUE(retry.result.ok());
+  EXPECT_EQ(this->finds(), 0);  // nothing to reconcile
+  EXPECT_EQ(this->creates(), 2);
+}
+
+TYPED_TEST(MutationTest, RateLimitedAndAuthFailedAreNotStored) {
+  this->paykka_.FailNext(
+      TypeParam::kCreate,
+      PspError(absl::StatusCode::kResourceExhausted, Reason::kPspRateLimited));
+  this->paykka_.FailNext(
+      TypeParam::kCreate,
+      PspError(absl::StatusCode::kInternal, Reason::kPspAuthFailed));
+  EXPECT_TRUE(HasReason(this->Run(this->Valid()).result.status(),
+                        Reason::kPspRateLimited));
+  EXPECT_TRUE(HasReason(this->Run(this->Valid()).result.status(),
+                        Reason::kPspAuthFailed));
+  EXPECT_EQ(this->store_.size(), 0u);
+  EXPECT_TRUE(this->Run(this->Valid()).result.ok());
+  EXPECT_EQ(this->finds(), 0);
+}
+
+TYPED_TEST(MutationTest, ExpiredLeaseOfCrashedHolderIsReconciledThenCreated) {
+  // A holder claimed the trans_id and crashed before reaching PayKKa.
+  auto request = this->Valid();
+  this->store_.Begin({TypeParam::kFamily, kMerchantId, "T-1"},
+                     Fingerprint(request), absl::Seconds(30),
+                     [](absl::StatusOr<cache::Claim> c) {
+                       ASSERT_TRUE(c.ok());
+                       EXPECT_EQ(c->outcome, cache::Claim::Outcome::kAcquired);
+                     });
+  auto during = this->Run(request);
+  EXPECT_TRUE(HasReason(during.result.status(), Reason::kRequestInProgress));
+
+  this->clock_.Advance(absl::Seconds(31));
+  auto after = this->Run(request);
+  ASSERT_TRUE(after.result.ok()) << after.result.status();
+  EXPECT_EQ(this->finds(), 1);
+  EXPECT_EQ(this->creates(), 1);
+}
+
+TYPED_TEST(MutationTest,
+           ExpiredLeaseOfSlowHolderAdoptsAndOldHolderStillAnswers) {
+  this->paykka_.Hold(TypeParam::kCreate);
+  Capture<typename TypeParam::Response> slow;
+  TypeParam::Call(*this->service_, this->Valid(), this->Deadline(),
+                  slow.Callback());
+  ASSERT_FALSE(slow.outcome.has_value());
+
+  this->clock_.Advance(absl::Seconds(31));
+  auto successor = this->Run(this->Valid());
+  ASSERT_TRUE(successor.result.ok()) << successor.result.status();
+  EXPECT_EQ(this->creates(), 1);  // the successor adopted the slow one's
+  EXPECT_EQ(this->finds(), 1);
+
+  this->paykka_.ReleaseHeld();
+  ASSERT_TRUE(slow.outcome.has_value());
+  ASSERT_TRUE(slow.outcome->result.ok());
+  EXPECT_EQ(TypeParam::Id(*slow.outcome->result),
+            TypeParam::Id(*successor.result));
+  // Its Complete() lost the lease: logged, not overwriting the successor.
+  EXPECT_THAT(slow.outcome->info.store_error, ::testing::HasSubstr("complete"));
+  auto replay = this->Run(this->Valid());
+  EXPECT_TRUE(replay.info.replayed);
+  EXPECT_EQ(replay.result->SerializeAsString(),
+            successor.result->SerializeAsString());
+}
+
+TYPED_TEST(MutationTest, ReconcileQueryFailureKeepsOutcomeUnknown) {
+  this->paykka_.FailNext(
+      TypeParam::kCreate,
+      PspError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown));
+  this->Run(this->Valid());
+  this->paykka_.FailNext(
+      TypeParam::kFind,
+      PspError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable));
+  auto retry = this->Run(this->Valid());
+  EXPECT_EQ(retry.result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(HasReason(retry.result.status(), Reason::kPspOutcomeUnknown));
+  EXPECT_TRUE(RetryDelayOf(retry.result.status()).has_value());
+  EXPECT_EQ(this->creates(), 1);  // never created blind
+  auto again = this->Run(this->Valid());
+  ASSERT_TRUE(again.result.ok());
+  EXPECT_EQ(this->finds(), 2);
+}
+
+TYPED_TEST(MutationTest, DuplicateTransIdFromPaykkaIsAdopted) {
+  // PayKKa already has the trans_id (e.g. our record was lost): its
+  // "duplicate trans_id" rejection leads to a query and adoption.
+  ASSERT_TRUE(this->Run(this->Valid()).result.ok());
+  cache::InMemoryIdempotencyStore fresh_store(this->clock_);
+  PaymentService fresh(&this->paykka_, &fresh_store, testing::TestRegistry(),
+                       &this->clock_);
+  Capture<typename TypeParam::Response> c;
+  TypeParam::Call(fresh, this->Valid(), this->Deadline(), c.Callback());
+  ASSERT_TRUE(c.outcome.has_value());
+  ASSERT_TRUE(c.outcome->result.ok()) << c.outcome->result.status();
+  EXPECT_EQ(this->creates(), 2);  // the second was refused by PayKKa
+  EXPECT_EQ(this->finds(), 1);
+  EXPECT_EQ(c.outcome->info.upstream_calls, 2);
+}
+
+TYPED_TEST(MutationTest, StoreUnavailableFailsClosed) {
+  testing::UnavailableIdempotencyStore down;
+  PaymentService service(&this->paykka_, &down, testing::TestRegistry(),
+                         &this->clock_);
+  Capture<typename TypeParam::Response> c;
+  TypeParam::Call(service, this->Valid(), this->Deadline(), c.Callback());
+  ASSERT_TRUE(c.outcome.has_value());
+  const absl::Status& s = c.outcome->result.status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(HasReason(s, Reason::kIdempotencyStoreUnavailable));
+  EXPECT_TRUE(RetryDelayOf(s).has_value());
+  EXPECT_EQ(this->paykka_.total_calls(), 0);
+}
+
+TYPED_TEST(MutationTest, UnconfiguredMerchantIsRefusedBeforeAnything) {
+  auto r = this->Valid();
+  r.set_merchant_id("OTHER");
+  auto out = this->Run(r);
+  EXPECT_EQ(out.result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(HasReason(out.result.status(), Reason::kMerchantNotConfigured));
+  EXPECT_EQ(this->store_.size(), 0u);
+  EXPECT_EQ(this->paykka_.total_calls(), 0);
+}
+
+TYPED_TEST(MutationTest, UpstreamSeesCallerDeadlineCappedByLease) {
+  absl::Time deadline = this->clock_.Now() + absl::Seconds(7);
+  Capture<typename TypeParam::Response> c;
+  TypeParam::Call(*this->service_, this->Valid(), deadline, c.Callback());
+  EXPECT_EQ(this->paykka_.last_deadline(TypeParam::kCreate), deadline);
+
+  // A caller deadline beyond the lease is cut to lease - margin (28 s).
+  Capture<typename TypeParam::Response> d;
+  auto other = this->Valid();
+  other.set_trans_id("T-2");
+  TypeParam::Call(*this->service_, other, this->clock_.Now() + absl::Minutes(5),
+                  d.Callback());
+  EXPECT_EQ(this->paykka_.last_deadline(TypeParam::kCreate),
+            this->clock_.Now() + absl::Seconds(28));
+}
+
+// --- Family-specific behaviour ---
+
+class CheckoutTest : public ::testing::Test, public ServiceFixture {};
+
+TEST_F(CheckoutTest, AdoptedSessionCarriesTheMerchantsClientKey) {
+  paykka_.FailNext(
+      Op::kCreateSession,
+      PspError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown),
+      When::kAfterCommit);
+  Capture<v1::CreateCheckoutResponse> first, retry;
+  service_->CreateCheckout(testing::ValidCheckout(clock_.Now()), Deadline(),
+                           first.Callback());
+  service_->CreateCheckout(testing::ValidCheckout(clock_.Now()), Deadline(),
+                           retry.Callback());
+  ASSERT_TRUE(retry.outcome->result.ok());
+  EXPECT_EQ(retry.outcome->result->client_key(), kClientKey);
+  EXPECT_EQ(retry.outcome->result->trans_id(), "T-1");
+  EXPECT_EQ(retry.outcome->result->merchant_id(), kMerchantId);
+  EXPECT_FALSE(retry.outcome->result->session_url().empty());
+}
+
+TEST_F(CheckoutTest, ReconciledSessionWithOtherAmountIsTransIdReused) {
+  v1::GetSessionStatusResponse existing;
+  existing.set_trans_id("T-1");
+  existing.set_session_id("CS-OLD");
+  existing.set_amount(1);
+  existing.set_currency("USD");
+  paykka_.PutSession(existing);
+  // Claimed by a holder that crashed: the next attempt reconciles.
+  auto request = testing::ValidCheckout(clock_.Now());
+  store_.Begin({kCheckoutFamily, kMerchantId, "T-1"}, Fingerprint(request),
+               absl::Seconds(30), [](absl::StatusOr<cache::Claim>) {});
+  clock_.Advance(absl::Seconds(31));
+  Capture<v1::CreateCheckoutResponse> c;
+  service_->CreateCheckout(request, Deadline(), c.Callback());
+  EXPECT_TRUE(HasReason(c.outcome->result.status(), Reason::kTransIdReused));
+  EXPECT_EQ(paykka_.calls(Op::kCreateSession), 0);
+}
+
+TEST_F(CheckoutTest, ReplayAfterExpireTimePassedIsStillReplayed) {
+  auto request = testing::ValidCheckout(start_);  // expires start + 1 h
+  Capture<v1::CreateCheckoutResponse> first, later;
+  service_->CreateCheckout(request, Deadline(), first.Callback());
+  ASSERT_TRUE(first.outcome->result.ok());
+  clock_.Advance(absl::Hours(2));
+  service_->CreateCheckout(request, Deadline(), later.Callback());
+  ASSERT_TRUE(later.outcome->result.ok()) << later.outcome->result.status();
+  EXPECT_TRUE(later.outcome->info.replayed);
+  EXPECT_EQ(later.outcome->result->session_id(),
+            first.outcome->result->session_id());
+}
+
+TEST_F(CheckoutTest, NewRequestWithPastExpireTimeIsInvalidAndNotStored) {
+  auto request = testing::ValidCheckout(start_);
+  clock_.Advance(absl::Hours(2));
+  Capture<v1::CreateCheckoutResponse> c;
+  service_->CreateCheckout(request, Deadline(), c.Callback());
+  EXPECT_EQ(c.outcome->result.status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_EQ(FieldViolationsOf(c.outcome->result.status()).size(), 1u);
+  EXPECT_EQ(FieldViolationsOf(c.outcome->result.status())[0].field,
+            "expire_time");
+  EXPECT_EQ(store_.size(), 0u);
+  EXPECT_EQ(paykka_.total_calls(), 0);
+
+  // With other violations too, all are listed in one answer.
+  request.set_amount(0);
+  Capture<v1::CreateCheckoutResponse> d;
+  service_->CreateCheckout(request, Deadline(), d.Callback());
+  std::vector<std::string> fields;
+  for (const auto& v : FieldViolationsOf(d.outcome->result.status())) {
+    fields.push_back(v.field);
+  }
+  EXPECT_THAT(fields, ElementsAre("amount", "expire_time"));
+}
+
+TEST(MerchantRegistryTest, BuiltFromLoadedConfigs) {
+  std::vector<paykka::MerchantConfig> configs;
+  configs.push_back(*testing::TestMerchant());
+  MerchantRegistry registry = MakeMerchantRegistry(std::move(configs));
+  ASSERT_EQ(registry.size(), 1u);
+  EXPECT_EQ(registry.at(kMerchantId)->client_key, kClientKey);
+}
+
+class ChargeTest : public ::testing::Test, public ServiceFixture {};
+
+TEST_F(ChargeTest, DeclineIsAnOkResponseAndIsReplayed) {
+  paykka_.DeclineNext("2021", "insufficient funds");
+  Capture<v1::ChargeRecurringResponse> first, second;
+  service_->ChargeRecurring(testing::ValidCharge(), Deadline(),
+                            first.Callback());
+  ASSERT_TRUE(first.outcome->result.ok());
+  EXPECT_EQ(first.outcome->result->order().status(), v1::ORDER_STATUS_FAILURE);
+  EXPECT_EQ(first.outcome->result->order().error_code(), "2021");
+  service_->ChargeRecurring(testing::ValidCharge(), Deadline(),
+                            second.Callback());
+  ASSERT_TRUE(second.outcome->result.ok());
+  EXPECT_TRUE(second.outcome->info.replayed);
+  EXPECT_EQ(second.outcome->result->SerializeAsString(),
+            first.outcome->result->SerializeAsString());
+  EXPECT_EQ(paykka_.calls(Op::kInitiate), 1);
+}
+
+TEST_F(ChargeTest, CheckoutAndChargeFamiliesDoNotCollide) {
+  // The same trans_id in two families are two records.
+  Capture<v1::CreateCheckoutResponse> a;
+  Capture<v1::ChargeRecurringResponse> b;
+  service_->CreateCheckout(testing::ValidCheckout(clock_.Now(), "X-1"),
+                           Deadline(), a.Callback());
+  service_->ChargeRecurring(testing::ValidCharge("X-1"), Deadline(),
+                            b.Callback());
+  EXPECT_TRUE(a.outcome->result.ok());
+  EXPECT_TRUE(b.outcome->result.ok());
+  EXPECT_EQ(store_.size(), 2u);
+}
+
+// --- Queries ---
+
+class QueryTest : public ::testing::Test, public ServiceFixture {
+ protected:
+  Outcome<v1::GetOrderResponse> GetOrder(const v1::GetOrderRequest& r,
+                                         PaymentService* s = nullptr) {
+    Capture<v1::GetOrderResponse> c;
+    (s ? s : service_.get())->GetOrder(r, Deadline(), c.Callback());
+    return std::move(*c.outcome);
+  }
+  Outcome<v1::GetSessionStatusResponse> GetSession(
+      const v1::GetSessionStatusRequest& r, PaymentService* s = nullptr) {
+    Capture<v1::GetSessionStatusResponse> c;
+    (s ? s : service_.get())->GetSessionStatus(r, Deadline(), c.Callback());
+    return std::move(*c.outcome);
+  }
+  static v1::GetOrderRequest OrderBySession(std::string id) {
+    v1::GetOrderRequest r;
+    r.set_merchant_id(kMerchantId);
+    r.set_session_id(std::move(id));
+    return r;
+  }
+};
+
+TEST_F(QueryTest, GetOrderFindsTheOrder) {
+  Capture<v1::ChargeRecurringResponse> charge;
+  service_->ChargeRecurring(testing::ValidCharge("C-9"), Deadline(),
+                            charge.Callback());
+  v1::GetOrderRequest r;
+  r.set_merchant_id(kMerchantId);
+  r.set_trans_id("C-9");
+  auto out = GetOrder(r);
+  ASSERT_TRUE(out.result.ok());
+  EXPECT_EQ(out.result->order().order_id(),
+            charge.outcome->result->order().order_id());
+  EXPECT_EQ(out.info.upstream_calls, 1);
+  EXPECT_EQ(store_.size(), 1u);  // only the charge's record
+}
+
+TEST_F(QueryTest, UnpaidSessionHasNoOrder) {
+  v1::GetSessionStatusResponse s;
+  s.set_trans_id("T-5");
+  s.set_session_id("CS5");
+  s.set_status(v1::SESSION_STATUS_PROCESSING);
+  paykka_.PutSession(s);
+  auto out = GetOrder(OrderBySession("CS5"));
+  EXPECT_EQ(out.result.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(HasReason(out.result.status(), Reason::kOrderNotFound));
+  EXPECT_EQ(out.info.upstream_calls, 2);
+}
+
+TEST_F(QueryTest, ExpiredUnpaidSessionIsSessionExpired) {
+  v1::GetSessionStatusResponse s;
+  s.set_trans_id("T-6");
+  s.set_session_id("CS6");
+  s.set_status(v1::SESSION_STATUS_EXPIRED);
+  paykka_.PutSession(s);
+  auto out = GetOrder(OrderBySession("CS6"));
+  EXPECT_EQ(out.result.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(HasReason(out.result.status(), Reason::kSessionExpired));
+  EXPECT_THAT(paykka_.lookups(),
+              ElementsAre("order:session_id=CS6", "session:session_id=CS6"));
+
+  // GetSessionStatus answers EXPIRED as a normal state.
+  v1::GetSessionStatusRequest q;
+  q.set_merchant_id(kMerchantId);
+  q.set_session_id("CS6");
+  auto session = GetSession(q);
+  ASSERT_TRUE(session.result.ok());
+  EXPECT_EQ(session.result->status(), v1::SESSION_STATUS_EXPIRED);
+}
+
+TEST_F(QueryTest, UnknownSessionIsSessionNotFound) {
+  auto out = GetOrder(OrderBySession("CS404"));
+  EXPECT_EQ(out.result.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(HasReason(out.result.status(), Reason::kSessionNotFound));
+}
+
+TEST_F(QueryTest, OrderByOrderIdNotFoundDoesNotQuerySession) {
+  v1::GetOrderRequest r;
+  r.set_merchant_id(kMerchantId);
+  r.set_order_id("GW404");
+  auto out = GetOrder(r);
+  EXPECT_TRUE(HasReason(out.result.status(), Reason::kOrderNotFound));
+  EXPECT_EQ(paykka_.calls(Op::kQuerySession), 0);
+}
+
+TEST_F(QueryTest, QueriesWorkWhileTheStoreIsDown) {
+  testing::UnavailableIdempotencyStore down;
+  PaymentService service(&paykka_, &down, testing::TestRegistry(), &clock_);
+  v1::Order o;
+  o.set_trans_id("T-7");
+  o.set_order_id("GW7");
+  o.set_session_id("CS7");
+  paykka_.PutOrder(o);
+  v1::GetSessionStatusResponse s;
+  s.set_trans_id("T-7");
+  s.set_session_id("CS7");
+  s.set_status(v1::SESSION_STATUS_COMPLETED);
+  paykka_.PutSession(s);
+
+  auto order = GetOrder(OrderBySession("CS7"), &service);
+  ASSERT_TRUE(order.result.ok()) << order.result.status();
+  EXPECT_EQ(order.result->order().order_id(), "GW7");
+  v1::GetSessionStatusRequest q;
+  q.set_merchant_id(kMerchantId);
+  q.set_trans_id("T-7");
+  auto session = GetSession(q, &service);
+  ASSERT_TRUE(session.result.ok());
+  EXPECT_EQ(session.result->status(), v1::SESSION_STATUS_COMPLETED);
+}
+
+TEST_F(QueryTest, InvalidAndUnconfiguredQueriesSendNothing) {
+  v1::GetOrderRequest r;
+  r.set_merchant_id(kMerchantId);
+  EXPECT_EQ(GetOrder(r).result.status().code(),
+            absl::StatusCode::kInvalidArgument);
+  r.set_merchant_id("NOPE");
+  r.set_order_id("GW1");
+  EXPECT_TRUE(
+      HasReason(GetOrder(r).result.status(), Reason::kMerchantNotConfigured));
+  v1::GetSessionStatusRequest q;
+  q.set_merchant_id("NOPE");
+  q.set_session_id("CS1");
+  EXPECT_TRUE(
+      HasReason(GetSession(q).result.status(), Reason::kMerchantNotConfigured));
+  EXPECT_EQ(paykka_.total_calls(), 0);
+}
+
+}  // namespace
+}  // namespace payorch::service
