@@ -39,7 +39,13 @@ void OnTimer(int, short, void* arg) {
 absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Start(std::string name) {
   InitLibeventThreads();
   std::unique_ptr<EventLoop> loop(new EventLoop());
-  loop->base_ = event_base_new();
+  // libevent's default timer clock on Linux is CLOCK_MONOTONIC_COARSE, which
+  // lags by up to a tick (~4 ms), so RunAfter() could fire before its delay.
+  event_config* config = event_config_new();
+  if (config == nullptr) return absl::InternalError("event_config_new failed");
+  event_config_set_flag(config, EVENT_BASE_FLAG_PRECISE_TIMER);
+  loop->base_ = event_base_new_with_config(config);
+  event_config_free(config);
   if (loop->base_ == nullptr) return absl::InternalError("event_base_new failed");
   loop->wake_ = event_new(loop->base_, -1, EV_PERSIST, &EventLoop::OnWake, loop.get());
   if (loop->wake_ == nullptr) return absl::InternalError("event_new failed");
@@ -125,6 +131,8 @@ void EventLoop::RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn) {
     auto* state = new TimerState;
     state->fn = std::move(fn);
     state->ev = evtimer_new(base_, &OnTimer, state);
+    // The loop caches the time once per wake-up; measure from now.
+    event_base_update_cache_time(base_);
     timeval tv = absl::ToTimeval(std::max(delay, absl::ZeroDuration()));
     evtimer_add(state->ev, &tv);
   });

@@ -113,9 +113,8 @@ absl::Status ClassifyCurlError(CURLcode code, CURL* easy,
                                                         : SendState::kNotSent;
     }
   }
-  std::string message =
-      absl::StrCat("curl error ", static_cast<int>(code), ": ",
-                   curl_easy_strerror(code));
+  std::string message = absl::StrCat("curl error ", static_cast<int>(code),
+                                     ": ", curl_easy_strerror(code));
   if (error_buffer != nullptr && error_buffer[0] != '\0') {
     absl::StrAppend(&message, " (", error_buffer, ")");
   }
@@ -155,8 +154,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* userp) {
   }
   size_t colon = line.find(':');
   if (colon == absl::string_view::npos) return size * n;
-  std::string name = absl::AsciiStrToLower(
-      absl::StripAsciiWhitespace(line.substr(0, colon)));
+  std::string name =
+      absl::AsciiStrToLower(absl::StripAsciiWhitespace(line.substr(0, colon)));
   t->response.headers[name] =
       std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
   return size * n;
@@ -230,8 +229,7 @@ class CurlMultiTransport::Impl {
     }
     CURL* e = t->easy;
     const long timeout_ms = std::max<long>(
-        1, static_cast<long>(
-               std::ceil(absl::ToDoubleMilliseconds(remaining))));
+        1, static_cast<long>(std::ceil(absl::ToDoubleMilliseconds(remaining))));
     const long connect_ms = std::max<long>(
         1, std::min<long>(timeout_ms,
                           absl::ToInt64Milliseconds(options_.connect_timeout)));
@@ -342,8 +340,8 @@ class CurlMultiTransport::Impl {
     if (what & CURL_POLL_IN) kind |= EV_READ;
     if (what & CURL_POLL_OUT) kind |= EV_WRITE;
     info->fd = fd;
-    info->ev = event_new(self->loop_->base(), fd, kind, &Impl::OnSocketEvent,
-                         self);
+    info->ev =
+        event_new(self->loop_->base(), fd, kind, &Impl::OnSocketEvent, self);
     event_add(info->ev, nullptr);
     return 0;
   }

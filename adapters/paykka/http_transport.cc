@@ -12,9 +12,9 @@ constexpr absl::string_view kSendStateUrl = "payorch/paykka/send_state";
 absl::Status TransportError(absl::StatusCode code, SendState state,
                             absl::string_view message) {
   absl::Status status(code, message);
-  status.SetPayload(kSendStateUrl, absl::Cord(state == SendState::kNotSent
-                                                  ? "NOT_SENT"
-                                                  : "MAYBE_SENT"));
+  status.SetPayload(
+      kSendStateUrl,
+      absl::Cord(state == SendState::kNotSent ? "NOT_SENT" : "MAYBE_SENT"));
   return status;
 }
 

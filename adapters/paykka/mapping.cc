@@ -243,8 +243,7 @@ absl::StatusOr<absl::Time> ParsePaykkaTime(absl::string_view text) {
     if (absl::ParseTime(format, text, &t, &err)) return t;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unparsable PayKKa time \"",
-                   text.substr(0, 40), "\""));
+      absl::StrCat("unparsable PayKKa time \"", text.substr(0, 40), "\""));
 }
 
 std::string CreateSessionBody(absl::string_view merchant_id,

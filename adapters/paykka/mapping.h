@@ -13,9 +13,8 @@
 // OTHER); amounts may be numbers or digit strings; times may use "+08:00",
 // "+0800" or "Z"; fields may sit in `data` or at the top level.
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"

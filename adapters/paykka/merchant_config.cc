@@ -1,9 +1,8 @@
 #include "adapters/paykka/merchant_config.h"
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
@@ -18,9 +17,12 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* kKnownKeys[] = {
-    "merchant_id",    "app_id",
-    "private_key_file", "paykka_public_key_file",
-    "verify_response_signatures", "client_key",
+    "merchant_id",
+    "app_id",
+    "private_key_file",
+    "paykka_public_key_file",
+    "verify_response_signatures",
+    "client_key",
     "base_url",
 };
 
@@ -101,9 +103,9 @@ absl::StatusOr<MerchantConfig> ParseMerchant(const json& m, size_t index,
   const std::string key_path = Resolve(base_dir, *key_file);
   absl::StatusOr<std::string> key_text = ReadFile(key_path);
   if (!key_text.ok()) {
-    return absl::Status(key_text.status().code(),
-                        absl::StrCat(who, ": private_key_file: ",
-                                     key_text.status().message()));
+    return absl::Status(
+        key_text.status().code(),
+        absl::StrCat(who, ": private_key_file: ", key_text.status().message()));
   }
   absl::StatusOr<RsaPrivateKey> key = RsaPrivateKey::Parse(*key_text);
   if (!key.ok()) {
@@ -180,8 +182,8 @@ absl::StatusOr<std::vector<MerchantConfig>> ParseMerchantConfigs(
   std::vector<MerchantConfig> out;
   absl::flat_hash_set<std::string> seen;
   for (size_t i = 0; i < merchants->size(); ++i) {
-    absl::StatusOr<MerchantConfig> m = ParseMerchant((*merchants)[i], i,
-                                                     base_dir);
+    absl::StatusOr<MerchantConfig> m =
+        ParseMerchant((*merchants)[i], i, base_dir);
     if (!m.ok()) return m.status();
     if (!seen.insert(m->merchant_id).second) {
       return absl::InvalidArgumentError(
@@ -199,9 +201,9 @@ absl::StatusOr<std::vector<MerchantConfig>> LoadMerchantConfigs(
   absl::StatusOr<std::vector<MerchantConfig>> merchants =
       ParseMerchantConfigs(*text, DirName(json_path));
   if (!merchants.ok()) {
-    return absl::Status(merchants.status().code(),
-                        absl::StrCat(json_path, ": ",
-                                     merchants.status().message()));
+    return absl::Status(
+        merchants.status().code(),
+        absl::StrCat(json_path, ": ", merchants.status().message()));
   }
   return merchants;
 }
@@ -239,11 +241,10 @@ absl::StatusOr<const MerchantConfig*> MerchantRegistry::Get(
     absl::string_view merchant_id) const {
   const MerchantConfig* m = Find(merchant_id);
   if (m == nullptr) {
-    return MakeError(absl::StatusCode::kFailedPrecondition,
-                     Reason::kMerchantNotConfigured,
-                     absl::StrCat("merchant ", merchant_id,
-                                  " is not configured in payorch"),
-                     {{"merchant_id", std::string(merchant_id)}});
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, Reason::kMerchantNotConfigured,
+        absl::StrCat("merchant ", merchant_id, " is not configured in payorch"),
+        {{"merchant_id", std::string(merchant_id)}});
   }
   return m;
 }

@@ -64,7 +64,8 @@ class MerchantRegistry {
   // nullptr when not configured.
   const MerchantConfig* Find(absl::string_view merchant_id) const;
   // FAILED_PRECONDITION MERCHANT_NOT_CONFIGURED when not configured.
-  absl::StatusOr<const MerchantConfig*> Get(absl::string_view merchant_id) const;
+  absl::StatusOr<const MerchantConfig*> Get(
+      absl::string_view merchant_id) const;
   size_t size() const { return merchants_.size(); }
 
  private:

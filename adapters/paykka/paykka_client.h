@@ -19,8 +19,8 @@ namespace payorch::paykka {
 // One merchant's PayKKa credentials and endpoint (from payorch's config file;
 // see merchant_config.h). Immutable once loaded; shared between threads.
 struct MerchantConfig {
-  std::string merchant_id;  // PayKKa merchant_id, sent in every body
-  std::string app_id;       // x-paykka-appid
+  std::string merchant_id;    // PayKKa merchant_id, sent in every body
+  std::string app_id;         // x-paykka-appid
   RsaPrivateKey private_key;  // signs requests (never logged)
   // PayKKa's platform public key: verifies response signatures when
   // verify_response_signatures is set.

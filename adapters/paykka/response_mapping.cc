@@ -13,10 +13,10 @@ namespace {
 
 // What a definitive ret_code means for payorch.
 enum class Outcome {
-  kOrderNotFound,  // NOT_FOUND ORDER_NOT_FOUND
+  kOrderNotFound,    // NOT_FOUND ORDER_NOT_FOUND
   kSessionNotFound,  // NOT_FOUND SESSION_NOT_FOUND
-  kAuthFailed,  // INTERNAL PSP_AUTH_FAILED: our credentials or signature
-  kRejected,    // FAILED_PRECONDITION PSP_REJECTED
+  kAuthFailed,       // INTERNAL PSP_AUTH_FAILED: our credentials or signature
+  kRejected,         // FAILED_PRECONDITION PSP_REJECTED
   // Not definitive: PSP_OUTCOME_UNKNOWN for a mutating call,
   // PSP_UNAVAILABLE for a query.
   kTransient,
@@ -62,8 +62,9 @@ absl::Status Transient(CallKind kind, absl::string_view what,
                        const Metadata& md) {
   if (kind == CallKind::kMutating) {
     return MakeError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown,
-                     absl::StrCat(what, "; the request may have been "
-                                        "processed by PayKKa"),
+                     absl::StrCat(what,
+                                  "; the request may have been "
+                                  "processed by PayKKa"),
                      md);
   }
   return MakeError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable,
@@ -74,8 +75,9 @@ absl::Status Unreadable(CallKind kind, absl::string_view what,
                         const Metadata& md) {
   if (kind == CallKind::kMutating) {
     return MakeError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown,
-                     absl::StrCat(what, "; the request may have been "
-                                        "processed by PayKKa"),
+                     absl::StrCat(what,
+                                  "; the request may have been "
+                                  "processed by PayKKa"),
                      md);
   }
   return MakeError(absl::StatusCode::kUnavailable, Reason::kPspBadResponse,
@@ -98,22 +100,27 @@ absl::Duration RetryAfter(const HttpResponse& response) {
 // THE classification table. Rows are tried top to bottom; the first that
 // matches decides.
 //
-// | # | transport / HTTP / body                  | mutating call         | query                 |
+// | # | transport / HTTP / body                  | mutating call         |
+// query                 |
 // |---|------------------------------------------|-----------------------|-----------------------|
-// | 1 | not sent, deadline passed                | DEADLINE_EXCEEDED     | DEADLINE_EXCEEDED     |
-// | 2 | not sent (refused, DNS, TLS)             | PSP_UNAVAILABLE       | PSP_UNAVAILABLE       |
-// | 3 | maybe sent (timeout/reset/EOF after send)| PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       |
-// | 4 | HTTP 429                                 | PSP_RATE_LIMITED + RetryInfo (Retry-After or 1 s)     |
-// | 5 | HTTP 5xx                                 | PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       |
-// | 6 | HTTP 401 / 403                           | PSP_AUTH_FAILED (INTERNAL)                    |
-// | 7 | signature missing or wrong               | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
-// | 8 | 2xx, body not a JSON object              | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
-// | 9 | 4xx, body not a JSON object              | PSP_REJECTED          | PSP_REJECTED          |
-// |10 | ret_code listed in kRetCodes             | as listed (999999 behaves like row 5)         |
-// |11 | 2xx, ret_code "000000" or absent         | OK                    | OK                    |
-// |12 | other ret_code                           | PSP_REJECTED (FAILED_PRECONDITION)            |
-// |13 | 4xx (400, 404, ...) with "000000"/none   | PSP_REJECTED          | PSP_REJECTED          |
-// |14 | anything else (1xx, 3xx)                 | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
+// | 1 | not sent, deadline passed                | DEADLINE_EXCEEDED     |
+// DEADLINE_EXCEEDED     | | 2 | not sent (refused, DNS, TLS)             |
+// PSP_UNAVAILABLE       | PSP_UNAVAILABLE       | | 3 | maybe sent
+// (timeout/reset/EOF after send)| PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE | | 4
+// | HTTP 429                                 | PSP_RATE_LIMITED + RetryInfo
+// (Retry-After or 1 s)     | | 5 | HTTP 5xx                                 |
+// PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       | | 6 | HTTP 401 / 403 |
+// PSP_AUTH_FAILED (INTERNAL)                    | | 7 | signature missing or
+// wrong               | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      | | 8 |
+// 2xx, body not a JSON object              | PSP_OUTCOME_UNKNOWN   |
+// PSP_BAD_RESPONSE      | | 9 | 4xx, body not a JSON object              |
+// PSP_REJECTED          | PSP_REJECTED          | |10 | ret_code listed in
+// kRetCodes             | as listed (999999 behaves like row 5)         | |11 |
+// 2xx, ret_code "000000" or absent         | OK                    | OK | |12 |
+// other ret_code                           | PSP_REJECTED (FAILED_PRECONDITION)
+// | |13 | 4xx (400, 404, ...) with "000000"/none   | PSP_REJECTED          |
+// PSP_REJECTED          | |14 | anything else (1xx, 3xx)                 |
+// PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
 //
 // Codes: PSP_UNAVAILABLE / PSP_OUTCOME_UNKNOWN / PSP_BAD_RESPONSE are
 // UNAVAILABLE, PSP_RATE_LIMITED RESOURCE_EXHAUSTED, PSP_AUTH_FAILED INTERNAL,
@@ -138,9 +145,8 @@ absl::StatusOr<Envelope> ClassifyResponse(
       return MakeError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable,
                        absl::StrCat("PayKKa not reachable: ", error.message()));
     }
-    return Transient(kind, absl::StrCat("no answer from PayKKa: ",
-                                        error.message()),
-                     {});
+    return Transient(
+        kind, absl::StrCat("no answer from PayKKa: ", error.message()), {});
   }
   const HttpResponse& response = *result;
   const int http = response.status;
@@ -149,8 +155,8 @@ absl::StatusOr<Envelope> ClassifyResponse(
   // Envelope fields, if the body is a JSON object (any HTTP status).
   std::optional<nlohmann::json> body;
   {
-    nlohmann::json parsed =
-        nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json parsed = nlohmann::json::parse(response.body, nullptr,
+                                                  /*allow_exceptions=*/false);
     if (parsed.is_object()) body = std::move(parsed);
   }
   std::string ret_code = body ? TextField(*body, "ret_code") : "";
@@ -167,8 +173,7 @@ absl::StatusOr<Envelope> ClassifyResponse(
   // Row 4.
   if (http == 429) {
     return WithRetryDelay(
-        MakeError(absl::StatusCode::kResourceExhausted,
-                  Reason::kPspRateLimited,
+        MakeError(absl::StatusCode::kResourceExhausted, Reason::kPspRateLimited,
                   absl::StrCat("PayKKa rate limit: ", described), md),
         RetryAfter(response));
   }
@@ -179,10 +184,9 @@ absl::StatusOr<Envelope> ClassifyResponse(
   }
   // Row 6.
   if (http == 401 || http == 403) {
-    return MakeError(absl::StatusCode::kInternal, Reason::kPspAuthFailed,
-                     absl::StrCat("PayKKa rejected payorch's credentials: ",
-                                  described),
-                     md);
+    return MakeError(
+        absl::StatusCode::kInternal, Reason::kPspAuthFailed,
+        absl::StrCat("PayKKa rejected payorch's credentials: ", described), md);
   }
   // Row 7.
   if (!signature.ok()) {
@@ -196,15 +200,15 @@ absl::StatusOr<Envelope> ClassifyResponse(
   // Rows 8-9.
   if (!body) {
     if (is_4xx) {
-      return MakeError(absl::StatusCode::kFailedPrecondition,
-                       Reason::kPspRejected,
-                       absl::StrCat("PayKKa refused the request: ", described),
-                       md);
+      return MakeError(
+          absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
+          absl::StrCat("PayKKa refused the request: ", described), md);
     }
     if (is_2xx) {
       return Unreadable(
-          kind, absl::StrCat("PayKKa response is not a JSON object (HTTP ",
-                             http, ")"),
+          kind,
+          absl::StrCat("PayKKa response is not a JSON object (HTTP ", http,
+                       ")"),
           md);
     }
   }
@@ -217,10 +221,9 @@ absl::StatusOr<Envelope> ClassifyResponse(
                          absl::StrCat("PayKKa has no such order: ", described),
                          md);
       case Outcome::kSessionNotFound:
-        return MakeError(absl::StatusCode::kNotFound, Reason::kSessionNotFound,
-                         absl::StrCat("PayKKa has no such session: ",
-                                      described),
-                         md);
+        return MakeError(
+            absl::StatusCode::kNotFound, Reason::kSessionNotFound,
+            absl::StrCat("PayKKa has no such session: ", described), md);
       case Outcome::kAuthFailed:
         return MakeError(absl::StatusCode::kInternal, Reason::kPspAuthFailed,
                          absl::StrCat("PayKKa rejected payorch's "
@@ -228,11 +231,9 @@ absl::StatusOr<Envelope> ClassifyResponse(
                                       described),
                          md);
       case Outcome::kRejected:
-        return MakeError(absl::StatusCode::kFailedPrecondition,
-                         Reason::kPspRejected,
-                         absl::StrCat("PayKKa refused the request: ",
-                                      described),
-                         md);
+        return MakeError(
+            absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
+            absl::StrCat("PayKKa refused the request: ", described), md);
       case Outcome::kTransient:
         return Transient(kind, absl::StrCat("PayKKa system error: ", described),
                          md);
@@ -250,10 +251,9 @@ absl::StatusOr<Envelope> ClassifyResponse(
   }
   // Rows 12-13.
   if (!success_code || is_4xx) {
-    return MakeError(absl::StatusCode::kFailedPrecondition,
-                     Reason::kPspRejected,
-                     absl::StrCat("PayKKa refused the request: ", described),
-                     md);
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
+        absl::StrCat("PayKKa refused the request: ", described), md);
   }
   // Row 14.
   return Unreadable(kind, absl::StrCat("unexpected PayKKa answer: ", described),

@@ -6,9 +6,8 @@
 // ONE table (response_mapping.cc). Step two, the fields of `data`, is
 // mapping.h.
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -49,8 +48,7 @@ absl::StatusOr<Envelope> ClassifyResponse(
 // The error for a successful envelope whose `data` could not be mapped
 // (missing or mistyped fields): PSP_OUTCOME_UNKNOWN for a mutating call,
 // PSP_BAD_RESPONSE for a query.
-absl::Status BadResponse(CallKind kind, absl::string_view why,
-                         int http_status);
+absl::Status BadResponse(CallKind kind, absl::string_view why, int http_status);
 
 }  // namespace payorch::paykka
 

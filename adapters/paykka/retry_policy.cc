@@ -36,8 +36,8 @@ std::optional<absl::Duration> RetryPolicy::NextDelay(
   }
   const double factor =
       std::pow(options_.multiplier, std::max(0, attempts_made - 1));
-  absl::Duration cap = std::min(options_.max_backoff,
-                                options_.initial_backoff * factor);
+  absl::Duration cap =
+      std::min(options_.max_backoff, options_.initial_backoff * factor);
   const double r = std::clamp(random_(), 0.0, 1.0);
   absl::Duration delay = cap * r;
   if (std::optional<absl::Duration> floor = RetryDelayOf(status)) {

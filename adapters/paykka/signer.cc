@@ -15,9 +15,9 @@ absl::StatusOr<HttpHeaders> SignPaykkaRequest(const MerchantConfig& merchant,
       merchant.private_key,
       PaykkaRequestStringToSign("POST", path, timestamp, nonce, body));
   if (!sign.ok()) {
-    return absl::InternalError(
-        absl::StrCat("signing the PayKKa request for merchant ",
-                     merchant.merchant_id, " failed: ", sign.status().message()));
+    return absl::InternalError(absl::StrCat(
+        "signing the PayKKa request for merchant ", merchant.merchant_id,
+        " failed: ", sign.status().message()));
   }
   return HttpHeaders{
       {"x-paykka-appid", merchant.app_id},

@@ -10,6 +10,8 @@
 // their own thread, like a direct caller using all cores.
 
 #include <curl/curl.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -76,6 +78,7 @@ struct Shared {
   std::atomic<int64_t> next{0};  // closed loop: next request index
   std::atomic<int64_t> issued{0};
   std::atomic<int64_t> outstanding{0};
+  std::atomic<int64_t> new_connections{0};  // keep-alive check
   Recorder rec;
 };
 
@@ -109,6 +112,7 @@ class Worker {
  public:
   Worker(Shared* s, int index, int threads) : s_(s), index_(index), threads_(threads) {
     multi_ = curl_multi_init();
+    timer_fd_ = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
     if (s->spec.mode == "closed") {
       my_concurrency_ = s->spec.concurrency / threads + (index < s->spec.concurrency % threads);
     }
@@ -118,6 +122,7 @@ class Worker {
   ~Worker() {
     for (CURL* e : free_) curl_easy_cleanup(e);
     curl_multi_cleanup(multi_);
+    close(timer_fd_);
   }
 
   void Run() {
@@ -157,19 +162,30 @@ class Worker {
       if (!issuing && mine_ == 0) break;
       if (absl::Now() > give_up) break;
       int timeout_ms = 50;
+      curl_waitfd* extra = nullptr;
+      curl_waitfd timer{};
       if (!closed && issuing) {
-        absl::Duration until = IntendedTime(s_->start, s_->spec.rate, slot) - absl::Now();
-        if (until <= absl::ZeroDuration()) continue;
-        if (until < absl::Milliseconds(1)) {
-          if (mine_ == 0) absl::SleepFor(until);
-          timeout_ms = 0;
-        } else {
-          timeout_ms = static_cast<int>(absl::ToInt64Milliseconds(until));
-        }
+        // Wake exactly at the next slot (a timerfd with ns resolution, not
+        // curl's ms timeout and not a busy loop that would steal the CPU
+        // from the sandbox on a 2-core machine).
+        absl::Time next = IntendedTime(s_->start, s_->spec.rate, slot);
+        if (next <= absl::Now()) continue;
+        timespec ts = absl::ToTimespec(next);
+        itimerspec spec{};
+        spec.it_value = ts;
+        timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr);
+        timer.fd = timer_fd_;
+        timer.events = CURL_WAIT_POLLIN;
+        extra = &timer;
+        timeout_ms = 100;
       } else if (closed && issuing && mine_ < my_concurrency_) {
         timeout_ms = 0;
       }
-      curl_multi_poll(multi_, nullptr, 0, timeout_ms, nullptr);
+      curl_multi_poll(multi_, extra, extra ? 1 : 0, timeout_ms, nullptr);
+      if (extra != nullptr) {
+        uint64_t expirations;
+        (void)!read(timer_fd_, &expirations, sizeof expirations);
+      }
     }
   }
 
@@ -242,6 +258,9 @@ class Worker {
       Request* r = nullptr;
       curl_easy_getinfo(e, CURLINFO_PRIVATE, &r);
       CURLcode result = msg->data.result;
+      long connects = 0;
+      curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects);
+      s_->new_connections.fetch_add(connects);
       curl_multi_remove_handle(multi_, e);
       free_.push_back(e);
       std::string outcome;
@@ -292,6 +311,7 @@ class Worker {
   int index_;
   int threads_;
   CURLM* multi_;
+  int timer_fd_ = -1;
   int my_concurrency_ = 0;
   int mine_ = 0;  // outstanding on this worker
   std::vector<CURL*> free_;
@@ -373,6 +393,7 @@ int Main() {
   j["base_url"] = merchant->base_url;
   j["trans_id_prefix"] = s->prefix;
   j["still_outstanding_at_exit"] = s->outstanding.load();
+  j["new_connections"] = s->new_connections.load();
   workers.clear();
   curl_global_cleanup();
   std::fputs(table.c_str(), stdout);

@@ -68,8 +68,9 @@ TEST(ErrorsTest, EveryReasonRoundTripsThroughMakeError) {
 }
 
 TEST(ErrorsTest, MakeErrorKeepsCodeMessageAndReason) {
-  absl::Status s = MakeError(absl::StatusCode::kNotFound, Reason::kOrderNotFound,
-                             "no order for trans_id t-1");
+  absl::Status s =
+      MakeError(absl::StatusCode::kNotFound, Reason::kOrderNotFound,
+                "no order for trans_id t-1");
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(s.message(), "no order for trans_id t-1");
   EXPECT_THAT(ReasonOf(s), Optional(Reason::kOrderNotFound));
@@ -89,10 +90,12 @@ TEST(ErrorsTest, StatusesMadeElsewhereHaveNoReason) {
 }
 
 TEST(ErrorsTest, MetadataRoundTripsInOrder) {
-  const Metadata metadata = {
-      {"trans_id", "t-42"}, {"psp_code", "E001"}, {"empty", ""}, {"trans_id", "dup"}};
-  absl::Status s = MakeError(absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
-                             "rejected", metadata);
+  const Metadata metadata = {{"trans_id", "t-42"},
+                             {"psp_code", "E001"},
+                             {"empty", ""},
+                             {"trans_id", "dup"}};
+  absl::Status s = MakeError(absl::StatusCode::kFailedPrecondition,
+                             Reason::kPspRejected, "rejected", metadata);
   EXPECT_EQ(MetadataOf(s), metadata);
 }
 
@@ -100,8 +103,8 @@ TEST(ErrorsTest, TabsAndNewlinesInMetadataDoNotCorruptTheEncoding) {
   const Metadata metadata = {{"before", "1"},
                              {"multi\tkey", "line one\nline two\tcol\r\n"},
                              {"after", "2"}};
-  absl::Status s =
-      MakeError(absl::StatusCode::kInternal, Reason::kPspBadResponse, "bad", metadata);
+  absl::Status s = MakeError(absl::StatusCode::kInternal,
+                             Reason::kPspBadResponse, "bad", metadata);
   const Metadata got = MetadataOf(s);
   ASSERT_THAT(got, SizeIs(3));
   EXPECT_THAT(got[0], Pair("before", "1"));
@@ -129,7 +132,8 @@ TEST(ErrorsTest, InvalidFieldsListsEveryViolation) {
 }
 
 TEST(ErrorsTest, InvalidFieldsWithSeparatorsKeepsViolationCount) {
-  absl::Status s = InvalidFields({{"a", "first\nsecond"}, {"b\tc", "x\ty"}, {"d", "ok"}});
+  absl::Status s =
+      InvalidFields({{"a", "first\nsecond"}, {"b\tc", "x\ty"}, {"d", "ok"}});
   const std::vector<FieldViolation> got = FieldViolationsOf(s);
   ASSERT_THAT(got, SizeIs(3));
   EXPECT_EQ(got[0].field, "a");
@@ -147,8 +151,8 @@ TEST(ErrorsTest, InvalidFieldsWithNoViolationsIsStillInvalidArgument) {
 
 TEST(ErrorsTest, WithRetryDelayAddsDelayAndKeepsEverythingElse) {
   absl::Status s = WithRetryDelay(
-      MakeError(absl::StatusCode::kAborted, Reason::kRequestInProgress, "in flight",
-                {{"trans_id", "t-1"}}),
+      MakeError(absl::StatusCode::kAborted, Reason::kRequestInProgress,
+                "in flight", {{"trans_id", "t-1"}}),
       absl::Milliseconds(1500));
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
   EXPECT_EQ(s.message(), "in flight");
@@ -158,10 +162,12 @@ TEST(ErrorsTest, WithRetryDelayAddsDelayAndKeepsEverythingElse) {
 }
 
 TEST(ErrorsTest, WithRetryDelayReplacesEarlierDelay) {
-  absl::Status s = WithRetryDelay(absl::UnavailableError("x"), absl::Seconds(1));
+  absl::Status s =
+      WithRetryDelay(absl::UnavailableError("x"), absl::Seconds(1));
   s = WithRetryDelay(s, absl::Seconds(3));
   EXPECT_THAT(RetryDelayOf(s), Optional(absl::Seconds(3)));
-  EXPECT_THAT(RetryDelayOf(WithRetryDelay(absl::UnavailableError("x"), absl::ZeroDuration())),
+  EXPECT_THAT(RetryDelayOf(WithRetryDelay(absl::UnavailableError("x"),
+                                          absl::ZeroDuration())),
               Optional(absl::ZeroDuration()));
 }
 
@@ -193,11 +199,13 @@ TEST(ErrorsTest, PayloadsSurviveCopyAndMove) {
 }
 
 TEST(ErrorsTest, PayloadsSurviveStatusOr) {
-  absl::StatusOr<int> v = MakeError(absl::StatusCode::kNotFound, Reason::kSessionNotFound,
-                                    "gone", {{"session_id", "s-1"}});
+  absl::StatusOr<int> v =
+      MakeError(absl::StatusCode::kNotFound, Reason::kSessionNotFound, "gone",
+                {{"session_id", "s-1"}});
   absl::StatusOr<int> copy = v;
   EXPECT_TRUE(HasReason(copy.status(), Reason::kSessionNotFound));
-  EXPECT_THAT(MetadataOf(copy.status()), ElementsAre(Pair("session_id", "s-1")));
+  EXPECT_THAT(MetadataOf(copy.status()),
+              ElementsAre(Pair("session_id", "s-1")));
 }
 
 }  // namespace

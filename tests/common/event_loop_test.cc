@@ -22,7 +22,8 @@ using ::testing::ElementsAre;
 constexpr absl::Duration kWait = absl::Seconds(10);
 
 std::unique_ptr<EventLoop> StartLoop() {
-  absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Start("test-loop");
+  absl::StatusOr<std::unique_ptr<EventLoop>> loop =
+      EventLoop::Start("test-loop");
   EXPECT_TRUE(loop.ok()) << loop.status();
   return loop.ok() ? *std::move(loop) : nullptr;
 }
@@ -119,12 +120,13 @@ TEST(EventLoopTest, RunAfterFiresAfterItsDelayInDelayOrder) {
   };
   std::vector<Fired> fired;  // loop thread only until `done`
   absl::Notification done;
-  const absl::Duration delays[] = {absl::Milliseconds(60), absl::Milliseconds(20),
-                                   absl::Milliseconds(40)};
+  const absl::Duration delays[] = {
+      absl::Milliseconds(60), absl::Milliseconds(20), absl::Milliseconds(40)};
   const SteadyTime start = std::chrono::steady_clock::now();
   for (int id = 0; id < 3; ++id) {
     loop->RunAfter(delays[id], [&, id] {
-      fired.push_back({id, std::chrono::steady_clock::now(), loop->InLoopThread()});
+      fired.push_back(
+          {id, std::chrono::steady_clock::now(), loop->InLoopThread()});
       if (fired.size() == 3) done.Notify();
     });
   }
@@ -135,7 +137,8 @@ TEST(EventLoopTest, RunAfterFiresAfterItsDelayInDelayOrder) {
   EXPECT_EQ(fired[2].id, 0);
   for (const Fired& f : fired) {
     EXPECT_TRUE(f.in_loop);
-    EXPECT_GE(Since(start, f.at), delays[f.id]) << "timer " << f.id << " fired early";
+    EXPECT_GE(Since(start, f.at), delays[f.id])
+        << "timer " << f.id << " fired early";
   }
 }
 
@@ -254,12 +257,14 @@ TEST(WorkerPoolTest, RunsWorkOnPoolThreadsConcurrently) {
   pool.Submit([&] {
     a_thread = std::this_thread::get_id();
     first_started.Notify();
-    if (second_started.WaitForNotificationWithTimeout(kWait)) both_done_a.Notify();
+    if (second_started.WaitForNotificationWithTimeout(kWait))
+      both_done_a.Notify();
   });
   pool.Submit([&] {
     b_thread = std::this_thread::get_id();
     second_started.Notify();
-    if (first_started.WaitForNotificationWithTimeout(kWait)) both_done_b.Notify();
+    if (first_started.WaitForNotificationWithTimeout(kWait))
+      both_done_b.Notify();
   });
   ASSERT_TRUE(both_done_a.WaitForNotificationWithTimeout(kWait));
   ASSERT_TRUE(both_done_b.WaitForNotificationWithTimeout(kWait));

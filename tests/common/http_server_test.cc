@@ -52,9 +52,9 @@ size_t OnHeader(char* data, size_t size, size_t n, void* arg) {
   absl::string_view line(data, size * n);
   size_t colon = line.find(':');
   if (colon != absl::string_view::npos) {
-    (*static_cast<std::map<std::string, std::string>*>(arg))
-        [absl::AsciiStrToLower(line.substr(0, colon))] =
-            std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+    (*static_cast<std::map<std::string, std::string>*>(
+        arg))[absl::AsciiStrToLower(line.substr(0, colon))] =
+        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
   }
   return size * n;
 }
@@ -129,12 +129,13 @@ class HttpServerTest : public ::testing::Test {
       recorder_.Add(request);
       HttpServerResponse response;
       response.content_type = "application/json";
-      response.body = absl::StrCat(request.method, " ", request.path, " ", request.body);
+      response.body =
+          absl::StrCat(request.method, " ", request.path, " ", request.body);
       response.headers.emplace_back("X-Reply", "yes");
       std::move(respond)(std::move(response));
     };
-    auto server = HttpServer::Start(loop_.get(), "127.0.0.1", 0, std::move(extra),
-                                    max_body_bytes);
+    auto server = HttpServer::Start(loop_.get(), "127.0.0.1", 0,
+                                    std::move(extra), max_body_bytes);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     ASSERT_GT(server_->port(), 0);
@@ -154,11 +155,13 @@ class HttpServerTest : public ::testing::Test {
 
 TEST_F(HttpServerTest, GetOnRouteCallsHandlerAndSendsItsResponse) {
   StartServer();
-  Reply reply = Fetch(port(), {"GET", "/echo?x=1", "", {"X-Trace-Id: abc-123"}});
+  Reply reply =
+      Fetch(port(), {"GET", "/echo?x=1", "", {"X-Trace-Id: abc-123"}});
   ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
   EXPECT_EQ(reply.status, 200);
   EXPECT_EQ(reply.body, "GET /echo ");
-  EXPECT_THAT(reply.headers, Contains(Pair("content-type", "application/json")));
+  EXPECT_THAT(reply.headers,
+              Contains(Pair("content-type", "application/json")));
   EXPECT_THAT(reply.headers, Contains(Pair("x-reply", "yes")));
 
   const std::vector<HttpServerRequest> seen = recorder_.Get();
@@ -174,7 +177,9 @@ TEST_F(HttpServerTest, GetOnRouteCallsHandlerAndSendsItsResponse) {
 
 TEST_F(HttpServerTest, PostDeliversMethodAndBody) {
   StartServer();
-  Reply reply = Fetch(port(), {"POST", "/echo", "{\"a\":1}", {"Content-Type: application/json"}});
+  Reply reply =
+      Fetch(port(),
+            {"POST", "/echo", "{\"a\":1}", {"Content-Type: application/json"}});
   ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
   EXPECT_EQ(reply.status, 200);
   EXPECT_EQ(reply.body, "POST /echo {\"a\":1}");
@@ -182,7 +187,8 @@ TEST_F(HttpServerTest, PostDeliversMethodAndBody) {
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].method, "POST");
   EXPECT_EQ(seen[0].body, "{\"a\":1}");
-  EXPECT_THAT(seen[0].headers, Contains(Pair("content-type", "application/json")));
+  EXPECT_THAT(seen[0].headers,
+              Contains(Pair("content-type", "application/json")));
 }
 
 TEST_F(HttpServerTest, HeadIsReportedAsHeadAndSendsNoBody) {
@@ -232,7 +238,9 @@ TEST_F(HttpServerTest, BodyOverLimitIs413AndBodyAtLimitIsServed) {
 TEST_F(HttpServerTest, ChunkedBodyOverLimitIs413) {
   constexpr size_t kMax = 1000;
   StartServer({}, kMax);
-  Reply over = Fetch(port(), {"POST", "/echo", std::string(kMax + 500, 'x'),
+  Reply over = Fetch(port(), {"POST",
+                              "/echo",
+                              std::string(kMax + 500, 'x'),
                               {"Transfer-Encoding: chunked"}});
   ASSERT_EQ(over.code, CURLE_OK) << curl_easy_strerror(over.code);
   EXPECT_EQ(over.status, 413);
@@ -246,20 +254,22 @@ TEST_F(HttpServerTest, ResponderCalledFromWorkerThreadDeliversBody) {
   absl::flat_hash_map<std::string, HttpHandler> routes;
   routes["/slow"] = [&](HttpServerRequest request, HttpResponder respond) {
     handler_in_loop = loop_->InLoopThread();
-    pool.Submit([&, body = request.body, respond = std::move(respond)]() mutable {
-      responded_in_loop = loop_->InLoopThread();
-      HttpServerResponse response;
-      response.status = 202;
-      response.body = "worker says " + body;
-      std::move(respond)(std::move(response));
-    });
+    pool.Submit(
+        [&, body = request.body, respond = std::move(respond)]() mutable {
+          responded_in_loop = loop_->InLoopThread();
+          HttpServerResponse response;
+          response.status = 202;
+          response.body = "worker says " + body;
+          std::move(respond)(std::move(response));
+        });
   };
   StartServer(std::move(routes));
   Reply reply = Fetch(port(), {"POST", "/slow", "hi", {}});
   ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
   EXPECT_EQ(reply.status, 202);
   EXPECT_EQ(reply.body, "worker says hi");
-  EXPECT_THAT(reply.headers, Contains(Pair("content-type", "text/plain; charset=utf-8")));
+  EXPECT_THAT(reply.headers,
+              Contains(Pair("content-type", "text/plain; charset=utf-8")));
   EXPECT_TRUE(handler_in_loop);
   EXPECT_FALSE(responded_in_loop);
 }
@@ -288,7 +298,8 @@ TEST_F(HttpServerTest, PendingResponsesDoNotBlockOtherRequests) {
     absl::MutexLock lock(&mu);
     // Answer in reverse order of arrival, from this (non-loop) thread.
     for (size_t i = held.size(); i > 0; --i) {
-      std::move(held[i - 1])(HttpServerResponse{200, "text/plain", absl::StrCat("r", i), {}});
+      std::move(held[i - 1])(
+          HttpServerResponse{200, "text/plain", absl::StrCat("r", i), {}});
     }
     held.clear();
   }
@@ -323,20 +334,24 @@ TEST_F(HttpServerTest, DestroyingServerClosesListenerButNotLoop) {
 }
 
 TEST(ParseHostPortTest, AcceptsHostsAndBracketedIpv6) {
-  EXPECT_EQ(*ParseHostPort("127.0.0.1:8080"), std::make_pair(std::string("127.0.0.1"), 8080));
-  EXPECT_EQ(*ParseHostPort("localhost:0"), std::make_pair(std::string("localhost"), 0));
-  EXPECT_EQ(*ParseHostPort("0.0.0.0:65535"), std::make_pair(std::string("0.0.0.0"), 65535));
+  EXPECT_EQ(*ParseHostPort("127.0.0.1:8080"),
+            std::make_pair(std::string("127.0.0.1"), 8080));
+  EXPECT_EQ(*ParseHostPort("localhost:0"),
+            std::make_pair(std::string("localhost"), 0));
+  EXPECT_EQ(*ParseHostPort("0.0.0.0:65535"),
+            std::make_pair(std::string("0.0.0.0"), 65535));
   EXPECT_EQ(*ParseHostPort("[::1]:80"), std::make_pair(std::string("::1"), 80));
-  EXPECT_EQ(*ParseHostPort("[::]:9090"), std::make_pair(std::string("::"), 9090));
+  EXPECT_EQ(*ParseHostPort("[::]:9090"),
+            std::make_pair(std::string("::"), 9090));
 }
 
 TEST(ParseHostPortTest, RejectsMalformedInput) {
-  for (const char* text :
-       {"", "localhost", "localhost:", ":80", "host:-1", "host:65536", "host:http", "[]:80",
-        "[::1]", "::1", "fe80::1:80", "[::1:80", "::1]:80", "host:80x"}) {
+  for (const char* text : {"", "localhost", "localhost:", ":80", "host:-1",
+                           "host:65536", "host:http", "[]:80", "[::1]", "::1",
+                           "fe80::1:80", "[::1:80", "::1]:80", "host:80x"}) {
     auto parsed = ParseHostPort(text);
-    EXPECT_FALSE(parsed.ok()) << "'" << text << "' parsed as " << parsed->first << " "
-                              << parsed->second;
+    EXPECT_FALSE(parsed.ok()) << "'" << text << "' parsed as " << parsed->first
+                              << " " << parsed->second;
     if (!parsed.ok()) {
       EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
     }

@@ -3,11 +3,15 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <sys/wait.h>
+
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -312,6 +316,7 @@ TEST_F(ApiTest, NonBlockingIoHoldsHundredsOfCallsWithFewThreads) {
                   .ok());
   struct Call {
     grpc::ClientContext ctx;
+    v1::CreateCheckoutRequest req;
     v1::CreateCheckoutResponse resp;
     grpc::Status status;
   };
@@ -322,7 +327,8 @@ TEST_F(ApiTest, NonBlockingIoHoldsHundredsOfCallsWithFewThreads) {
   for (int i = 0; i < kCalls; ++i) {
     auto call = std::make_unique<Call>();
     SetDeadline(&call->ctx, absl::Seconds(60));
-    stub_->async()->CreateCheckout(&call->ctx, DropInCheckout(NewTransId("conc")), &call->resp,
+    call->req = DropInCheckout(NewTransId("conc"));
+    stub_->async()->CreateCheckout(&call->ctx, &call->req, &call->resp,
                                    [&, c = call.get()](grpc::Status s) {
                                      c->status = std::move(s);
                                      absl::MutexLock lock(&mu);
@@ -369,7 +375,8 @@ TEST(DrainTest, SigtermFinishesInFlightCallsThenExits) {
   v1::CreateCheckoutResponse resp;
   grpc::Status status;
   absl::Notification finished;
-  stub->async()->CreateCheckout(&ctx, DropInCheckout(NewTransId("drain")), &resp,
+  v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("drain"));
+  stub->async()->CreateCheckout(&ctx, &req, &resp,
                                 [&](grpc::Status s) {
                                   status = std::move(s);
                                   finished.Notify();

@@ -52,9 +52,8 @@ class TestServer {
     getsockname(evconnlistener_get_fd(listener_),
                 reinterpret_cast<sockaddr*>(&bound), &len);
     port_ = ntohs(bound.sin_port);
-    thread_ = std::thread([this] {
-      event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
-    });
+    thread_ = std::thread(
+        [this] { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); });
     // event_base_loop() clears an earlier loopbreak, so the destructor's
     // loopbreak only works once the loop runs: wait for a first callback.
     absl::Notification running;
@@ -231,8 +230,8 @@ TEST_F(CurlMultiTransportTest, ConnectionRefusedIsNotSent) {
 }
 
 TEST_F(CurlMultiTransportTest, DeadlineAlreadyPassedIsNotSent) {
-  absl::StatusOr<HttpResponse> r = SendAndWait(
-      Post(server_.Url("/echo"), "{}"), -absl::Milliseconds(1));
+  absl::StatusOr<HttpResponse> r =
+      SendAndWait(Post(server_.Url("/echo"), "{}"), -absl::Milliseconds(1));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(SendStateOf(r.status()), SendState::kNotSent);

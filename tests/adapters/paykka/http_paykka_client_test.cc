@@ -3,10 +3,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -180,10 +179,9 @@ TEST_F(HttpPaykkaClientTest, CreateSessionSendsASignedRequestAndMapsTheAnswer) {
       RsaPublicKey::Parse(TestKey(0).PublicKeyPem());
   EXPECT_TRUE(VerifyPaykkaSignatureHeader(
                   *pub,
-                  PaykkaRequestStringToSign(
-                      "POST", "/v3/payment/acq/session",
-                      h["x-paykka-timestamp"], h["x-paykka-nonce"],
-                      sent[0].body),
+                  PaykkaRequestStringToSign("POST", "/v3/payment/acq/session",
+                                            h["x-paykka-timestamp"],
+                                            h["x-paykka-nonce"], sent[0].body),
                   h["x-paykka-sign"])
                   .ok());
 }
@@ -191,10 +189,9 @@ TEST_F(HttpPaykkaClientTest, CreateSessionSendsASignedRequestAndMapsTheAnswer) {
 TEST_F(HttpPaykkaClientTest, DeadlineAlreadyPassedSendsNothing) {
   transport_->set_script([](int) { return Response(200, kOrderBody); });
   auto result = Run<v1::Order>([&](auto cb) {
-    client_->QueryTransaction(TestMerchant(),
-                              {OrderLookup::Kind::kOrderId, "GW1"},
-                              clock_.Now() - absl::Milliseconds(1),
-                              std::move(cb));
+    client_->QueryTransaction(
+        TestMerchant(), {OrderLookup::Kind::kOrderId, "GW1"},
+        clock_.Now() - absl::Milliseconds(1), std::move(cb));
   });
   EXPECT_EQ(result.value.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_TRUE(HasReason(result.value.status(), Reason::kDeadlineExceeded));
@@ -247,16 +244,15 @@ TEST_F(HttpPaykkaClientTest, MutatingCallIsSentOnceAndUnknownOn5xx) {
   EXPECT_TRUE(HasReason(result.value.status(), Reason::kPspOutcomeUnknown))
       << result.value.status();
   EXPECT_EQ(transport_->requests().size(), 1u);
-  EXPECT_EQ(transport_->requests()[0].url,
-            "http://paykka.test/v3/payment/acq");
+  EXPECT_EQ(transport_->requests()[0].url, "http://paykka.test/v3/payment/acq");
 }
 
 TEST_F(HttpPaykkaClientTest, DeclineIsAnOkOrderWithFailureStatus) {
   transport_->set_script([](int) {
-    return Response(200,
-                    R"({"ret_code":"000000","ret_msg":"ok","data":{)"
-                    R"("order_id":"GW2","status":"FAILURE",)"
-                    R"("error_code":"2099","error_description":"Invalid Card"}})");
+    return Response(
+        200, R"({"ret_code":"000000","ret_msg":"ok","data":{)"
+             R"("order_id":"GW2","status":"FAILURE",)"
+             R"("error_code":"2099","error_description":"Invalid Card"}})");
   });
   auto result = Charge(TestMerchant());
   ASSERT_TRUE(result.value.ok()) << result.value.status();
@@ -300,8 +296,8 @@ TEST_F(HttpPaykkaClientTest, ErrorsDependOnWhetherTheCallMutates) {
        true, Reason::kPspOutcomeUnknown, Reason::kPspBadResponse},
       {"unsigned", [] { return Response(200, kOrderBody); }, true,
        Reason::kPspOutcomeUnknown, Reason::kPspBadResponse},
-      {"429", [] { return Response(429, ""); }, false,
-       Reason::kPspRateLimited, Reason::kPspRateLimited},
+      {"429", [] { return Response(429, ""); }, false, Reason::kPspRateLimited,
+       Reason::kPspRateLimited},
       {"401", [] { return Response(401, ""); }, false, Reason::kPspAuthFailed,
        Reason::kPspAuthFailed},
       {"400 010000",
@@ -317,8 +313,9 @@ TEST_F(HttpPaykkaClientTest, ErrorsDependOnWhetherTheCallMutates) {
 }
 
 TEST_F(HttpPaykkaClientTest, CorrectlySignedResponsesVerify) {
-  transport_->set_script(
-      [](int) { return PlatformSigned(Response(200, kOrderBody), TestKey(1)); });
+  transport_->set_script([](int) {
+    return PlatformSigned(Response(200, kOrderBody), TestKey(1));
+  });
   auto result = Query(TestMerchant(/*verify=*/true));
   ASSERT_TRUE(result.value.ok()) << result.value.status();
   EXPECT_EQ(result.value->order_id(), "GW1");

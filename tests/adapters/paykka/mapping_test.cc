@@ -1,8 +1,7 @@
 #include "adapters/paykka/mapping.h"
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "gtest/gtest.h"
 #include "tests/adapters/paykka/test_merchant.h"
@@ -114,11 +113,11 @@ TEST(MappingTest, CreateSessionBodyOmitsEmptyOptionalFields) {
   r.set_return_url("https://shop.example/r");
   r.mutable_bill();  // present but empty: omitted
   json body = json::parse(CreateSessionBody("M1", r));
-  EXPECT_EQ(body, json::parse(
-                      R"({"merchant_id":"M1","payment_type":"PURCHASE",)"
-                      R"("trans_id":"T-2","amount":500,"currency":"EUR",)"
-                      R"("session_mode":"HOSTED",)"
-                      R"("return_url":"https://shop.example/r"})"));
+  EXPECT_EQ(body,
+            json::parse(R"({"merchant_id":"M1","payment_type":"PURCHASE",)"
+                        R"("trans_id":"T-2","amount":500,"currency":"EUR",)"
+                        R"("session_mode":"HOSTED",)"
+                        R"("return_url":"https://shop.example/r"})"));
   EXPECT_TRUE(body["amount"].is_number_integer());
 }
 
@@ -144,9 +143,8 @@ TEST(MappingTest, InitiateRecurringBody) {
 TEST(MappingTest, QueryBodies) {
   EXPECT_EQ(QueryTransactionBody("M1", {OrderLookup::Kind::kOrderId, "GW1"}),
             R"({"merchant_id":"M1","order_id":"GW1"})");
-  EXPECT_EQ(
-      QueryTransactionBody("M1", {OrderLookup::Kind::kSessionId, "CS1"}),
-      R"({"merchant_id":"M1","session_id":"CS1"})");
+  EXPECT_EQ(QueryTransactionBody("M1", {OrderLookup::Kind::kSessionId, "CS1"}),
+            R"({"merchant_id":"M1","session_id":"CS1"})");
   EXPECT_EQ(QueryTransactionBody("M1", {OrderLookup::Kind::kTransId, "T1"}),
             R"({"merchant_id":"M1","trans_id":"T1"})");
   EXPECT_EQ(QuerySessionBody("M1", {SessionLookup::Kind::kSessionId, "CS1"}),
@@ -234,9 +232,9 @@ TEST(MappingTest, OrderStatusesAndUnknownPassthrough) {
 }
 
 TEST(MappingTest, DeclineIsAnOrderWithErrorCode) {
-  absl::StatusOr<v1::Order> o = ParseOrderData(json::parse(
-      R"({"order_id":"GW2","status":"FAILURE","error_code":"2099",)"
-      R"("error_description":"Invalid Card","amount":100})"));
+  absl::StatusOr<v1::Order> o = ParseOrderData(
+      json::parse(R"({"order_id":"GW2","status":"FAILURE","error_code":"2099",)"
+                  R"("error_description":"Invalid Card","amount":100})"));
   ASSERT_TRUE(o.ok());
   EXPECT_EQ(o->status(), v1::ORDER_STATUS_FAILURE);
   EXPECT_EQ(o->error_code(), "2099");
@@ -259,10 +257,10 @@ TEST(MappingTest, OrderRejectsUnusableData) {
 }
 
 TEST(MappingTest, EffectiveDataMergesTopLevelFields) {
-  json body = json::parse(
-      R"({"ret_code":"000000","ret_msg":"ok","error_code":"2099",)"
-      R"("error_description":"Invalid Card",)"
-      R"("data":{"order_id":"GW1","status":"FAILURE"}})");
+  json body =
+      json::parse(R"({"ret_code":"000000","ret_msg":"ok","error_code":"2099",)"
+                  R"("error_description":"Invalid Card",)"
+                  R"("data":{"order_id":"GW1","status":"FAILURE"}})");
   json data = EffectiveData(body);
   EXPECT_EQ(data["order_id"], "GW1");
   EXPECT_EQ(data["error_code"], "2099");
@@ -272,8 +270,8 @@ TEST(MappingTest, EffectiveDataMergesTopLevelFields) {
       R"({"ret_code":"000000","session_id":"CS1","session_url":"https://x"})"));
   EXPECT_EQ(top["session_id"], "CS1");
   // `data` wins over a top-level duplicate.
-  json both = EffectiveData(
-      json::parse(R"({"status":"A","data":{"status":"B"}})"));
+  json both =
+      EffectiveData(json::parse(R"({"status":"A","data":{"status":"B"}})"));
   EXPECT_EQ(both["status"], "B");
 }
 
@@ -303,14 +301,14 @@ TEST(MappingTest, ParsesSessionStatuses) {
       {"PAUSED", v1::SESSION_STATUS_OTHER},
   };
   for (const auto& [text, status] : kCases) {
-    absl::StatusOr<v1::GetSessionStatusResponse> s = ParseSessionData(json{
-        {"session_id", "CS1"},
-        {"trans_id", "T1"},
-        {"status", text},
-        {"order_id", "GW1"},
-        {"amount", "250"},
-        {"currency", "USD"},
-        {"expire_time", "2026-01-01T01:00:00Z"}});
+    absl::StatusOr<v1::GetSessionStatusResponse> s =
+        ParseSessionData(json{{"session_id", "CS1"},
+                              {"trans_id", "T1"},
+                              {"status", text},
+                              {"order_id", "GW1"},
+                              {"amount", "250"},
+                              {"currency", "USD"},
+                              {"expire_time", "2026-01-01T01:00:00Z"}});
     ASSERT_TRUE(s.ok()) << s.status();
     EXPECT_EQ(s->status(), status);
     EXPECT_EQ(s->status_text(), text);

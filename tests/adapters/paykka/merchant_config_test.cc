@@ -39,10 +39,11 @@ class MerchantConfigTest : public ::testing::Test {
 };
 
 TEST_F(MerchantConfigTest, LoadsMerchantsWithRelativeAndAbsoluteKeyPaths) {
-  std::string path = WriteConfig(absl::StrCat(R"({"merchants":[
+  std::string path =
+      WriteConfig(absl::StrCat(R"({"merchants":[
     {"merchant_id":"M1","app_id":"A1","private_key_file":"m1_priv.pem",
      "paykka_public_key_file":")",
-                                              dir_.File("m1_platform.pem"), R"(",
+                               dir_.File("m1_platform.pem"), R"(",
      "verify_response_signatures":true,"client_key":"ck_1","base_url":"sandbox"},
     {"merchant_id":"M2","app_id":"A2","private_key_file":"m2_priv.b64",
      "client_key":"ck_2","base_url":"http://127.0.0.1:8080/"}]})"));
@@ -85,8 +86,8 @@ TEST_F(MerchantConfigTest, ClearErrorsThatNeverHoldKeyContents) {
       R"("app_id":"A1","client_key":"ck","base_url":"sandbox")";
   const BadCase cases[] = {
       {"duplicate",
-       R"([{"merchant_id":"M1","private_key_file":"m1_priv.pem",)" +
-           ok_fields + R"(},{"merchant_id":"M1","private_key_file":"m1_priv.pem",)" +
+       R"([{"merchant_id":"M1","private_key_file":"m1_priv.pem",)" + ok_fields +
+           R"(},{"merchant_id":"M1","private_key_file":"m1_priv.pem",)" +
            ok_fields + "}]",
        "M1 is configured twice"},
       {"missing app_id",
@@ -114,8 +115,7 @@ TEST_F(MerchantConfigTest, ClearErrorsThatNeverHoldKeyContents) {
   };
   const std::string priv_b64 = BareBase64(TestKey(0).ToPkcs8Pem());
   for (const BadCase& c : cases) {
-    std::string path =
-        WriteConfig(R"({"merchants":)" + c.merchants_json + "}");
+    std::string path = WriteConfig(R"({"merchants":)" + c.merchants_json + "}");
     absl::StatusOr<std::vector<MerchantConfig>> m = LoadMerchantConfigs(path);
     ASSERT_FALSE(m.ok()) << c.name;
     const std::string message(m.status().message());

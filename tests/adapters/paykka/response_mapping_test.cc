@@ -50,8 +50,8 @@ std::vector<Row> Rows() {
        R::kPspUnavailable},
       {"TransportNotSentDeadline",
        TransportError(C::kDeadlineExceeded, SendState::kNotSent, "late"),
-       kSigOk, C::kDeadlineExceeded, R::kDeadlineExceeded,
-       C::kDeadlineExceeded, R::kDeadlineExceeded},
+       kSigOk, C::kDeadlineExceeded, R::kDeadlineExceeded, C::kDeadlineExceeded,
+       R::kDeadlineExceeded},
       {"TransportMaybeSentTimeout",
        TransportError(C::kDeadlineExceeded, SendState::kMaybeSent, "timeout"),
        kSigOk, C::kUnavailable, R::kPspOutcomeUnknown, C::kUnavailable,
@@ -84,15 +84,14 @@ std::vector<Row> Rows() {
        R::kPspRejected},
       {"Http401", Http(401, Env("206003")), kSigOk, C::kInternal,
        R::kPspAuthFailed, C::kInternal, R::kPspAuthFailed},
-      {"Http401NoBody", Http(401, ""), kSigBad, C::kInternal,
-       R::kPspAuthFailed, C::kInternal, R::kPspAuthFailed},
+      {"Http401NoBody", Http(401, ""), kSigBad, C::kInternal, R::kPspAuthFailed,
+       C::kInternal, R::kPspAuthFailed},
       {"Http403", Http(403, ""), kSigOk, C::kInternal, R::kPspAuthFailed,
        C::kInternal, R::kPspAuthFailed},
       {"Http404OrderNotFound", Http(404, Env("206024")), kSigOk, C::kNotFound,
        R::kOrderNotFound, C::kNotFound, R::kOrderNotFound},
-      {"Http404Unknown", Http(404, "not found"), kSigOk,
-       C::kFailedPrecondition, R::kPspRejected, C::kFailedPrecondition,
-       R::kPspRejected},
+      {"Http404Unknown", Http(404, "not found"), kSigOk, C::kFailedPrecondition,
+       R::kPspRejected, C::kFailedPrecondition, R::kPspRejected},
       {"Http418Unknown4xx", Http(418, Env("000000")), kSigOk,
        C::kFailedPrecondition, R::kPspRejected, C::kFailedPrecondition,
        R::kPspRejected},
@@ -102,13 +101,12 @@ std::vector<Row> Rows() {
        R::kPspOutcomeUnknown, C::kUnavailable, R::kPspUnavailable},
       {"Http502HtmlBody", Http(502, "<html>"), kSigBad, C::kUnavailable,
        R::kPspOutcomeUnknown, C::kUnavailable, R::kPspUnavailable},
-      {"Http503", Http(503, ""), kSigOk, C::kUnavailable,
+      {"Http503", Http(503, ""), kSigOk, C::kUnavailable, R::kPspOutcomeUnknown,
+       C::kUnavailable, R::kPspUnavailable},
+      {"Http302", Http(302, ""), kSigOk, C::kUnavailable, R::kPspOutcomeUnknown,
+       C::kUnavailable, R::kPspBadResponse},
+      {"RetCode999999On200", Http(200, Env("999999")), kSigOk, C::kUnavailable,
        R::kPspOutcomeUnknown, C::kUnavailable, R::kPspUnavailable},
-      {"Http302", Http(302, ""), kSigOk, C::kUnavailable,
-       R::kPspOutcomeUnknown, C::kUnavailable, R::kPspBadResponse},
-      {"RetCode999999On200", Http(200, Env("999999")), kSigOk,
-       C::kUnavailable, R::kPspOutcomeUnknown, C::kUnavailable,
-       R::kPspUnavailable},
       {"RetCode010000On200", Http(200, Env("010000")), kSigOk,
        C::kFailedPrecondition, R::kPspRejected, C::kFailedPrecondition,
        R::kPspRejected},
@@ -140,9 +138,11 @@ TEST_P(ClassifyTableTest, Query) {
   EXPECT_EQ(ReasonOf(got.status()), row.query_reason) << got.status();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllRows, ClassifyTableTest, ::testing::ValuesIn(Rows()),
-    [](const ::testing::TestParamInfo<Row>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(AllRows, ClassifyTableTest,
+                         ::testing::ValuesIn(Rows()),
+                         [](const ::testing::TestParamInfo<Row>& info) {
+                           return info.param.name;
+                         });
 
 // Every auth ret_code, on the HTTP statuses PayKKa may pair it with.
 TEST(ClassifyResponseTest, AuthRetCodesArePspAuthFailedWithRetCode) {
@@ -188,8 +188,8 @@ TEST(ClassifyResponseTest, MessagesNeverHoldTheBody) {
   const std::string secret_body =
       R"({"ret_code":"000000","data":{"token":"TK_SECRET_TOKEN"}})";
   for (CallKind kind : {CallKind::kMutating, CallKind::kQuery}) {
-    absl::Status s = ClassifyResponse(kind, Http(200, secret_body), kSigBad)
-                         .status();
+    absl::Status s =
+        ClassifyResponse(kind, Http(200, secret_body), kSigBad).status();
     EXPECT_FALSE(s.ok());
     EXPECT_EQ(s.ToString().find("TK_SECRET"), std::string::npos) << s;
   }

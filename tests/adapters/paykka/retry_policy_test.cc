@@ -52,48 +52,45 @@ TEST(RetryPolicyTest, StopsAfterMaxAttempts) {
 TEST(RetryPolicyTest, NeverPastTheDeadline) {
   RetryPolicy policy(Options(), [] { return 1.0; });
   // Attempt 1 failed; the next wait would be 100 ms.
-  EXPECT_FALSE(policy
-                   .NextDelay(1, Unavailable(), kNow,
-                              kNow + absl::Milliseconds(100))
-                   .has_value());
-  EXPECT_TRUE(policy
-                  .NextDelay(1, Unavailable(), kNow,
-                             kNow + absl::Milliseconds(101))
-                  .has_value());
+  EXPECT_FALSE(
+      policy.NextDelay(1, Unavailable(), kNow, kNow + absl::Milliseconds(100))
+          .has_value());
+  EXPECT_TRUE(
+      policy.NextDelay(1, Unavailable(), kNow, kNow + absl::Milliseconds(101))
+          .has_value());
 }
 
 TEST(RetryPolicyTest, OnlyTransientQueryErrorsAreRetried) {
   RetryPolicy policy(Options(), [] { return 0.5; });
   for (Reason r : {Reason::kPspUnavailable, Reason::kPspRateLimited,
                    Reason::kPspBadResponse}) {
-    EXPECT_TRUE(policy
-                    .NextDelay(1, MakeError(absl::StatusCode::kUnavailable, r,
-                                            "x"),
-                               kNow, kFar)
-                    .has_value())
+    EXPECT_TRUE(
+        policy
+            .NextDelay(1, MakeError(absl::StatusCode::kUnavailable, r, "x"),
+                       kNow, kFar)
+            .has_value())
         << ReasonName(r);
   }
   for (Reason r : {Reason::kPspOutcomeUnknown, Reason::kPspRejected,
                    Reason::kPspAuthFailed, Reason::kOrderNotFound,
                    Reason::kDeadlineExceeded}) {
-    EXPECT_FALSE(policy
-                     .NextDelay(1, MakeError(absl::StatusCode::kUnavailable,
-                                             r, "x"),
-                                kNow, kFar)
-                     .has_value())
+    EXPECT_FALSE(
+        policy
+            .NextDelay(1, MakeError(absl::StatusCode::kUnavailable, r, "x"),
+                       kNow, kFar)
+            .has_value())
         << ReasonName(r);
   }
-  EXPECT_FALSE(
-      policy.NextDelay(1, absl::UnavailableError("plain"), kNow, kFar)
-          .has_value());
+  EXPECT_FALSE(policy.NextDelay(1, absl::UnavailableError("plain"), kNow, kFar)
+                   .has_value());
 }
 
 TEST(RetryPolicyTest, RateLimitWaitsAtLeastRetryAfter) {
   RetryPolicy policy(Options(), [] { return 0.5; });
-  absl::Status limited = WithRetryDelay(
-      MakeError(absl::StatusCode::kResourceExhausted, Reason::kPspRateLimited,
-                "x"),
-      absl::Seconds(2));
+  absl::Status limited =
+      WithRetryDelay(MakeError(absl::StatusCode::kResourceExhausted,
+                               Reason::kPspRateLimited, "x"),
+                     absl::Seconds(2));
   EXPECT_EQ(policy.NextDelay(1, limited, kNow, kFar), absl::Seconds(2));
   // ... unless the deadline comes first.
   EXPECT_FALSE(

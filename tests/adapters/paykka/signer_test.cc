@@ -25,8 +25,7 @@ class SignerTest : public ::testing::Test {
                            priv_)
                     .ok());
     ASSERT_TRUE(
-        RunCommand("openssl pkey -in " + priv_ + " -pubout -out " + pub_)
-            .ok());
+        RunCommand("openssl pkey -in " + priv_ + " -pubout -out " + pub_).ok());
     absl::StatusOr<std::string> pem = ReadFile(priv_);
     ASSERT_TRUE(pem.ok());
     absl::StatusOr<RsaPrivateKey> key = RsaPrivateKey::Parse(*pem);
@@ -44,9 +43,8 @@ class SignerTest : public ::testing::Test {
     EXPECT_TRUE(sig.ok());
     dir_.Write("data.bin", text);
     dir_.Write("sig.bin", *sig);
-    return RunCommand("openssl dgst -sha256 -verify " + pub_ +
-                      " -signature " + dir_.File("sig.bin") + " " +
-                      dir_.File("data.bin"))
+    return RunCommand("openssl dgst -sha256 -verify " + pub_ + " -signature " +
+                      dir_.File("sig.bin") + " " + dir_.File("data.bin"))
         .ok();
   }
 
@@ -101,8 +99,7 @@ TEST_F(SignerTest, VerifiesResponsesSignedWithThePlatformKey) {
   response.body = R"({"ret_code":"000000","ret_msg":"ok"})";
   response.headers["x-paykka-timestamp"] = "1757387467999";
   response.headers["x-paykka-nonce"] = "abcdef0123456789";
-  dir_.Write("resp.txt",
-             "1757387467999\nabcdef0123456789\n" + response.body);
+  dir_.Write("resp.txt", "1757387467999\nabcdef0123456789\n" + response.body);
   absl::StatusOr<std::string> b64 =
       RunCommand("openssl dgst -sha256 -sign " + platform_priv + " " +
                  dir_.File("resp.txt") + " | base64 -w0");
@@ -111,7 +108,8 @@ TEST_F(SignerTest, VerifiesResponsesSignedWithThePlatformKey) {
 
   MerchantConfig m = *merchant_;
   m.verify_response_signatures = true;
-  absl::StatusOr<RsaPublicKey> pub = RsaPublicKey::Parse(*ReadFile(platform_pub));
+  absl::StatusOr<RsaPublicKey> pub =
+      RsaPublicKey::Parse(*ReadFile(platform_pub));
   ASSERT_TRUE(pub.ok());
   m.platform_public_key = *pub;
   EXPECT_TRUE(VerifyPaykkaResponse(m, response).ok());

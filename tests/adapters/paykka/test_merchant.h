@@ -31,8 +31,8 @@ inline const RsaPrivateKey& TestKey(int which = 0) {
 
 // Merchant "M1" signing with TestKey(0); PayKKa's platform key is
 // TestKey(1) when `verify` is set.
-inline MerchantConfig TestMerchant(bool verify = false,
-                                   std::string base_url = "http://paykka.test") {
+inline MerchantConfig TestMerchant(
+    bool verify = false, std::string base_url = "http://paykka.test") {
   std::optional<RsaPublicKey> platform;
   if (verify) {
     absl::StatusOr<RsaPublicKey> pub =
@@ -40,8 +40,8 @@ inline MerchantConfig TestMerchant(bool verify = false,
     if (!pub.ok()) std::abort();
     platform = *pub;
   }
-  return MerchantConfig{"M1",          "A1",      TestKey(0), platform,
-                        verify,        "ck_test", std::move(base_url)};
+  return MerchantConfig{"M1",   "A1",      TestKey(0),         platform,
+                        verify, "ck_test", std::move(base_url)};
 }
 
 }  // namespace payorch::paykka::testing
