@@ -167,7 +167,7 @@ def main():
     md.append(f"# payorch benchmark {meta['stamp']}\n")
     md.append(f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['mem_gb']} GB, Linux {m['kernel']}; "
               f"load generator, payorchd, paykka-sandbox and redis-server all on it. "
-              f"Git {meta['git']}. Runs of {meta['duration_s']} s, {meta['reps']} repetition(s)"
+              f"Load average at start {meta.get('loadavg_at_start', '?')}. Git {meta['git']}. Runs of {meta['duration_s']} s, {meta['reps']} repetition(s)"
               f"{' (--quick)' if meta['quick'] else ''}.\n")
     md.append("## Targets\n")
     md.append("| target | measured | limit | result | detail |")
@@ -211,6 +211,16 @@ def main():
                   "and the arrival rate is bounded by the CPU both processes spend on RSA (payorch signs each "
                   "request, the sandbox signs each response) on 2 shared cores. Calls beyond that wait inside "
                   "payorchd (in the signing queue), which is what the thread and RSS figures measure.\n")
+    prof = runs.get("profile.categories")
+    if prof:
+        md.append(f"## Profile: payorchd CPU per CreateCheckout (perf, {prof['samples']} samples, "
+                  f"{prof['cpu_us_per_request']:.0f} us of payorchd CPU per request)\n")
+        md.append("| part | share | CPU us / request |")
+        md.append("|---|---|---|")
+        for b in prof["buckets"]:
+            md.append(f"| {b['bucket']} | {b['share'] * 100:.1f}% | {b['cpu_us_per_request']:.0f} |")
+        md.append("")
+        md.append("Threads: " + ", ".join(f"{t['thread']} {t['share'] * 100:.0f}%" for t in prof["threads"][:6]) + "\n")
     md.append(f"payorchd: `{meta['payorchd_args']}`; idle {meta['payorchd_idle_threads']} threads, "
               f"{meta['payorchd_idle_rss_kb'] // 1024} MB RSS; peak RSS over the whole run "
               f"{meta['payorchd_final_hwm_rss_kb'] // 1024} MB.\n")

@@ -14,6 +14,7 @@
 #   --profile             also perf-record payorchd under CreateCheckout load
 #   --build-dir=DIR       build directory (default build-bench, Release)
 #   --no-build            use the binaries already in the build directory
+#   --keep                keep the work directory (logs, keys, raw runs) in /tmp
 #
 # Everything listens on 127.0.0.1 only; every process started here is
 # recorded by PID and killed on exit (normal or not). Nothing else is touched.
@@ -27,6 +28,7 @@ RAMP=""
 ONLY="a,b,c,d,e"
 PROFILE=0
 BUILD=1
+KEEP=0
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
@@ -36,6 +38,7 @@ for arg in "$@"; do
     --profile) PROFILE=1 ;;
     --build-dir=*) BUILD_DIR="${arg#*=}" ;;
     --no-build) BUILD=0 ;;
+    --keep) KEEP=1 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $arg" >&2; exit 2 ;;
   esac
@@ -63,8 +66,8 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
-  if [[ $rc != 0 ]]; then
-    echo "run.sh: failed (rc=$rc); logs kept in $WORK" >&2
+  if [[ $rc != 0 || $KEEP == 1 ]]; then
+    echo "run.sh: rc=$rc; logs kept in $WORK" >&2
   else
     rm -rf "$WORK"
   fi
@@ -164,6 +167,8 @@ IDLE_THREADS="$(proc_field "$PAYORCHD_PID" Threads)"
 IDLE_RSS_KB="$(proc_field "$PAYORCHD_PID" VmRSS)"
 
 RUN_ID="r$(date +%s)"
+LOAD_AT_START="$(cut -d' ' -f1 /proc/loadavg)"
+echo "load average at start: $LOAD_AT_START (other work on these cores skews every figure)"
 COMMON_LG=(--target="$GRPC_ADDR" --warmup="$WARMUP" --count=2000000)
 COMMON_DI=(--merchants_config="$WORK/merchants.json" --warmup="$WARMUP" --count=2000000 --threads=2)
 
@@ -319,11 +324,25 @@ if [[ $PROFILE == 1 ]]; then
     --prefix="$RUN_ID-prof" --label="profile.create" --out="$RUNS/profile.create.json" >/dev/null &
   PROF_LG=$!
   sleep 1
+  PROF_T0=$(date +%s.%N)
   perf record -e cpu-clock -F 499 -g -p "$PAYORCHD_PID" -o "$WORK/perf.data" -- sleep 8 \
     >/dev/null 2>&1 || echo "perf record failed"
+  PROF_T1=$(date +%s.%N)
   wait "$PROF_LG" || true
-  perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 \
-    2>/dev/null | grep -v '^$' | head -150 >"$RESULTS/$STAMP.perf.txt" || true
+  # Requests completed while recording, from the run's average throughput.
+  PROF_REQS="$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(int(d["throughput_rps"]*(float(sys.argv[3])-float(sys.argv[2]))))' \
+    "$RUNS/profile.create.json" "$PROF_T0" "$PROF_T1")"
+  perf script -i "$WORK/perf.data" 2>/dev/null \
+    | "$PY" "$ROOT/bench/perf_categories.py" 499 "$PROF_REQS" "$RUNS/profile.categories.json" \
+    | tee "$WORK/profile.txt"
+  {
+    echo "# perf record -e cpu-clock -F 499 -g on payorchd, CreateCheckout closed loop c=$PEAK_CONC, $PROF_REQS requests"
+    cat "$WORK/profile.txt"
+    echo
+    echo "# top symbols (self time)"
+    perf report -i "$WORK/perf.data" --stdio --no-children -g none --sort comm,dso,symbol \
+      --percent-limit 0.5 2>/dev/null | grep '%' | sed -E 's/ +/ /g' | cut -c1-200 | head -60
+  } >"$RESULTS/$STAMP.perf.txt"
   echo "perf report: bench/results/$STAMP.perf.txt"
   sb_reset
 fi
@@ -331,7 +350,7 @@ fi
 # ---------------------------------------------------------------- report
 cat >"$WORK/meta.json" <<EOF
 {"stamp":"$STAMP","quick":$QUICK,"duration_s":$DURATION,"ramp_hold_s":$RAMP_HOLD,"reps":$REPS,
- "peak_concurrency":$PEAK_CONC,"ramp":"$RAMP",
+ "peak_concurrency":$PEAK_CONC,"ramp":"$RAMP","loadavg_at_start":$LOAD_AT_START,
  "payorchd_args":"${PAYORCHD_ARGS[*]//$WORK/\$WORK}",
  "payorchd_idle_threads":${IDLE_THREADS:-0},"payorchd_idle_rss_kb":${IDLE_RSS_KB:-0},
  "payorchd_final_hwm_rss_kb":$(proc_field "$PAYORCHD_PID" VmHWM),

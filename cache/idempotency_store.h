@@ -47,8 +47,8 @@ struct Claim {
   // kAcquired over an UNKNOWN record or an expired lease: the previous
   // attempt may have reached PayKKa, so ask PayKKa (by trans_id) first.
   bool reconcile = false;
-  std::string stored;            // kCompleted: the bytes given to Complete()
-  absl::Duration retry_after;    // kInProgress: the live lease's remaining time
+  std::string stored;          // kCompleted: the bytes given to Complete()
+  absl::Duration retry_after;  // kInProgress: the live lease's remaining time
 };
 
 // Thread-safe. Callbacks run exactly once, on an I/O thread; keep them short.
@@ -61,9 +61,10 @@ class IdempotencyStore {
   // Atomically (one round trip): absent -> in flight with a new owner and a
   // lease of `lease`; or reports the record's state. The fingerprint is
   // compared first, so a different request is kMismatch whatever the state.
-  virtual void Begin(const IdempotencyKey& key, const std::string& fingerprint,
-                     absl::Duration lease,
-                     absl::AnyInvocable<void(absl::StatusOr<Claim>) &&> done) = 0;
+  virtual void Begin(
+      const IdempotencyKey& key, const std::string& fingerprint,
+      absl::Duration lease,
+      absl::AnyInvocable<void(absl::StatusOr<Claim>) &&> done) = 0;
 
   // Stores the definitive outcome (kept `retention` from now) if `owner` still
   // holds the record. FAILED_PRECONDITION when another owner took over (this

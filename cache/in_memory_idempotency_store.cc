@@ -43,8 +43,9 @@ void InMemoryIdempotencyStore::MaybeSweep(absl::Time now) {
 
 absl::Status InMemoryIdempotencyStore::OwnerMismatch(const char* op) const {
   return absl::FailedPreconditionError(absl::StrCat(
-      op, ": the caller no longer holds the idempotency record (its lease "
-          "expired and another attempt took over, or it was released)"));
+      op,
+      ": the caller no longer holds the idempotency record (its lease "
+      "expired and another attempt took over, or it was released)"));
 }
 
 void InMemoryIdempotencyStore::Begin(

@@ -13,9 +13,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "common/crypto.h"
 
@@ -130,9 +130,8 @@ absl::StatusOr<RedisEndpoint> ParseRedisUri(const std::string& uri) {
   if (endpoint.host.empty()) {
     return absl::InvalidArgumentError("Redis URI: missing host");
   }
-  if (!port_text.empty() &&
-      (!absl::SimpleAtoi(port_text, &endpoint.port) || endpoint.port <= 0 ||
-       endpoint.port > 65535)) {
+  if (!port_text.empty() && (!absl::SimpleAtoi(port_text, &endpoint.port) ||
+                             endpoint.port <= 0 || endpoint.port > 65535)) {
     return absl::InvalidArgumentError("Redis URI: bad port");
   }
   return endpoint;
@@ -205,7 +204,8 @@ class RedisClient::Impl {
       std::move(cb)(absl::UnavailableError("Redis connection is closing"));
       return;
     }
-    pending->timer = evtimer_new(loop_->base(), &Impl::OnCommandTimeout, pending);
+    pending->timer =
+        evtimer_new(loop_->base(), &Impl::OnCommandTimeout, pending);
     evtimer_add(pending->timer, command_timeout_);
   }
 
@@ -404,9 +404,9 @@ class RedisClient::Impl {
   static void OnConnectTimeout(int, short, void* arg) {
     auto* self = static_cast<Impl*>(arg);
     if (self->ctx_ != nullptr && !self->ready_) {
-      self->Drop(absl::StrCat(
-          "connect timed out after ",
-          absl::FormatDuration(self->options_.connect_timeout)));
+      self->Drop(
+          absl::StrCat("connect timed out after ",
+                       absl::FormatDuration(self->options_.connect_timeout)));
     }
   }
 
@@ -445,16 +445,15 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(
   auto endpoint = ParseRedisUri(options.uri);
   if (!endpoint.ok()) return endpoint.status();
   if (!options.password.empty()) endpoint->password = options.password;
-  for (absl::Duration d :
-       {options.connect_timeout, options.command_timeout,
-        options.initial_backoff, options.max_backoff}) {
+  for (absl::Duration d : {options.connect_timeout, options.command_timeout,
+                           options.initial_backoff, options.max_backoff}) {
     if (d <= absl::ZeroDuration()) {
       return absl::InvalidArgumentError(
           "Redis timeouts and backoffs must be positive");
     }
   }
-  auto impl = std::make_shared<Impl>(loop, *std::move(endpoint),
-                                     std::move(options));
+  auto impl =
+      std::make_shared<Impl>(loop, *std::move(endpoint), std::move(options));
   if (loop->InLoopThread()) {
     impl->Start();
   } else {
@@ -485,10 +484,10 @@ void RedisClient::Command(std::vector<std::string> args, Callback done) {
     impl_->Send(std::move(args), std::move(done));
     return;
   }
-  loop_->Post([impl = impl_, args = std::move(args),
-               done = std::move(done)]() mutable {
-    impl->Send(std::move(args), std::move(done));
-  });
+  loop_->Post(
+      [impl = impl_, args = std::move(args), done = std::move(done)]() mutable {
+        impl->Send(std::move(args), std::move(done));
+      });
 }
 
 bool RedisClient::Healthy() const { return impl_->healthy(); }

@@ -60,6 +60,7 @@ return {'ACQUIRED', 0}
 // A retry by the same owner with the same bytes is a success.
 constexpr absl::string_view kCompleteLua = R"lua(
 local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'outcome')
+if r[2] ~= ARGV[1] then return 0 end
 if r[1] == 'INFLIGHT' then
   redis.call('HSET', KEYS[1], 'state', 'COMPLETED', 'outcome', ARGV[2])
   redis.call('HDEL', KEYS[1], 'lease_until_ms')
@@ -171,18 +172,19 @@ absl::Status ToStoreError(const absl::StatusOr<RedisReply>& reply,
 }
 
 // The answer of the owner-checked scripts: 1 done, 0 not the owner.
-absl::Status OwnerCheck(const absl::StatusOr<RedisReply>& reply,
-                        const char* op, absl::Duration retry_delay) {
+absl::Status OwnerCheck(const absl::StatusOr<RedisReply>& reply, const char* op,
+                        absl::Duration retry_delay) {
   if (absl::Status s = ToStoreError(reply, retry_delay); !s.ok()) return s;
   if (reply->type != RedisReply::Type::kInteger) {
-    return MakeError(absl::StatusCode::kInternal, Reason::kInternal,
-                     absl::StrCat("idempotency store: unexpected ", op,
-                                  " reply"));
+    return MakeError(
+        absl::StatusCode::kInternal, Reason::kInternal,
+        absl::StrCat("idempotency store: unexpected ", op, " reply"));
   }
   if (reply->integer == 1) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
-      op, ": the caller no longer holds the idempotency record (its lease "
-          "expired and another attempt took over, or it was released)"));
+      op,
+      ": the caller no longer holds the idempotency record (its lease "
+      "expired and another attempt took over, or it was released)"));
 }
 
 }  // namespace

@@ -41,8 +41,9 @@ struct RedisIdempotencyStoreOptions {
   absl::Duration unavailable_retry_delay = absl::Seconds(1);
 };
 
-// Thread-safe. Callbacks run on the EventLoop thread (or inline when a call
-// fails before reaching Redis); keep them short. Errors: UNAVAILABLE with
+// Thread-safe. Callbacks always run on the EventLoop thread; keep them short.
+// A call made on that thread that fails at once (Redis not connected) runs
+// its callback before returning. Errors: UNAVAILABLE with
 // reason IDEMPOTENCY_STORE_UNAVAILABLE and a RetryInfo delay when Redis is
 // unreachable, times out or is not writable (LOADING, READONLY, OOM...);
 // note that a timed-out Complete() may still have been applied. INTERNAL for

@@ -36,7 +36,8 @@ class RsaPrivateKey {
   int bits() const;
 
  private:
-  explicit RsaPrivateKey(std::shared_ptr<EVP_PKEY> key) : key_(std::move(key)) {}
+  explicit RsaPrivateKey(std::shared_ptr<EVP_PKEY> key)
+      : key_(std::move(key)) {}
   std::shared_ptr<EVP_PKEY> key_;
 };
 

@@ -24,22 +24,22 @@ inline constexpr absl::string_view kErrorDomain = "payorch";
 // The closed list of ErrorInfo reasons. The README's "Errors" table documents
 // each one's gRPC code and what a caller should do; keep them in step.
 enum class Reason {
-  kInvalidField,                 // INVALID_ARGUMENT
-  kTransIdReused,                // ALREADY_EXISTS
-  kRequestInProgress,            // ABORTED + RetryInfo
-  kOrderNotFound,                // NOT_FOUND
-  kSessionNotFound,              // NOT_FOUND
-  kSessionExpired,               // NOT_FOUND (expired unpaid: no order will come)
-  kPspOutcomeUnknown,            // UNAVAILABLE + RetryInfo
-  kPspUnavailable,               // UNAVAILABLE + RetryInfo
-  kPspRateLimited,               // RESOURCE_EXHAUSTED + RetryInfo
-  kPspAuthFailed,                // INTERNAL (PayKKa rejected our credentials)
-  kPspRejected,                  // FAILED_PRECONDITION (PayKKa refused the request)
-  kPspBadResponse,               // INTERNAL / UNAVAILABLE (unparsable or unsigned)
+  kInvalidField,       // INVALID_ARGUMENT
+  kTransIdReused,      // ALREADY_EXISTS
+  kRequestInProgress,  // ABORTED + RetryInfo
+  kOrderNotFound,      // NOT_FOUND
+  kSessionNotFound,    // NOT_FOUND
+  kSessionExpired,     // NOT_FOUND (expired unpaid: no order will come)
+  kPspOutcomeUnknown,  // UNAVAILABLE + RetryInfo
+  kPspUnavailable,     // UNAVAILABLE + RetryInfo
+  kPspRateLimited,     // RESOURCE_EXHAUSTED + RetryInfo
+  kPspAuthFailed,      // INTERNAL (PayKKa rejected our credentials)
+  kPspRejected,        // FAILED_PRECONDITION (PayKKa refused the request)
+  kPspBadResponse,     // INTERNAL / UNAVAILABLE (unparsable or unsigned)
   kIdempotencyStoreUnavailable,  // UNAVAILABLE + RetryInfo
   kMerchantNotConfigured,        // FAILED_PRECONDITION
-  kDeadlineExceeded,             // DEADLINE_EXCEEDED (nothing was sent upstream)
-  kInternal,                     // INTERNAL (a payorch bug)
+  kDeadlineExceeded,  // DEADLINE_EXCEEDED (nothing was sent upstream)
+  kInternal,          // INTERNAL (a payorch bug)
 };
 
 // "INVALID_FIELD", "TRANS_ID_REUSED", ...
@@ -59,7 +59,8 @@ using Metadata = std::vector<std::pair<std::string, std::string>>;
 // An error with `code`, `reason` and ErrorInfo metadata. `message` is for
 // humans and must never contain secrets, card data or whole PayKKa bodies.
 absl::Status MakeError(absl::StatusCode code, Reason reason,
-                       absl::string_view message, const Metadata& metadata = {});
+                       absl::string_view message,
+                       const Metadata& metadata = {});
 
 // INVALID_ARGUMENT / INVALID_FIELD listing every violation.
 absl::Status InvalidFields(std::vector<FieldViolation> violations);

@@ -46,8 +46,10 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Start(std::string name) {
   event_config_set_flag(config, EVENT_BASE_FLAG_PRECISE_TIMER);
   loop->base_ = event_base_new_with_config(config);
   event_config_free(config);
-  if (loop->base_ == nullptr) return absl::InternalError("event_base_new failed");
-  loop->wake_ = event_new(loop->base_, -1, EV_PERSIST, &EventLoop::OnWake, loop.get());
+  if (loop->base_ == nullptr)
+    return absl::InternalError("event_base_new failed");
+  loop->wake_ =
+      event_new(loop->base_, -1, EV_PERSIST, &EventLoop::OnWake, loop.get());
   if (loop->wake_ == nullptr) return absl::InternalError("event_new failed");
   EventLoop* self = loop.get();
   std::mutex started_mu;
@@ -111,7 +113,9 @@ void EventLoop::Stop() {
   }
 }
 
-bool EventLoop::InLoopThread() const { return std::this_thread::get_id() == thread_id_; }
+bool EventLoop::InLoopThread() const {
+  return std::this_thread::get_id() == thread_id_;
+}
 
 void EventLoop::Post(absl::AnyInvocable<void()> fn) {
   bool wake = false;
@@ -138,7 +142,9 @@ void EventLoop::RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn) {
   });
 }
 
-void EventLoop::OnWake(int, short, void* arg) { static_cast<EventLoop*>(arg)->Drain(); }
+void EventLoop::OnWake(int, short, void* arg) {
+  static_cast<EventLoop*>(arg)->Drain();
+}
 
 void EventLoop::Drain() {
   std::deque<absl::AnyInvocable<void()>> batch;

@@ -3,8 +3,8 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <future>
 
@@ -17,39 +17,51 @@ namespace {
 
 const char* MethodName(evhttp_cmd_type cmd) {
   switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    default: return "OTHER";
+    case EVHTTP_REQ_GET:
+      return "GET";
+    case EVHTTP_REQ_POST:
+      return "POST";
+    case EVHTTP_REQ_HEAD:
+      return "HEAD";
+    case EVHTTP_REQ_PUT:
+      return "PUT";
+    case EVHTTP_REQ_DELETE:
+      return "DELETE";
+    default:
+      return "OTHER";
   }
 }
 
 }  // namespace
 
-absl::StatusOr<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
+absl::StatusOr<std::pair<std::string, int>> ParseHostPort(
+    const std::string& text) {
   size_t colon = text.rfind(':');
   if (colon == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("expected host:port, got '", text, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected host:port, got '", text, "'"));
   }
   std::string host = text.substr(0, colon);
-  const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  const bool bracketed =
+      host.size() >= 2 && host.front() == '[' && host.back() == ']';
   if (bracketed) host = host.substr(1, host.size() - 2);
   // An IPv6 address must be bracketed: in "fe80::1:80" the port is ambiguous.
-  const bool bad_host = host.empty() || host.find_first_of("[]") != std::string::npos ||
+  const bool bad_host = host.empty() ||
+                        host.find_first_of("[]") != std::string::npos ||
                         (!bracketed && host.find(':') != std::string::npos);
   int port = 0;
-  if (!absl::SimpleAtoi(text.substr(colon + 1), &port) || port < 0 || port > 65535 ||
-      bad_host) {
-    return absl::InvalidArgumentError(absl::StrCat("expected host:port, got '", text, "'"));
+  if (!absl::SimpleAtoi(text.substr(colon + 1), &port) || port < 0 ||
+      port > 65535 || bad_host) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected host:port, got '", text, "'"));
   }
   return std::make_pair(host, port);
 }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     EventLoop* loop, const std::string& host, int port,
-    absl::flat_hash_map<std::string, HttpHandler> routes, size_t max_body_bytes) {
+    absl::flat_hash_map<std::string, HttpHandler> routes,
+    size_t max_body_bytes) {
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->loop_ = loop;
   server->routes_ = std::move(routes);
@@ -62,17 +74,20 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
       return;
     }
     evhttp_set_max_body_size(self->http_, max_body_bytes);
-    evhttp_set_allowed_methods(self->http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+    evhttp_set_allowed_methods(
+        self->http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(self->http_, &HttpServer::OnRequest, self);
-    evhttp_bound_socket* sock =
-        evhttp_bind_socket_with_handle(self->http_, host.c_str(), static_cast<uint16_t>(port));
+    evhttp_bound_socket* sock = evhttp_bind_socket_with_handle(
+        self->http_, host.c_str(), static_cast<uint16_t>(port));
     if (sock == nullptr) {
-      started.set_value(absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port)));
+      started.set_value(absl::UnavailableError(
+          absl::StrCat("cannot listen on ", host, ":", port)));
       return;
     }
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    getsockname(evhttp_bound_socket_get_fd(sock), reinterpret_cast<sockaddr*>(&ss), &len);
+    getsockname(evhttp_bound_socket_get_fd(sock),
+                reinterpret_cast<sockaddr*>(&ss), &len);
     self->port_ = ss.ss_family == AF_INET6
                       ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
                       : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
@@ -114,7 +129,8 @@ void HttpServer::OnRequest(evhttp_request* req, void* arg) {
     auto send = [req, response = std::move(response)] {
       evkeyvalq* out = evhttp_request_get_output_headers(req);
       evhttp_add_header(out, "Content-Type", response.content_type.c_str());
-      for (const auto& [k, v] : response.headers) evhttp_add_header(out, k.c_str(), v.c_str());
+      for (const auto& [k, v] : response.headers)
+        evhttp_add_header(out, k.c_str(), v.c_str());
       evbuffer* body = evbuffer_new();
       evbuffer_add(body, response.body.data(), response.body.size());
       evhttp_send_reply(req, response.status, nullptr, body);
@@ -128,7 +144,8 @@ void HttpServer::OnRequest(evhttp_request* req, void* arg) {
   };
   auto it = self->routes_.find(request.path);
   if (it == self->routes_.end()) {
-    std::move(respond)(HttpServerResponse{404, "text/plain; charset=utf-8", "not found\n", {}});
+    std::move(respond)(HttpServerResponse{
+        404, "text/plain; charset=utf-8", "not found\n", {}});
     return;
   }
   it->second(std::move(request), std::move(respond));

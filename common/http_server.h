@@ -63,7 +63,8 @@ class HttpServer {
 };
 
 // Parses "host:port" ("[::1]:80" too); kInvalidArgument if malformed.
-absl::StatusOr<std::pair<std::string, int>> ParseHostPort(const std::string& text);
+absl::StatusOr<std::pair<std::string, int>> ParseHostPort(
+    const std::string& text);
 
 }  // namespace payorch
 

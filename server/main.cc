@@ -14,10 +14,10 @@
 #include <sys/resource.h>
 
 #include <atomic>
-#include <functional>
-#include <future>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,32 +43,40 @@
 #include "service/payment_service.h"
 #include "service/webhooks.h"
 
-ABSL_FLAG(std::string, grpc_listen, "0.0.0.0:50051",
-          "gRPC address (host:port; port 0 picks a free one, printed on stdout)");
+ABSL_FLAG(
+    std::string, grpc_listen, "0.0.0.0:50051",
+    "gRPC address (host:port; port 0 picks a free one, printed on stdout)");
 ABSL_FLAG(std::string, http_listen, "0.0.0.0:8080",
-          "side HTTP address for /metrics, /healthz, /readyz and POST /webhooks/paykka "
+          "side HTTP address for /metrics, /healthz, /readyz and POST "
+          "/webhooks/paykka "
           "(empty disables it)");
-ABSL_FLAG(std::string, redis_url, "redis://127.0.0.1:6379",
-          "idempotency store: redis://[:password@]host:port[/db], or 'memory' for an "
-          "in-process store (single process only: not shared, lost on restart)");
-ABSL_FLAG(std::string, redis_password_file, "",
-          "file holding the Redis password (instead of putting it in --redis_url)");
+ABSL_FLAG(
+    std::string, redis_url, "redis://127.0.0.1:6379",
+    "idempotency store: redis://[:password@]host:port[/db], or 'memory' for an "
+    "in-process store (single process only: not shared, lost on restart)");
+ABSL_FLAG(
+    std::string, redis_password_file, "",
+    "file holding the Redis password (instead of putting it in --redis_url)");
 ABSL_FLAG(std::string, merchants_config, "/etc/payorch/merchants.json",
           "merchant configuration (JSON; see README 'Configuration')");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(absl::Duration, idempotency_retention, absl::Hours(48),
           "how long a trans_id's record (and its stored response) is kept");
 ABSL_FLAG(absl::Duration, lease, absl::Seconds(30),
-          "in-flight claim lease: after a crash, a retry may take over after this long");
-ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(20),
-          "on SIGTERM: time in-flight calls get to finish before they are cancelled");
+          "in-flight claim lease: after a crash, a retry may take over after "
+          "this long");
+ABSL_FLAG(
+    absl::Duration, drain_grace, absl::Seconds(20),
+    "on SIGTERM: time in-flight calls get to finish before they are cancelled");
 ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(30),
           "deadline for calls that arrive without one");
-ABSL_FLAG(absl::Duration, paykka_timeout, absl::Seconds(15),
-          "upper bound of one PayKKa call (the caller's deadline is honoured too)");
+ABSL_FLAG(
+    absl::Duration, paykka_timeout, absl::Seconds(15),
+    "upper bound of one PayKKa call (the caller's deadline is honoured too)");
 ABSL_FLAG(int, cpu_threads, 2, "threads for CPU work (RSA signing)");
 ABSL_FLAG(int, max_host_connections, 0,
-          "max connections to one PayKKa host (0 = unlimited, reused with keep-alive)");
+          "max connections to one PayKKa host (0 = unlimited, reused with "
+          "keep-alive)");
 
 namespace payorch {
 namespace {
@@ -79,16 +87,18 @@ constexpr const char* kServiceName = "payorch.v1.PaymentOrchestrator";
 // line is parsed (so the command line wins).
 void ApplyEnvironment() {
   for (const char* name :
-       {"grpc_listen", "http_listen", "redis_url", "redis_password_file", "merchants_config",
-        "log_level", "idempotency_retention", "lease", "drain_grace", "default_deadline", "paykka_timeout",
-        "cpu_threads", "max_host_connections"}) {
+       {"grpc_listen", "http_listen", "redis_url", "redis_password_file",
+        "merchants_config", "log_level", "idempotency_retention", "lease",
+        "drain_grace", "default_deadline", "paykka_timeout", "cpu_threads",
+        "max_host_connections"}) {
     std::string env = absl::StrCat("PAYORCH_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(env.c_str());
     if (value == nullptr) continue;
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     std::string error;
     if (flag == nullptr || !flag->ParseFrom(value, &error)) {
-      std::fprintf(stderr, "payorchd: bad %s: %s\n", env.c_str(), error.c_str());
+      std::fprintf(stderr, "payorchd: bad %s: %s\n", env.c_str(),
+                   error.c_str());
       std::exit(2);
     }
   }
@@ -103,7 +113,8 @@ void RaiseFileLimit() {
 }
 
 [[noreturn]] void Die(const std::string& what, const absl::Status& status) {
-  std::fprintf(stderr, "payorchd: %s: %s\n", what.c_str(), status.ToString().c_str());
+  std::fprintf(stderr, "payorchd: %s: %s\n", what.c_str(),
+               status.ToString().c_str());
   std::exit(1);
 }
 
@@ -118,48 +129,60 @@ int Run() {
   signal(SIGPIPE, SIG_IGN);
   RaiseFileLimit();
 
-  auto merchants = paykka::LoadMerchantConfigs(absl::GetFlag(FLAGS_merchants_config));
+  auto merchants =
+      paykka::LoadMerchantConfigs(absl::GetFlag(FLAGS_merchants_config));
   if (!merchants.ok()) Die("merchant configuration", merchants.status());
-  std::fprintf(stderr, "payorchd: %zu merchant(s) configured\n", merchants->size());
+  std::fprintf(stderr, "payorchd: %zu merchant(s) configured\n",
+               merchants->size());
 
   auto loop = EventLoop::Start("payorch-io");
   if (!loop.ok()) Die("event loop", loop.status());
   WorkerPool cpu(std::max(1, absl::GetFlag(FLAGS_cpu_threads)));
 
   paykka::CurlMultiTransport::Options transport_options;
-  transport_options.max_host_connections = absl::GetFlag(FLAGS_max_host_connections);
-  auto transport = paykka::CurlMultiTransport::Create(loop->get(), transport_options);
+  transport_options.max_host_connections =
+      absl::GetFlag(FLAGS_max_host_connections);
+  auto transport =
+      paykka::CurlMultiTransport::Create(loop->get(), transport_options);
   if (!transport.ok()) Die("HTTP transport", transport.status());
-  auto paykka_client = paykka::MakeHttpPaykkaClient(loop->get(), &cpu, transport->get());
+  auto paykka_client =
+      paykka::MakeHttpPaykkaClient(loop->get(), &cpu, transport->get());
   if (!paykka_client.ok()) Die("PayKKa client", paykka_client.status());
 
   std::unique_ptr<cache::IdempotencyStore> store;
   std::string redis_url = absl::GetFlag(FLAGS_redis_url);
   if (redis_url == "memory") {
-    std::fprintf(stderr,
-                 "payorchd: WARNING: idempotency store is IN MEMORY: it is not shared between "
-                 "replicas and is lost on restart. Use --redis_url in production.\n");
+    std::fprintf(
+        stderr,
+        "payorchd: WARNING: idempotency store is IN MEMORY: it is not shared "
+        "between "
+        "replicas and is lost on restart. Use --redis_url in production.\n");
     cache::InMemoryIdempotencyStoreOptions options;
     options.retention = absl::GetFlag(FLAGS_idempotency_retention);
-    store = std::make_unique<cache::InMemoryIdempotencyStore>(RealClock::Get(), options);
+    store = std::make_unique<cache::InMemoryIdempotencyStore>(RealClock::Get(),
+                                                              options);
   } else {
     cache::RedisIdempotencyStoreOptions options;
     options.url = redis_url;
     // The password comes from a file or PAYORCH_REDIS_PASSWORD (a Kubernetes
     // Secret reference), never from a flag that would show in `ps`.
-    if (const char* password = std::getenv("PAYORCH_REDIS_PASSWORD"); password != nullptr) {
+    if (const char* password = std::getenv("PAYORCH_REDIS_PASSWORD");
+        password != nullptr) {
       options.password = password;
     }
-    if (std::string file = absl::GetFlag(FLAGS_redis_password_file); !file.empty()) {
+    if (std::string file = absl::GetFlag(FLAGS_redis_password_file);
+        !file.empty()) {
       auto password = ReadFile(file);
       if (!password.ok()) Die("Redis password file", password.status());
-      options.password = std::string(absl::StripTrailingAsciiWhitespace(*password));
+      options.password =
+          std::string(absl::StripTrailingAsciiWhitespace(*password));
     }
     options.retention = absl::GetFlag(FLAGS_idempotency_retention);
     auto redis = cache::RedisIdempotencyStore::Create(loop->get(), options);
     if (!redis.ok()) Die("Redis idempotency store", redis.status());
     store = std::move(*redis);
-    std::fprintf(stderr, "payorchd: idempotency store is Redis (retention %s)\n",
+    std::fprintf(stderr,
+                 "payorchd: idempotency store is Redis (retention %s)\n",
                  absl::FormatDuration(options.retention).c_str());
   }
 
@@ -168,26 +191,29 @@ int Run() {
   service_options.lease = absl::GetFlag(FLAGS_lease);
   service_options.retention = absl::GetFlag(FLAGS_idempotency_retention);
   service_options.paykka_timeout = absl::GetFlag(FLAGS_paykka_timeout);
-  service::MerchantRegistry merchant_registry = service::MakeMerchantRegistry(*merchants);
-  service::PaymentService payments(paykka_client->get(), store.get(), merchant_registry,
-                                   &RealClock::Get(), service_options);
+  service::MerchantRegistry merchant_registry =
+      service::MakeMerchantRegistry(*merchants);
+  service::PaymentService payments(paykka_client->get(), store.get(),
+                                   merchant_registry, &RealClock::Get(),
+                                   service_options);
   service::JsonLineLogger request_log(stderr);
   service::GrpcServiceOptions grpc_options;
   grpc_options.default_deadline = absl::GetFlag(FLAGS_default_deadline);
-  service::PaymentOrchestratorService grpc_service(&payments, &request_log, registry,
-                                                   grpc_options);
+  service::PaymentOrchestratorService grpc_service(&payments, &request_log,
+                                                   registry, grpc_options);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_grpc_listen), grpc::InsecureServerCredentials(),
-                           &grpc_port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_grpc_listen),
+                           grpc::InsecureServerCredentials(), &grpc_port);
   builder.RegisterService(&grpc_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
-    Die("gRPC server", absl::UnavailableError(
-                           absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_grpc_listen))));
+    Die("gRPC server",
+        absl::UnavailableError(absl::StrCat("cannot listen on ",
+                                            absl::GetFlag(FLAGS_grpc_listen))));
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
 
@@ -199,7 +225,8 @@ int Run() {
   auto update_health = [&] {
     bool now_ready = !draining.load() && store->Healthy();
     if (now_ready != ready.exchange(now_ready)) {
-      std::fprintf(stderr, "payorchd: readiness %s\n", now_ready ? "SERVING" : "NOT_SERVING");
+      std::fprintf(stderr, "payorchd: readiness %s\n",
+                   now_ready ? "SERVING" : "NOT_SERVING");
     }
     health->SetServingStatus(now_ready);
     health->SetServingStatus(kServiceName, now_ready);
@@ -228,29 +255,34 @@ int Run() {
     absl::flat_hash_map<std::string, HttpHandler> routes;
     routes["/metrics"] = [registry](HttpServerRequest, HttpResponder respond) {
       prometheus::TextSerializer serializer;
-      std::move(respond)(HttpServerResponse{
-          200, "text/plain; version=0.0.4", serializer.Serialize(registry->Collect()), {}});
+      std::move(respond)(
+          HttpServerResponse{200,
+                             "text/plain; version=0.0.4",
+                             serializer.Serialize(registry->Collect()),
+                             {}});
     };
     routes["/healthz"] = [](HttpServerRequest, HttpResponder respond) {
       std::move(respond)(HttpServerResponse{200, "text/plain", "ok\n", {}});
     };
     routes["/readyz"] = [&ready](HttpServerRequest, HttpResponder respond) {
       bool ok = ready.load();
-      std::move(respond)(
-          HttpServerResponse{ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n", {}});
+      std::move(respond)(HttpServerResponse{
+          ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n", {}});
     };
-    routes["/webhooks/paykka"] = [&webhooks](HttpServerRequest req, HttpResponder respond) {
+    routes["/webhooks/paykka"] = [&webhooks](HttpServerRequest req,
+                                             HttpResponder respond) {
       webhooks.Handle(std::move(req), std::move(respond));
     };
-    auto started =
-        HttpServer::Start(loop->get(), host_port->first, host_port->second, std::move(routes));
+    auto started = HttpServer::Start(loop->get(), host_port->first,
+                                     host_port->second, std::move(routes));
     if (!started.ok()) Die("HTTP listener", started.status());
     http = std::move(*started);
-    std::printf("listening http %s:%d\n", host_port->first.c_str(), http->port());
+    std::printf("listening http %s:%d\n", host_port->first.c_str(),
+                http->port());
   }
   auto grpc_host = ParseHostPort(absl::GetFlag(FLAGS_grpc_listen));
-  std::printf("listening grpc %s:%d\n", grpc_host.ok() ? grpc_host->first.c_str() : "?",
-              grpc_port);
+  std::printf("listening grpc %s:%d\n",
+              grpc_host.ok() ? grpc_host->first.c_str() : "?", grpc_port);
   std::fflush(stdout);
 
   int sig = 0;
@@ -280,7 +312,8 @@ int Run() {
 }  // namespace payorch
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("payorchd: payment orchestration gRPC server (see README)");
+  absl::SetProgramUsageMessage(
+      "payorchd: payment orchestration gRPC server (see README)");
   payorch::ApplyEnvironment();
   absl::ParseCommandLine(argc, argv);
   return payorch::Run();

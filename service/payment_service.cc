@@ -16,8 +16,8 @@ namespace payorch::service {
 namespace {
 
 // The deadline given to PayKKa: the caller's, capped by --paykka_timeout.
-absl::Time UpstreamDeadline(const PaymentServiceOptions& options, const Clock* clock,
-                            absl::Time deadline) {
+absl::Time UpstreamDeadline(const PaymentServiceOptions& options,
+                            const Clock* clock, absl::Time deadline) {
   return std::min(deadline, clock->Now() + options.paykka_timeout);
 }
 

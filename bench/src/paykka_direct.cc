@@ -142,7 +142,9 @@ class Worker {
             now = absl::Now();
           }
         } else {
-          while (true) {
+          // A few at a time, then send and harvest: signing a whole backlog
+          // before sending any of it would turn a hiccup into a collapse.
+          for (int burst = 0; burst < 4; ++burst) {
             absl::Time t = IntendedTime(s_->start, s_->spec.rate, slot);
             if (slot >= s_->spec.count || t >= s_->issue_end) { issuing = false; break; }
             if (t > now) break;

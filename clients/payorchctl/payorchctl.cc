@@ -1,6 +1,7 @@
 // payorchctl: a small command-line client for payorchd that prints JSON.
 //
-//   payorchctl [--target=127.0.0.1:50051] [--timeout=30s] <command> [request JSON]
+//   payorchctl [--target=127.0.0.1:50051] [--timeout=30s] <command> [request
+//   JSON]
 //
 // Commands: create-checkout, session, order, charge, health. The request is
 // the RPC's request message in proto3 JSON (field names as in the .proto),
@@ -29,7 +30,8 @@
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "payorchd gRPC address");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of the call");
 ABSL_FLAG(std::string, merchant_id, "", "shorthand: request merchant_id");
-ABSL_FLAG(std::string, trans_id, "", "shorthand: request trans_id (or lookup by trans_id)");
+ABSL_FLAG(std::string, trans_id, "",
+          "shorthand: request trans_id (or lookup by trans_id)");
 ABSL_FLAG(std::string, session_id, "", "shorthand: lookup by session_id");
 ABSL_FLAG(std::string, order_id, "", "shorthand: lookup by order_id");
 
@@ -54,8 +56,8 @@ bool FromJson(const std::string& json, Message* m) {
   JsonParseOptions opts;
   auto st = google::protobuf::util::JsonStringToMessage(json, m, opts);
   if (!st.ok()) {
-    std::cerr << "payorchctl: request is not valid JSON for " << m->GetTypeName() << ": "
-              << st.ToString() << "\n";
+    std::cerr << "payorchctl: request is not valid JSON for "
+              << m->GetTypeName() << ": " << st.ToString() << "\n";
     return false;
   }
   return true;
@@ -64,7 +66,8 @@ bool FromJson(const std::string& json, Message* m) {
 // Prints a failed call's google.rpc.Status (ErrorInfo, BadRequest, RetryInfo).
 int PrintError(const grpc::Status& status) {
   google::rpc::Status rpc;
-  if (!status.error_details().empty() && rpc.ParseFromString(status.error_details())) {
+  if (!status.error_details().empty() &&
+      rpc.ParseFromString(status.error_details())) {
     // Any-packed details print as JSON too, since their types are linked in.
     std::cout << ToJson(rpc);
   } else {
@@ -77,14 +80,16 @@ int PrintError(const grpc::Status& status) {
 
 template <typename Req>
 void ApplyShorthands(Req* req) {
-  if (!absl::GetFlag(FLAGS_merchant_id).empty()) req->set_merchant_id(absl::GetFlag(FLAGS_merchant_id));
+  if (!absl::GetFlag(FLAGS_merchant_id).empty())
+    req->set_merchant_id(absl::GetFlag(FLAGS_merchant_id));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "payorchctl [--target=host:port] <create-checkout|session|order|charge|health> "
+      "payorchctl [--target=host:port] "
+      "<create-checkout|session|order|charge|health> "
       "[request-json | -]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {
@@ -95,9 +100,11 @@ int main(int argc, char** argv) {
   std::string json = args.size() > 2 ? args[2] : "";
   if (json == "-") json.assign(std::istreambuf_iterator<char>(std::cin), {});
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_target),
+                                     grpc::InsecureChannelCredentials());
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
+  ctx.set_deadline(
+      absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
   auto stub = v1::PaymentOrchestrator::NewStub(channel);
   grpc::Status status;
 
@@ -106,7 +113,8 @@ int main(int argc, char** argv) {
     v1::CreateCheckoutResponse resp;
     if (!FromJson(json, &req)) return 2;
     ApplyShorthands(&req);
-    if (!absl::GetFlag(FLAGS_trans_id).empty()) req.set_trans_id(absl::GetFlag(FLAGS_trans_id));
+    if (!absl::GetFlag(FLAGS_trans_id).empty())
+      req.set_trans_id(absl::GetFlag(FLAGS_trans_id));
     status = stub->CreateCheckout(&ctx, req, &resp);
     if (status.ok()) std::cout << ToJson(resp);
   } else if (command == "charge") {
@@ -114,7 +122,8 @@ int main(int argc, char** argv) {
     v1::ChargeRecurringResponse resp;
     if (!FromJson(json, &req)) return 2;
     ApplyShorthands(&req);
-    if (!absl::GetFlag(FLAGS_trans_id).empty()) req.set_trans_id(absl::GetFlag(FLAGS_trans_id));
+    if (!absl::GetFlag(FLAGS_trans_id).empty())
+      req.set_trans_id(absl::GetFlag(FLAGS_trans_id));
     status = stub->ChargeRecurring(&ctx, req, &resp);
     if (status.ok()) std::cout << ToJson(resp);
   } else if (command == "session") {
@@ -122,8 +131,10 @@ int main(int argc, char** argv) {
     v1::GetSessionStatusResponse resp;
     if (!FromJson(json, &req)) return 2;
     ApplyShorthands(&req);
-    if (!absl::GetFlag(FLAGS_session_id).empty()) req.set_session_id(absl::GetFlag(FLAGS_session_id));
-    if (!absl::GetFlag(FLAGS_trans_id).empty()) req.set_trans_id(absl::GetFlag(FLAGS_trans_id));
+    if (!absl::GetFlag(FLAGS_session_id).empty())
+      req.set_session_id(absl::GetFlag(FLAGS_session_id));
+    if (!absl::GetFlag(FLAGS_trans_id).empty())
+      req.set_trans_id(absl::GetFlag(FLAGS_trans_id));
     status = stub->GetSessionStatus(&ctx, req, &resp);
     if (status.ok()) std::cout << ToJson(resp);
   } else if (command == "order") {
@@ -131,9 +142,12 @@ int main(int argc, char** argv) {
     v1::GetOrderResponse resp;
     if (!FromJson(json, &req)) return 2;
     ApplyShorthands(&req);
-    if (!absl::GetFlag(FLAGS_order_id).empty()) req.set_order_id(absl::GetFlag(FLAGS_order_id));
-    if (!absl::GetFlag(FLAGS_session_id).empty()) req.set_session_id(absl::GetFlag(FLAGS_session_id));
-    if (!absl::GetFlag(FLAGS_trans_id).empty()) req.set_trans_id(absl::GetFlag(FLAGS_trans_id));
+    if (!absl::GetFlag(FLAGS_order_id).empty())
+      req.set_order_id(absl::GetFlag(FLAGS_order_id));
+    if (!absl::GetFlag(FLAGS_session_id).empty())
+      req.set_session_id(absl::GetFlag(FLAGS_session_id));
+    if (!absl::GetFlag(FLAGS_trans_id).empty())
+      req.set_trans_id(absl::GetFlag(FLAGS_trans_id));
     status = stub->GetOrder(&ctx, req, &resp);
     if (status.ok()) std::cout << ToJson(resp);
   } else if (command == "health") {
@@ -144,8 +158,8 @@ int main(int argc, char** argv) {
     status = health->Check(&ctx, req, &resp);
     if (status.ok()) std::cout << ToJson(resp);
   } else {
-    std::cerr << "payorchctl: unknown command '" << command << "'\nusage: "
-              << absl::ProgramUsageMessage() << "\n";
+    std::cerr << "payorchctl: unknown command '" << command
+              << "'\nusage: " << absl::ProgramUsageMessage() << "\n";
     return 2;
   }
   if (!status.ok()) return PrintError(status);

@@ -134,7 +134,8 @@ class IdempotencyStoreConformanceTest : public ::testing::Test {
 
 TYPED_TEST_SUITE_P(IdempotencyStoreConformanceTest);
 
-TYPED_TEST_P(IdempotencyStoreConformanceTest, FirstBeginAcquiresWithoutReconcile) {
+TYPED_TEST_P(IdempotencyStoreConformanceTest,
+             FirstBeginAcquiresWithoutReconcile) {
   const IdempotencyKey key = FreshKey();
   auto claim = BeginSync(this->store(), key, "fp", this->env_.lease());
   ASSERT_TRUE(claim.ok()) << claim.status();
@@ -301,16 +302,16 @@ TYPED_TEST_P(IdempotencyStoreConformanceTest,
   const IdempotencyKey key = FreshKey();
   auto claim = BeginSync(this->store(), key, "fp", this->env_.lease());
   ASSERT_TRUE(claim.ok()) << claim.status();
-  ASSERT_TRUE(CompleteSync(this->store(), key, claim->owner_token, "a",
-                           absl::Hours(1))
-                  .ok());
-  EXPECT_TRUE(CompleteSync(this->store(), key, claim->owner_token, "a",
-                           absl::Hours(1))
-                  .ok());
-  EXPECT_EQ(CompleteSync(this->store(), key, claim->owner_token, "b",
-                         absl::Hours(1))
-                .code(),
-            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(
+      CompleteSync(this->store(), key, claim->owner_token, "a", absl::Hours(1))
+          .ok());
+  EXPECT_TRUE(
+      CompleteSync(this->store(), key, claim->owner_token, "a", absl::Hours(1))
+          .ok());
+  EXPECT_EQ(
+      CompleteSync(this->store(), key, claim->owner_token, "b", absl::Hours(1))
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(MarkUnknownSync(this->store(), key, claim->owner_token).code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReleaseSync(this->store(), key, claim->owner_token).code(),
@@ -356,13 +357,14 @@ TYPED_TEST_P(IdempotencyStoreConformanceTest, ReleaseThenBeginAcquiresAfresh) {
   EXPECT_FALSE(again->reconcile);
   EXPECT_NE(again->owner_token, first->owner_token);
   // The first owner's token does not work on the new claim.
-  EXPECT_EQ(CompleteSync(this->store(), key, first->owner_token, "x",
-                         absl::Hours(1))
-                .code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(
+      CompleteSync(this->store(), key, first->owner_token, "x", absl::Hours(1))
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
 }
 
-TYPED_TEST_P(IdempotencyStoreConformanceTest, RetentionIsSetOnClaimAndComplete) {
+TYPED_TEST_P(IdempotencyStoreConformanceTest,
+             RetentionIsSetOnClaimAndComplete) {
   const IdempotencyKey key = FreshKey();
   auto claim = BeginSync(this->store(), key, "fp", this->env_.lease());
   ASSERT_TRUE(claim.ok()) << claim.status();
@@ -379,7 +381,8 @@ TYPED_TEST_P(IdempotencyStoreConformanceTest, RetentionIsSetOnClaimAndComplete) 
   EXPECT_LE(ttl, absl::Hours(3));
 
   const IdempotencyKey unknown_key = FreshKey();
-  auto unknown = BeginSync(this->store(), unknown_key, "fp", this->env_.lease());
+  auto unknown =
+      BeginSync(this->store(), unknown_key, "fp", this->env_.lease());
   ASSERT_TRUE(unknown.ok()) << unknown.status();
   ASSERT_TRUE(
       MarkUnknownSync(this->store(), unknown_key, unknown->owner_token).ok());
@@ -401,7 +404,8 @@ TYPED_TEST_P(IdempotencyStoreConformanceTest,
   EXPECT_LE(ttl, this->env_.retention());
 }
 
-TYPED_TEST_P(IdempotencyStoreConformanceTest, CompletedRecordVanishesAfterRetention) {
+TYPED_TEST_P(IdempotencyStoreConformanceTest,
+             CompletedRecordVanishesAfterRetention) {
   const IdempotencyKey key = FreshKey();
   auto claim = BeginSync(this->store(), key, "fp", this->env_.lease());
   ASSERT_TRUE(claim.ok()) << claim.status();
@@ -434,8 +438,9 @@ TYPED_TEST_P(IdempotencyStoreConformanceTest,
       {"checkout", "m1", "x:" + trans_id},
   };
   for (const IdempotencyKey& key : keys) {
-    auto claim = BeginSync(this->store(), key, "fp-" + key.family + key.merchant_id,
-                           this->env_.lease());
+    auto claim =
+        BeginSync(this->store(), key, "fp-" + key.family + key.merchant_id,
+                  this->env_.lease());
     ASSERT_TRUE(claim.ok()) << claim.status();
     EXPECT_EQ(claim->outcome, Claim::Outcome::kAcquired) << key.RedisKey();
     EXPECT_FALSE(claim->reconcile) << key.RedisKey();

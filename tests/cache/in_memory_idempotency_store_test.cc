@@ -51,7 +51,8 @@ TEST(InMemoryIdempotencyStoreTest, LeaseBoundaryIsExact) {
 TEST(InMemoryIdempotencyStoreTest, ExpiredRecordsDisappear) {
   InMemoryEnv env;
   for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(BeginSync(env.store(), FreshKey(), "fp", absl::Seconds(1)).ok());
+    ASSERT_TRUE(
+        BeginSync(env.store(), FreshKey(), "fp", absl::Seconds(1)).ok());
   }
   EXPECT_EQ(env.in_memory().size(), 10u);
   env.Advance(absl::Hours(49));

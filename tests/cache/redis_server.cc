@@ -142,7 +142,8 @@ absl::Status RedisServer::Spawn() {
   argv.push_back(nullptr);
   const pid_t parent = getpid();
   pid_t pid = fork();
-  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  if (pid < 0)
+    return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
@@ -228,8 +229,8 @@ absl::StatusOr<std::string> RedisServer::Command(
     return absl::UnavailableError(error);
   }
   redisSetTimeout(c, tv);
-  auto run = [c](const std::vector<std::string>& argv)
-      -> absl::StatusOr<std::string> {
+  auto run =
+      [c](const std::vector<std::string>& argv) -> absl::StatusOr<std::string> {
     std::vector<const char*> ptrs;
     std::vector<size_t> lens;
     for (const std::string& a : argv) {

@@ -2,7 +2,6 @@
 // real payorchd, called through a gRPC channel.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
-
 #include <sys/wait.h>
 
 #include <atomic>
@@ -39,18 +38,21 @@ class ApiTest : public ::testing::Test {
     stub_ = stack_->Stub();
   }
 
-  grpc::Status Create(const v1::CreateCheckoutRequest& req, v1::CreateCheckoutResponse* resp,
+  grpc::Status Create(const v1::CreateCheckoutRequest& req,
+                      v1::CreateCheckoutResponse* resp,
                       absl::Duration deadline = absl::Seconds(20)) {
     grpc::ClientContext ctx;
     SetDeadline(&ctx, deadline);
     return stub_->CreateCheckout(&ctx, req, resp);
   }
-  grpc::Status GetOrder(const v1::GetOrderRequest& req, v1::GetOrderResponse* resp) {
+  grpc::Status GetOrder(const v1::GetOrderRequest& req,
+                        v1::GetOrderResponse* resp) {
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
     return stub_->GetOrder(&ctx, req, resp);
   }
-  grpc::Status GetSession(const std::string& session_id, v1::GetSessionStatusResponse* resp) {
+  grpc::Status GetSession(const std::string& session_id,
+                          v1::GetSessionStatusResponse* resp) {
     v1::GetSessionStatusRequest req;
     req.set_merchant_id(Stack::kMerchantId);
     req.set_session_id(session_id);
@@ -58,7 +60,8 @@ class ApiTest : public ::testing::Test {
     SetDeadline(&ctx);
     return stub_->GetSessionStatus(&ctx, req, resp);
   }
-  grpc::Status ChargeCall(const v1::ChargeRecurringRequest& req, v1::ChargeRecurringResponse* resp) {
+  grpc::Status ChargeCall(const v1::ChargeRecurringRequest& req,
+                          v1::ChargeRecurringResponse* resp) {
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
     return stub_->ChargeRecurring(&ctx, req, resp);
@@ -81,7 +84,8 @@ TEST_F(ApiTest, DropInPurchasePaidSuccessIsVisibleByEveryLookup) {
   v1::CreateCheckoutResponse created;
   grpc::Status st = Create(DropInCheckout(trans_id), &created);
   ASSERT_TRUE(st.ok()) << st.error_message();
-  EXPECT_TRUE(absl::StartsWith(created.session_id(), "CS")) << created.session_id();
+  EXPECT_TRUE(absl::StartsWith(created.session_id(), "CS"))
+      << created.session_id();
   EXPECT_EQ(created.client_key(), Stack::kClientKey);
   EXPECT_THAT(created.session_url(), HasSubstr(created.session_id()));
   EXPECT_GT(created.expire_time().seconds(), absl::ToUnixSeconds(absl::Now()));
@@ -131,9 +135,11 @@ TEST_F(ApiTest, DropInPurchasePaidSuccessIsVisibleByEveryLookup) {
 TEST_F(ApiTest, DeclineIsAnOkOrderWithFailureAndPayKKaErrorCode) {
   v1::CreateCheckoutResponse created;
   ASSERT_TRUE(Create(DropInCheckout(NewTransId("decline")), &created).ok());
-  ASSERT_TRUE(stack_->Pay(created.session_id(), "FAILURE",
-                          {{"error_code", "2099"}, {"error_description", "Invalid Card"}})
-                  .ok());
+  ASSERT_TRUE(
+      stack_
+          ->Pay(created.session_id(), "FAILURE",
+                {{"error_code", "2099"}, {"error_description", "Invalid Card"}})
+          .ok());
   v1::GetOrderResponse order;
   grpc::Status st = GetOrder(BySession(created.session_id()), &order);
   ASSERT_TRUE(st.ok()) << st.error_message();
@@ -151,7 +157,10 @@ TEST_F(ApiTest, ExpiredUnpaidSessionIsExpiredAndHasNoOrder) {
   *req.mutable_expire_time() = TimestampIn(absl::Minutes(10));
   v1::CreateCheckoutResponse created;
   ASSERT_TRUE(Create(req, &created).ok());
-  ASSERT_TRUE(stack_->SandboxCall("POST", "/sandbox/clock/advance", {{"seconds", 11 * 60}}).ok());
+  ASSERT_TRUE(stack_
+                  ->SandboxCall("POST", "/sandbox/clock/advance",
+                                {{"seconds", 11 * 60}})
+                  .ok());
   v1::GetSessionStatusResponse session;
   ASSERT_TRUE(GetSession(created.session_id(), &session).ok());
   EXPECT_EQ(session.status(), v1::SESSION_STATUS_EXPIRED);
@@ -165,12 +174,14 @@ TEST_F(ApiTest, ExpiredUnpaidSessionIsExpiredAndHasNoOrder) {
 TEST_F(ApiTest, FirstRecurringPaymentThenTwoMerchantInitiatedCharges) {
   std::string shopper = NewTransId("shopper");
   v1::CreateCheckoutResponse created;
-  grpc::Status st = Create(RecurringCheckout(NewTransId("first"), shopper), &created);
+  grpc::Status st =
+      Create(RecurringCheckout(NewTransId("first"), shopper), &created);
   ASSERT_TRUE(st.ok()) << st.error_message();
   ASSERT_TRUE(stack_->Pay(created.session_id(), "SUCCESS").ok());
   v1::GetOrderResponse first;
   ASSERT_TRUE(GetOrder(BySession(created.session_id()), &first).ok());
-  ASSERT_TRUE(absl::StartsWith(first.order().token(), "TK")) << first.order().DebugString();
+  ASSERT_TRUE(absl::StartsWith(first.order().token(), "TK"))
+      << first.order().DebugString();
   ASSERT_TRUE(absl::StartsWith(first.order().recurring_agreement_id(), "RA"));
   EXPECT_EQ(first.order().shopper_reference(), shopper);
 
@@ -202,7 +213,8 @@ TEST_F(ApiTest, InvalidRequestListsEveryViolationAndSendsNothing) {
   ASSERT_TRUE(DetailOf(st, &bad));
   std::set<std::string> fields;
   for (const auto& v : bad.field_violations()) fields.insert(v.field());
-  EXPECT_TRUE(fields.count("amount") && fields.count("currency") && fields.count("return_url"))
+  EXPECT_TRUE(fields.count("amount") && fields.count("currency") &&
+              fields.count("return_url"))
       << bad.DebugString();
   auto counters = stack_->Counters();
   ASSERT_TRUE(counters.ok());
@@ -222,9 +234,10 @@ TEST_F(ApiTest, UnconfiguredMerchantIsRefusedBeforeAnythingIsSent) {
 }
 
 TEST_F(ApiTest, RateLimitedUpstreamIsResourceExhaustedWithRetryInfo) {
-  ASSERT_TRUE(stack_->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
-                                  {"http_status", 429},
-                                  {"error_rate", 1.0}}})
+  ASSERT_TRUE(stack_
+                  ->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
+                                {"http_status", 429},
+                                {"error_rate", 1.0}}})
                   .ok());
   v1::CreateCheckoutResponse resp;
   grpc::Status st = Create(DropInCheckout(NewTransId("ratelimit")), &resp);
@@ -236,9 +249,10 @@ TEST_F(ApiTest, RateLimitedUpstreamIsResourceExhaustedWithRetryInfo) {
 
 TEST_F(ApiTest, ServerErrorOnCreateIsOutcomeUnknown) {
   for (int code : {500, 502, 503}) {
-    ASSERT_TRUE(stack_->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
-                                    {"http_status", code},
-                                    {"error_rate", 1.0}}})
+    ASSERT_TRUE(stack_
+                    ->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
+                                  {"http_status", code},
+                                  {"error_rate", 1.0}}})
                     .ok());
     v1::CreateCheckoutResponse resp;
     grpc::Status st = Create(DropInCheckout(NewTransId("5xx")), &resp);
@@ -248,9 +262,10 @@ TEST_F(ApiTest, ServerErrorOnCreateIsOutcomeUnknown) {
 }
 
 TEST_F(ApiTest, ServerErrorOnQueryIsRetriedThenUnavailable) {
-  ASSERT_TRUE(stack_->SetFaults({{{"endpoint", "/v3/payment/acq/query"},
-                                  {"http_status", 503},
-                                  {"error_rate", 1.0}}})
+  ASSERT_TRUE(stack_
+                  ->SetFaults({{{"endpoint", "/v3/payment/acq/query"},
+                                {"http_status", 503},
+                                {"error_rate", 1.0}}})
                   .ok());
   v1::GetOrderRequest req;
   req.set_merchant_id(Stack::kMerchantId);
@@ -266,19 +281,24 @@ TEST_F(ApiTest, ServerErrorOnQueryIsRetriedThenUnavailable) {
 }
 
 TEST_F(ApiTest, UpstreamTimeoutOnCreateIsOutcomeUnknown) {
-  ASSERT_TRUE(stack_->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
-                                  {"timeout_after_commit_rate", 1.0}}})
+  ASSERT_TRUE(stack_
+                  ->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
+                                {"timeout_after_commit_rate", 1.0}}})
                   .ok());
   v1::CreateCheckoutResponse resp;
-  // payorchd gives PayKKa at most its --paykka_timeout (2 s here) of the deadline.
-  grpc::Status st = Create(DropInCheckout(NewTransId("timeout")), &resp, absl::Seconds(10));
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  // payorchd gives PayKKa at most its --paykka_timeout (2 s here) of the
+  // deadline.
+  grpc::Status st =
+      Create(DropInCheckout(NewTransId("timeout")), &resp, absl::Seconds(10));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << st.error_message();
   EXPECT_EQ(ReasonOf(st), "PSP_OUTCOME_UNKNOWN");
 }
 
 TEST_F(ApiTest, BadResponseSignatureIsNeverTrusted) {
   ASSERT_TRUE(
-      stack_->SetFaults({{{"endpoint", "*"}, {"bad_signature_rate", 1.0}}}).ok());
+      stack_->SetFaults({{{"endpoint", "*"}, {"bad_signature_rate", 1.0}}})
+          .ok());
   v1::CreateCheckoutResponse resp;
   grpc::Status st = Create(DropInCheckout(NewTransId("badsig")), &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
@@ -301,7 +321,8 @@ TEST_F(ApiTest, HealthIsServing) {
     req.set_service(service);
     grpc::health::v1::HealthCheckResponse resp;
     ASSERT_TRUE(health->Check(&ctx, req, &resp).ok());
-    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING)
+        << service;
   }
 }
 
@@ -310,9 +331,12 @@ TEST_F(ApiTest, NonBlockingIoHoldsHundredsOfCallsWithFewThreads) {
   // in flight at the sandbox at once, while payorchd's threads stay bounded:
   // no thread is parked per call.
   constexpr int kCalls = 500;
-  constexpr int kMaxThreads = 48;  // README "Threading": gRPC pollers + executor, 1 I/O, CPU pool
+  constexpr int kMaxThreads =
+      48;  // README "Threading": gRPC pollers + executor, 1 I/O, CPU pool
   ASSERT_TRUE(stack_->SandboxCall("POST", "/sandbox/reset").ok());
-  ASSERT_TRUE(stack_->SetFaults({{{"endpoint", "/v3/payment/acq/session"}, {"latency_ms", 1000}}})
+  ASSERT_TRUE(stack_
+                  ->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
+                                {"latency_ms", 1000}}})
                   .ok());
   struct Call {
     grpc::ClientContext ctx;
@@ -357,17 +381,24 @@ TEST_F(ApiTest, NonBlockingIoHoldsHundredsOfCallsWithFewThreads) {
 }
 
 TEST_F(ApiTest, MetricsEndpointCountsRequests) {
+  v1::GetOrderRequest req;
+  req.set_merchant_id(Stack::kMerchantId);
+  req.set_trans_id(NewTransId("metrics"));
+  v1::GetOrderResponse resp;
+  EXPECT_EQ(GetOrder(req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
   auto r = RunCommand("curl -sf http://" + stack_->http_target() + "/metrics");
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_THAT(*r, HasSubstr("payorch_requests_total"));
+  EXPECT_THAT(*r, HasSubstr("payorch_requests_total{"));
+  EXPECT_THAT(*r, HasSubstr("ORDER_NOT_FOUND"));
 }
 
 // Drain: SIGTERM lets an in-flight call finish, then the process exits 0.
 TEST(DrainTest, SigtermFinishesInFlightCallsThenExits) {
-  auto stack = Stack::Start({.payorchd_args = {"--drain_grace=10s"}});
+  auto stack = Stack::Start(StackOptions::Payorchd({"--drain_grace=10s"}));
   ASSERT_TRUE(stack.ok()) << stack.status();
   ASSERT_TRUE((*stack)
-                  ->SetFaults({{{"endpoint", "/v3/payment/acq/session"}, {"latency_ms", 1500}}})
+                  ->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
+                                {"latency_ms", 1500}}})
                   .ok());
   auto stub = (*stack)->Stub();
   grpc::ClientContext ctx;
@@ -376,11 +407,10 @@ TEST(DrainTest, SigtermFinishesInFlightCallsThenExits) {
   grpc::Status status;
   absl::Notification finished;
   v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("drain"));
-  stub->async()->CreateCheckout(&ctx, &req, &resp,
-                                [&](grpc::Status s) {
-                                  status = std::move(s);
-                                  finished.Notify();
-                                });
+  stub->async()->CreateCheckout(&ctx, &req, &resp, [&](grpc::Status s) {
+    status = std::move(s);
+    finished.Notify();
+  });
   // Wait until the call is held at the sandbox, then ask payorchd to stop.
   for (int i = 0; i < 100; ++i) {
     auto c = (*stack)->Counters();

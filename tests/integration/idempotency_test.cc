@@ -32,8 +32,10 @@ int InFlight(const Stack& stack) {
   return c.ok() ? (*c)["in_flight"].get<int>() : -1;
 }
 
-grpc::Status CreateOn(const Stack& stack, int replica, const v1::CreateCheckoutRequest& req,
-                      v1::CreateCheckoutResponse* resp, absl::Duration d = absl::Seconds(20)) {
+grpc::Status CreateOn(const Stack& stack, int replica,
+                      const v1::CreateCheckoutRequest& req,
+                      v1::CreateCheckoutResponse* resp,
+                      absl::Duration d = absl::Seconds(20)) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, d);
   return stack.Stub(replica)->CreateCheckout(&ctx, req, resp);
@@ -52,7 +54,8 @@ struct Result {
   grpc::Status status;
   v1::CreateCheckoutResponse resp;
 };
-std::vector<Result> Burst(const Stack& stack, const v1::CreateCheckoutRequest& req, int n,
+std::vector<Result> Burst(const Stack& stack,
+                          const v1::CreateCheckoutRequest& req, int n,
                           int replicas) {
   std::vector<std::unique_ptr<v1::PaymentOrchestrator::Stub>> stubs;
   for (int r = 0; r < replicas; ++r) stubs.push_back(stack.Stub(r));
@@ -63,28 +66,31 @@ std::vector<Result> Burst(const Stack& stack, const v1::CreateCheckoutRequest& r
   for (int i = 0; i < n; ++i) {
     contexts.push_back(std::make_unique<grpc::ClientContext>());
     SetDeadline(contexts.back().get(), absl::Seconds(30));
-    stubs[i % replicas]->async()->CreateCheckout(contexts.back().get(), &req, &results[i].resp,
-                                                 [&, i](grpc::Status s) {
-                                                   results[i].status = std::move(s);
-                                                   absl::MutexLock lock(&mu);
-                                                   ++done;
-                                                 });
+    stubs[i % replicas]->async()->CreateCheckout(
+        contexts.back().get(), &req, &results[i].resp, [&, i](grpc::Status s) {
+          results[i].status = std::move(s);
+          absl::MutexLock lock(&mu);
+          ++done;
+        });
   }
   absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(+[](int* d) { return *d > 0; }, &done));
+  mu.Await(absl::Condition(
+      +[](int* d) { return *d > 0; }, &done));
   auto all = [&] { return done == n; };
   mu.Await(absl::Condition(&all));
   return results;
 }
 
 // Each answer is the one session or REQUEST_IN_PROGRESS; at least one is OK.
-void ExpectOneSession(const std::vector<Result>& results, std::string* session_id) {
+void ExpectOneSession(const std::vector<Result>& results,
+                      std::string* session_id) {
   std::set<std::string> sessions;
   for (const auto& r : results) {
     if (r.status.ok()) {
       sessions.insert(r.resp.session_id());
     } else {
-      EXPECT_EQ(r.status.error_code(), grpc::StatusCode::ABORTED) << r.status.error_message();
+      EXPECT_EQ(r.status.error_code(), grpc::StatusCode::ABORTED)
+          << r.status.error_message();
       EXPECT_EQ(ReasonOf(r.status), "REQUEST_IN_PROGRESS");
       google::rpc::RetryInfo retry;
       EXPECT_TRUE(DetailOf(r.status, &retry));
@@ -97,7 +103,8 @@ void ExpectOneSession(const std::vector<Result>& results, std::string* session_i
 class IdempotencyTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto stack = Stack::Start({.payorchd_args = {"--paykka_timeout=2s"}, .replicas = 2});
+    auto stack =
+        Stack::Start(StackOptions::Payorchd({"--paykka_timeout=2s"}, 2));
     ASSERT_TRUE(stack.ok()) << stack.status();
     stack_ = stack->release();
   }
@@ -110,9 +117,11 @@ class IdempotencyTest : public ::testing::Test {
   // A paid first recurring payment: its order has the token and agreement.
   v1::Order FirstRecurringPayment() {
     v1::CreateCheckoutResponse created;
-    EXPECT_TRUE(CreateOn(*stack_, 0, RecurringCheckout(NewTransId("first"), NewTransId("shop")),
-                         &created)
-                    .ok());
+    EXPECT_TRUE(
+        CreateOn(*stack_, 0,
+                 RecurringCheckout(NewTransId("first"), NewTransId("shop")),
+                 &created)
+            .ok());
     EXPECT_TRUE(stack_->Pay(created.session_id(), "SUCCESS").ok());
     v1::GetOrderRequest req;
     req.set_merchant_id(Stack::kMerchantId);
@@ -129,8 +138,11 @@ class IdempotencyTest : public ::testing::Test {
 
 Stack* IdempotencyTest::stack_ = nullptr;
 
-TEST_F(IdempotencyTest, ConcurrentIdenticalCreatesOverTwoReplicasMakeOneSession) {
-  ASSERT_TRUE(stack_->SetFaults({{{"endpoint", "/v3/payment/acq/session"}, {"latency_ms", 300}}})
+TEST_F(IdempotencyTest,
+       ConcurrentIdenticalCreatesOverTwoReplicasMakeOneSession) {
+  ASSERT_TRUE(stack_
+                  ->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
+                                {"latency_ms", 300}}})
                   .ok());
   v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("burst"));
   std::vector<Result> results = Burst(*stack_, req, 200, 2);
@@ -151,7 +163,9 @@ TEST_F(IdempotencyTest, ConcurrentIdenticalChargesMakeOneCharge) {
   v1::Order first = FirstRecurringPayment();
   ASSERT_FALSE(first.token().empty());
   ASSERT_TRUE(
-      stack_->SetFaults({{{"endpoint", "/v3/payment/acq"}, {"latency_ms", 300}}}).ok());
+      stack_
+          ->SetFaults({{{"endpoint", "/v3/payment/acq"}, {"latency_ms", 300}}})
+          .ok());
   v1::ChargeRecurringRequest req = Charge(NewTransId("chargeburst"), first);
   constexpr int kCalls = 200;
   std::vector<v1::ChargeRecurringResponse> resp(kCalls);
@@ -163,12 +177,14 @@ TEST_F(IdempotencyTest, ConcurrentIdenticalChargesMakeOneCharge) {
   for (int i = 0; i < kCalls; ++i) {
     ctx.push_back(std::make_unique<grpc::ClientContext>());
     SetDeadline(ctx.back().get(), absl::Seconds(30));
-    (i % 2 ? stub1 : stub0)->async()->ChargeRecurring(ctx.back().get(), &req, &resp[i],
-                                                      [&, i](grpc::Status s) {
-                                                        status[i] = std::move(s);
-                                                        absl::MutexLock lock(&mu);
-                                                        ++done;
-                                                      });
+    (i % 2 ? stub1 : stub0)
+        ->async()
+        ->ChargeRecurring(ctx.back().get(), &req, &resp[i],
+                          [&, i](grpc::Status s) {
+                            status[i] = std::move(s);
+                            absl::MutexLock lock(&mu);
+                            ++done;
+                          });
   }
   {
     absl::MutexLock lock(&mu);
@@ -180,7 +196,8 @@ TEST_F(IdempotencyTest, ConcurrentIdenticalChargesMakeOneCharge) {
     if (status[i].ok()) {
       orders.insert(resp[i].order().order_id());
     } else {
-      EXPECT_EQ(ReasonOf(status[i]), "REQUEST_IN_PROGRESS") << status[i].error_message();
+      EXPECT_EQ(ReasonOf(status[i]), "REQUEST_IN_PROGRESS")
+          << status[i].error_message();
     }
   }
   EXPECT_EQ(orders.size(), 1u);
@@ -191,7 +208,8 @@ TEST_F(IdempotencyTest, ConcurrentIdenticalChargesMakeOneCharge) {
   EXPECT_EQ(ChargesFor(*stack_, req.trans_id()), 1);
 }
 
-TEST_F(IdempotencyTest, SameTransIdWithDifferentContentIsRejectedWithoutUpstreamCall) {
+TEST_F(IdempotencyTest,
+       SameTransIdWithDifferentContentIsRejectedWithoutUpstreamCall) {
   v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("mismatch"));
   v1::CreateCheckoutResponse resp;
   ASSERT_TRUE(CreateOn(*stack_, 0, req, &resp).ok());
@@ -209,12 +227,14 @@ TEST_F(IdempotencyTest, SameTransIdWithDifferentContentIsRejectedWithoutUpstream
 
 TEST_F(IdempotencyTest, DeclinedChargeIsStoredAndReplayedByteForByte) {
   v1::Order first = FirstRecurringPayment();
-  ASSERT_TRUE(stack_
-                  ->SandboxCall("POST", "/sandbox/tokens/" + first.token() + "/next-outcome",
-                                {{"outcome", "FAILURE"},
-                                 {"error_code", "2099"},
-                                 {"error_description", "Invalid Card"}})
-                  .ok());
+  ASSERT_TRUE(
+      stack_
+          ->SandboxCall("POST",
+                        "/sandbox/tokens/" + first.token() + "/next-outcome",
+                        {{"outcome", "FAILURE"},
+                         {"error_code", "2099"},
+                         {"error_description", "Invalid Card"}})
+          .ok());
   v1::ChargeRecurringRequest req = Charge(NewTransId("declined"), first);
   v1::ChargeRecurringResponse a, b;
   ASSERT_TRUE(ChargeOn(*stack_, req, &a).ok());
@@ -226,13 +246,16 @@ TEST_F(IdempotencyTest, DeclinedChargeIsStoredAndReplayedByteForByte) {
 }
 
 TEST_F(IdempotencyTest, InvalidRequestStoresNothing) {
-  v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("invalid-then-valid"));
+  v1::CreateCheckoutRequest req =
+      DropInCheckout(NewTransId("invalid-then-valid"));
   v1::CreateCheckoutRequest bad = req;
   bad.set_currency("XX");
   v1::CreateCheckoutResponse resp;
-  EXPECT_EQ(CreateOn(*stack_, 0, bad, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  auto keys = RunCommand(absl::StrCat("redis-cli -p ", stack_->redis_port(), " --scan --pattern '*",
-                                      req.trans_id(), "*'"));
+  EXPECT_EQ(CreateOn(*stack_, 0, bad, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  auto keys =
+      RunCommand(absl::StrCat("redis-cli -p ", stack_->redis_port(),
+                              " --scan --pattern '*", req.trans_id(), "*'"));
   ASSERT_TRUE(keys.ok());
   EXPECT_EQ(*keys, "");
   // The same trans_id with valid content then executes normally.
@@ -241,8 +264,9 @@ TEST_F(IdempotencyTest, InvalidRequestStoresNothing) {
 }
 
 TEST_F(IdempotencyTest, TimeoutAfterCommitIsUnknownThenRetryAdoptsTheSession) {
-  ASSERT_TRUE(stack_->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
-                                  {"timeout_after_commit_rate", 1.0}}})
+  ASSERT_TRUE(stack_
+                  ->SetFaults({{{"endpoint", "/v3/payment/acq/session"},
+                                {"timeout_after_commit_rate", 1.0}}})
                   .ok());
   v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("commit-timeout"));
   v1::CreateCheckoutResponse resp;
@@ -256,7 +280,8 @@ TEST_F(IdempotencyTest, TimeoutAfterCommitIsUnknownThenRetryAdoptsTheSession) {
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_TRUE(absl::StartsWith(resp.session_id(), "CS"));
   EXPECT_EQ(resp.client_key(), Stack::kClientKey);
-  EXPECT_EQ(CreatesFor(*stack_, req.trans_id()), 1);  // adopted, not created again
+  EXPECT_EQ(CreatesFor(*stack_, req.trans_id()),
+            1);  // adopted, not created again
   // And it is the session PayKKa has for this trans_id.
   v1::GetSessionStatusRequest q;
   q.set_merchant_id(Stack::kMerchantId);
@@ -270,8 +295,9 @@ TEST_F(IdempotencyTest, TimeoutAfterCommitIsUnknownThenRetryAdoptsTheSession) {
 
 TEST_F(IdempotencyTest, TimeoutAfterCommitOnChargeThenRetryAdoptsTheCharge) {
   v1::Order first = FirstRecurringPayment();
-  ASSERT_TRUE(stack_->SetFaults({{{"endpoint", "/v3/payment/acq"},
-                                  {"timeout_after_commit_rate", 1.0}}})
+  ASSERT_TRUE(stack_
+                  ->SetFaults({{{"endpoint", "/v3/payment/acq"},
+                                {"timeout_after_commit_rate", 1.0}}})
                   .ok());
   v1::ChargeRecurringRequest req = Charge(NewTransId("charge-timeout"), first);
   v1::ChargeRecurringResponse resp;
@@ -307,8 +333,8 @@ TEST_F(IdempotencyTest, RedisDownFailsMutatingCallsClosedWhileQueriesWork) {
   // Readiness follows the store.
   bool not_ready = false;
   for (int i = 0; i < 50 && !not_ready; ++i) {
-    auto r = RunCommand("curl -s -o /dev/null -w '%{http_code}' http://" + stack_->http_target() +
-                        "/readyz");
+    auto r = RunCommand("curl -s -o /dev/null -w '%{http_code}' http://" +
+                        stack_->http_target() + "/readyz");
     not_ready = r.ok() && *r == "503";
     if (!not_ready) absl::SleepFor(absl::Milliseconds(100));
   }
@@ -329,10 +355,13 @@ TEST_F(IdempotencyTest, RedisDownFailsMutatingCallsClosedWhileQueriesWork) {
 // A holder crashes (SIGKILL) while its create is in flight at PayKKa; after
 // its lease expires the retry reconciles with PayKKa: exactly one create.
 TEST(CrashTest, KilledHolderIsReconciledAfterLeaseExpiry) {
-  auto stack = Stack::Start({.payorchd_args = {"--lease=2s", "--paykka_timeout=5s"}});
+  auto stack = Stack::Start(
+      StackOptions::Payorchd({"--lease=2s", "--paykka_timeout=5s"}));
   ASSERT_TRUE(stack.ok()) << stack.status();
   Stack& s = **stack;
-  ASSERT_TRUE(s.SetFaults({{{"endpoint", "/v3/payment/acq/session"}, {"latency_ms", 1000}}}).ok());
+  ASSERT_TRUE(s.SetFaults({{{"endpoint", "/v3/payment/acq/session"},
+                            {"latency_ms", 1000}}})
+                  .ok());
   v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("crash"));
   {
     auto stub = s.Stub();
@@ -340,8 +369,10 @@ TEST(CrashTest, KilledHolderIsReconciledAfterLeaseExpiry) {
     SetDeadline(&ctx, absl::Seconds(10));
     v1::CreateCheckoutResponse resp;
     absl::Notification done;
-    stub->async()->CreateCheckout(&ctx, &req, &resp, [&](grpc::Status) { done.Notify(); });
-    for (int i = 0; i < 200 && InFlight(s) < 1; ++i) absl::SleepFor(absl::Milliseconds(10));
+    stub->async()->CreateCheckout(&ctx, &req, &resp,
+                                  [&](grpc::Status) { done.Notify(); });
+    for (int i = 0; i < 200 && InFlight(s) < 1; ++i)
+      absl::SleepFor(absl::Milliseconds(10));
     ASSERT_GE(InFlight(s), 1);
     ASSERT_TRUE(s.KillPayorchd(0, SIGKILL).ok());
     ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
@@ -353,7 +384,8 @@ TEST(CrashTest, KilledHolderIsReconciledAfterLeaseExpiry) {
   absl::Time give_up = absl::Now() + absl::Seconds(15);
   do {
     st = CreateOn(s, 0, req, &resp);
-    if (ReasonOf(st) == "REQUEST_IN_PROGRESS") absl::SleepFor(absl::Milliseconds(200));
+    if (ReasonOf(st) == "REQUEST_IN_PROGRESS")
+      absl::SleepFor(absl::Milliseconds(200));
   } while (ReasonOf(st) == "REQUEST_IN_PROGRESS" && absl::Now() < give_up);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(CreatesFor(s, req.trans_id()), 1);
@@ -367,10 +399,12 @@ TEST(CrashTest, KilledHolderIsReconciledAfterLeaseExpiry) {
 // reconciles with PayKKa and completes. When the old holder wakes up, its
 // write is refused: the successor's record stands and one session exists.
 TEST(LeaseTest, SlowHolderCannotOverwriteItsSuccessor) {
-  auto stack = Stack::Start({.payorchd_args = {"--lease=2s"}, .replicas = 2});
+  auto stack = Stack::Start(StackOptions::Payorchd({"--lease=2s"}, 2));
   ASSERT_TRUE(stack.ok()) << stack.status();
   Stack& s = **stack;
-  ASSERT_TRUE(s.SetFaults({{{"endpoint", "/v3/payment/acq/session"}, {"latency_ms", 300}}}).ok());
+  ASSERT_TRUE(s.SetFaults({{{"endpoint", "/v3/payment/acq/session"},
+                            {"latency_ms", 300}}})
+                  .ok());
   v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("slow"));
   auto stub = s.Stub(0);
   grpc::ClientContext ctx;
@@ -382,7 +416,8 @@ TEST(LeaseTest, SlowHolderCannotOverwriteItsSuccessor) {
     first_status = std::move(st);
     first_done.Notify();
   });
-  for (int i = 0; i < 200 && InFlight(s) < 1; ++i) absl::SleepFor(absl::Milliseconds(5));
+  for (int i = 0; i < 200 && InFlight(s) < 1; ++i)
+    absl::SleepFor(absl::Milliseconds(5));
   ASSERT_GE(InFlight(s), 1);
   ASSERT_EQ(kill(s.payorchd_pid(0), SIGSTOP), 0);
   // The create completes at PayKKa and the holder's lease runs out.
@@ -400,7 +435,8 @@ TEST(LeaseTest, SlowHolderCannotOverwriteItsSuccessor) {
   if (first_status.ok()) {
     EXPECT_EQ(first.session_id(), second.session_id());
   } else {
-    EXPECT_EQ(ReasonOf(first_status), "PSP_OUTCOME_UNKNOWN") << first_status.error_message();
+    EXPECT_EQ(ReasonOf(first_status), "PSP_OUTCOME_UNKNOWN")
+        << first_status.error_message();
   }
   auto before = s.Counters();
   ASSERT_TRUE(before.ok());

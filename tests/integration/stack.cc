@@ -31,7 +31,8 @@ long ProcStatus(pid_t pid, const std::string& field) {
   std::string line;
   while (std::getline(in, line)) {
     if (absl::StartsWith(line, field)) {
-      std::vector<std::string> parts = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+      std::vector<std::string> parts =
+          absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
       return parts.size() >= 2 ? std::stol(parts[1]) : -1;
     }
   }
@@ -47,8 +48,9 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
 
   // Keys for this run only.
   auto keys = RunCommand(absl::StrCat(
-      "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out ", dir.File("merchant.pem"),
-      " && openssl pkey -in ", dir.File("merchant.pem"), " -pubout -out ",
+      "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out ",
+      dir.File("merchant.pem"), " && openssl pkey -in ",
+      dir.File("merchant.pem"), " -pubout -out ",
       dir.File("merchant_pub.pem")));
   if (!keys.ok()) return keys.status();
 
@@ -64,7 +66,8 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
          {"app_id", kAppId},
          {"private_key_file", dir.File("merchant.pem")},
          {"paykka_public_key_file", dir.File("platform_pub.pem")},
-         {"verify_response_signatures", stack->options_.verify_response_signatures},
+         {"verify_response_signatures",
+          stack->options_.verify_response_signatures},
          {"client_key", kClientKey},
          {"base_url", stack->sandbox_url_}}}}};
   dir.Write("merchants.json", merchants.dump(2));
@@ -82,33 +85,38 @@ Stack::~Stack() {
 }
 
 absl::Status Stack::StartSandbox() {
-  nlohmann::json config = {{"merchants",
-                            {{{"merchant_id", kMerchantId},
-                              {"app_id", kAppId},
-                              {"public_key_file", dir_.File("merchant_pub.pem")},
-                              {"client_key", kClientKey}}}}};
+  nlohmann::json config = {
+      {"merchants",
+       {{{"merchant_id", kMerchantId},
+         {"app_id", kAppId},
+         {"public_key_file", dir_.File("merchant_pub.pem")},
+         {"client_key", kClientKey}}}}};
   dir_.Write("sandbox.json", config.dump(2));
-  std::vector<std::string> argv = {BinaryPath("paykka-sandbox"), "--listen=127.0.0.1:0",
-                                   "--config=" + dir_.File("sandbox.json"),
-                                   "--platform-public-key-out=" + dir_.File("platform_pub.pem")};
+  std::vector<std::string> argv = {
+      BinaryPath("paykka-sandbox"), "--listen=127.0.0.1:0",
+      "--config=" + dir_.File("sandbox.json"),
+      "--platform-public-key-out=" + dir_.File("platform_pub.pem")};
   for (const auto& a : options_.sandbox_args) argv.push_back(a);
   auto process = Subprocess::Start(argv, dir_.File("sandbox.log"));
   if (!process.ok()) return process.status();
   sandbox_ = std::move(*process);
   auto line = sandbox_->WaitForLine("listening ", absl::Seconds(20));
   if (!line.ok()) {
-    return absl::InternalError(absl::StrCat("sandbox did not start: ", line.status().ToString(),
-                                            "\n", ReadAll(dir_.File("sandbox.log"))));
+    return absl::InternalError(
+        absl::StrCat("sandbox did not start: ", line.status().ToString(), "\n",
+                     ReadAll(dir_.File("sandbox.log"))));
   }
-  sandbox_url_ = absl::StrCat("http://", line->substr(std::string("listening ").size()));
+  sandbox_url_ =
+      absl::StrCat("http://", line->substr(std::string("listening ").size()));
   return absl::OkStatus();
 }
 
 absl::Status Stack::StartRedis() {
   std::string port = absl::StrCat(redis_port_);
-  auto process = Subprocess::Start(
-      {"redis-server", "--bind", "127.0.0.1", "--port", port, "--dir", dir_.path(), "--save", "",
-       "--appendonly", "no", "--logfile", dir_.File("redis.log")});
+  auto process =
+      Subprocess::Start({"redis-server", "--bind", "127.0.0.1", "--port", port,
+                         "--dir", dir_.path(), "--save", "", "--appendonly",
+                         "no", "--logfile", dir_.File("redis.log")});
   if (!process.ok()) return process.status();
   redis_ = std::move(*process);
   for (int i = 0; i < 100; ++i) {
@@ -131,10 +139,14 @@ absl::Status Stack::StartPayorchd(int i) {
   r.process.reset();
   r.log_path = dir_.File(absl::StrCat("payorchd-", i, ".log"));
   std::vector<std::string> argv = {
-      BinaryPath("payorchd"), "--grpc_listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
-      "--merchants_config=" + dir_.File("merchants.json"), "--paykka_timeout=3s",
-      options_.redis ? absl::StrCat("--redis_url=redis://127.0.0.1:", redis_port_)
-                     : std::string("--redis_url=memory")};
+      BinaryPath("payorchd"),
+      "--grpc_listen=127.0.0.1:0",
+      "--http_listen=127.0.0.1:0",
+      "--merchants_config=" + dir_.File("merchants.json"),
+      "--paykka_timeout=3s",
+      options_.redis
+          ? absl::StrCat("--redis_url=redis://127.0.0.1:", redis_port_)
+          : std::string("--redis_url=memory")};
   for (const auto& a : options_.payorchd_args) argv.push_back(a);
   auto process = Subprocess::Start(argv, r.log_path);
   if (!process.ok()) return process.status();
@@ -142,11 +154,14 @@ absl::Status Stack::StartPayorchd(int i) {
   for (int lines = 0; lines < 2; ++lines) {
     auto line = r.process->WaitForLine("listening ", absl::Seconds(20));
     if (!line.ok()) {
-      return absl::InternalError(absl::StrCat("payorchd did not start: ",
-                                              line.status().ToString(), "\n", ReadAll(r.log_path)));
+      return absl::InternalError(
+          absl::StrCat("payorchd did not start: ", line.status().ToString(),
+                       "\n", ReadAll(r.log_path)));
     }
-    if (absl::StartsWith(*line, "listening grpc ")) r.grpc_target = line->substr(15);
-    if (absl::StartsWith(*line, "listening http ")) r.http_target = line->substr(15);
+    if (absl::StartsWith(*line, "listening grpc "))
+      r.grpc_target = line->substr(15);
+    if (absl::StartsWith(*line, "listening http "))
+      r.http_target = line->substr(15);
   }
   return absl::OkStatus();
 }
@@ -163,31 +178,40 @@ absl::StatusOr<int> Stack::PayorchdExitStatus(int i, absl::Duration timeout) {
 pid_t Stack::payorchd_pid(int i) const { return replicas_[i].process->pid(); }
 std::string Stack::grpc_target(int i) const { return replicas_[i].grpc_target; }
 std::string Stack::http_target(int i) const { return replicas_[i].http_target; }
-int Stack::ThreadCount(int i) const { return static_cast<int>(ProcStatus(payorchd_pid(i), "Threads:")); }
+int Stack::ThreadCount(int i) const {
+  return static_cast<int>(ProcStatus(payorchd_pid(i), "Threads:"));
+}
 long Stack::RssKb(int i) const { return ProcStatus(payorchd_pid(i), "VmRSS:"); }
-std::string Stack::PayorchdLog(int i) const { return ReadAll(replicas_[i].log_path); }
+std::string Stack::PayorchdLog(int i) const {
+  return ReadAll(replicas_[i].log_path);
+}
 
 std::shared_ptr<grpc::Channel> Stack::Channel(int i) const {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  return grpc::CreateCustomChannel(grpc_target(i), grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(grpc_target(i),
+                                   grpc::InsecureChannelCredentials(), args);
 }
 
-std::unique_ptr<payorch::v1::PaymentOrchestrator::Stub> Stack::Stub(int i) const {
+std::unique_ptr<payorch::v1::PaymentOrchestrator::Stub> Stack::Stub(
+    int i) const {
   return payorch::v1::PaymentOrchestrator::NewStub(Channel(i));
 }
 
-absl::StatusOr<nlohmann::json> Stack::SandboxCall(const std::string& method, const std::string& path,
-                                                  const nlohmann::json& body) const {
+absl::StatusOr<nlohmann::json> Stack::SandboxCall(
+    const std::string& method, const std::string& path,
+    const nlohmann::json& body) const {
   CURL* curl = curl_easy_init();
   std::string url = sandbox_url_ + path;
   std::string payload = body.is_null() ? "" : body.dump();
   std::string response;
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_slist* headers =
+      curl_slist_append(nullptr, "Content-Type: application/json");
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  if (method != "GET") curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload.c_str());
+  if (method != "GET")
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload.c_str());
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Append);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
@@ -199,25 +223,31 @@ absl::StatusOr<nlohmann::json> Stack::SandboxCall(const std::string& method, con
   curl_easy_cleanup(curl);
   if (rc != CURLE_OK) return absl::UnavailableError(curl_easy_strerror(rc));
   if (status / 100 != 2) {
-    return absl::InternalError(absl::StrCat(method, " ", path, " -> HTTP ", status, ": ", response));
+    return absl::InternalError(
+        absl::StrCat(method, " ", path, " -> HTTP ", status, ": ", response));
   }
   if (response.empty()) return nlohmann::json::object();
   nlohmann::json parsed = nlohmann::json::parse(response, nullptr, false);
-  if (parsed.is_discarded()) return absl::InternalError("sandbox answered non-JSON: " + response);
+  if (parsed.is_discarded())
+    return absl::InternalError("sandbox answered non-JSON: " + response);
   return parsed;
 }
 
-absl::StatusOr<nlohmann::json> Stack::Pay(const std::string& session_id, const std::string& outcome,
+absl::StatusOr<nlohmann::json> Stack::Pay(const std::string& session_id,
+                                          const std::string& outcome,
                                           nlohmann::json extra) const {
   extra["outcome"] = outcome;
   if (!extra.contains("card_no")) extra["card_no"] = "4242424242424242";
   return SandboxCall("POST", "/sandbox/sessions/" + session_id + "/pay", extra);
 }
 
-absl::StatusOr<nlohmann::json> Stack::Counters() const { return SandboxCall("GET", "/sandbox/counters"); }
+absl::StatusOr<nlohmann::json> Stack::Counters() const {
+  return SandboxCall("GET", "/sandbox/counters");
+}
 
 absl::Status Stack::SetFaults(nlohmann::json rules, int seed) const {
-  auto r = SandboxCall("PUT", "/sandbox/faults", {{"seed", seed}, {"rules", std::move(rules)}});
+  auto r = SandboxCall("PUT", "/sandbox/faults",
+                       {{"seed", seed}, {"rules", std::move(rules)}});
   return r.ok() ? absl::OkStatus() : r.status();
 }
 

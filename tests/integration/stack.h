@@ -25,18 +25,29 @@ struct StackOptions {
   int replicas = 1;
   bool redis = true;  // false: payorchd --redis_url=memory
   bool verify_response_signatures = true;
+
+  // Shorthand: payorchd flags and the number of replicas.
+  static StackOptions Payorchd(std::vector<std::string> args,
+                               int replicas = 1) {
+    StackOptions o;
+    o.payorchd_args = std::move(args);
+    o.replicas = replicas;
+    return o;
+  }
 };
 
 class Stack {
  public:
-  static absl::StatusOr<std::unique_ptr<Stack>> Start(StackOptions options = {});
+  static absl::StatusOr<std::unique_ptr<Stack>> Start(
+      StackOptions options = {});
   ~Stack();
 
   static constexpr const char* kMerchantId = "M100001";
   static constexpr const char* kAppId = "APP100001";
   static constexpr const char* kClientKey = "ck_test_100001";
 
-  std::unique_ptr<payorch::v1::PaymentOrchestrator::Stub> Stub(int replica = 0) const;
+  std::unique_ptr<payorch::v1::PaymentOrchestrator::Stub> Stub(
+      int replica = 0) const;
   std::shared_ptr<grpc::Channel> Channel(int replica = 0) const;
   std::string grpc_target(int replica = 0) const;
   std::string http_target(int replica = 0) const;
@@ -44,17 +55,19 @@ class Stack {
   pid_t payorchd_pid(int replica = 0) const;
 
   // The sandbox's control API (JSON in, JSON out). kInternal on HTTP != 2xx.
-  absl::StatusOr<nlohmann::json> SandboxCall(const std::string& method, const std::string& path,
-                                             const nlohmann::json& body = nullptr) const;
-  absl::StatusOr<nlohmann::json> Pay(const std::string& session_id, const std::string& outcome,
-                                     nlohmann::json extra = nlohmann::json::object()) const;
+  absl::StatusOr<nlohmann::json> SandboxCall(
+      const std::string& method, const std::string& path,
+      const nlohmann::json& body = nullptr) const;
+  absl::StatusOr<nlohmann::json> Pay(
+      const std::string& session_id, const std::string& outcome,
+      nlohmann::json extra = nlohmann::json::object()) const;
   absl::StatusOr<nlohmann::json> Counters() const;
   absl::Status SetFaults(nlohmann::json rules, int seed = 1) const;
   absl::Status ClearFaults() const;
 
   // payorchd replicas.
   absl::Status KillPayorchd(int replica, int signal);  // and wait for exit
-  absl::Status StartPayorchd(int replica);             // (re)start on a new port
+  absl::Status StartPayorchd(int replica);  // (re)start on a new port
   absl::StatusOr<int> PayorchdExitStatus(int replica, absl::Duration timeout);
   // Threads and resident memory (kB) of a replica, from /proc.
   int ThreadCount(int replica = 0) const;

@@ -17,16 +17,18 @@
 
 namespace payorch::testing {
 
-inline void SetDeadline(grpc::ClientContext* ctx, absl::Duration d = absl::Seconds(20)) {
+inline void SetDeadline(grpc::ClientContext* ctx,
+                        absl::Duration d = absl::Seconds(20)) {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + d));
 }
 
 inline google::protobuf::Timestamp TimestampIn(absl::Duration d) {
-  return google::protobuf::util::TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(absl::Now() + d));
+  return google::protobuf::util::TimeUtil::SecondsToTimestamp(
+      absl::ToUnixSeconds(absl::Now() + d));
 }
 
-inline payorch::v1::CreateCheckoutRequest DropInCheckout(const std::string& trans_id,
-                                                         int64_t amount = 1999) {
+inline payorch::v1::CreateCheckoutRequest DropInCheckout(
+    const std::string& trans_id, int64_t amount = 1999) {
   payorch::v1::CreateCheckoutRequest r;
   r.set_merchant_id(Stack::kMerchantId);
   r.set_trans_id(trans_id);
@@ -39,8 +41,8 @@ inline payorch::v1::CreateCheckoutRequest DropInCheckout(const std::string& tran
   return r;
 }
 
-inline payorch::v1::CreateCheckoutRequest RecurringCheckout(const std::string& trans_id,
-                                                            const std::string& shopper) {
+inline payorch::v1::CreateCheckoutRequest RecurringCheckout(
+    const std::string& trans_id, const std::string& shopper) {
   payorch::v1::CreateCheckoutRequest r = DropInCheckout(trans_id, 990);
   r.set_payment_type(payorch::v1::PAYMENT_TYPE_RECURRING);
   r.mutable_payment()->set_store_payment_method(true);
@@ -49,9 +51,9 @@ inline payorch::v1::CreateCheckoutRequest RecurringCheckout(const std::string& t
   return r;
 }
 
-inline payorch::v1::ChargeRecurringRequest Charge(const std::string& trans_id,
-                                                  const payorch::v1::Order& first,
-                                                  int64_t amount = 990) {
+inline payorch::v1::ChargeRecurringRequest Charge(
+    const std::string& trans_id, const payorch::v1::Order& first,
+    int64_t amount = 990) {
   payorch::v1::ChargeRecurringRequest r;
   r.set_merchant_id(Stack::kMerchantId);
   r.set_trans_id(trans_id);

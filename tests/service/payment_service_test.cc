@@ -417,14 +417,40 @@ TYPED_TEST(MutationTest, UpstreamSeesCallerDeadlineCappedByLease) {
   TypeParam::Call(*this->service_, this->Valid(), deadline, c.Callback());
   EXPECT_EQ(this->paykka_.last_deadline(TypeParam::kCreate), deadline);
 
-  // A caller deadline beyond the lease is cut to lease - margin (28 s).
+  // A caller deadline beyond the lease is cut to lease - margin (28 s), when
+  // paykka_timeout allows that much.
+  PaymentServiceOptions options;
+  options.paykka_timeout = absl::Minutes(1);
+  PaymentService service(&this->paykka_, &this->store_, testing::TestRegistry(),
+                         &this->clock_, options);
   Capture<typename TypeParam::Response> d;
   auto other = this->Valid();
   other.set_trans_id("T-2");
-  TypeParam::Call(*this->service_, other, this->clock_.Now() + absl::Minutes(5),
+  TypeParam::Call(service, other, this->clock_.Now() + absl::Minutes(5),
                   d.Callback());
   EXPECT_EQ(this->paykka_.last_deadline(TypeParam::kCreate),
             this->clock_.Now() + absl::Seconds(28));
+}
+
+TYPED_TEST(MutationTest, UpstreamDeadlineIsCappedByPaykkaTimeout) {
+  // Default paykka_timeout (15 s) is shorter than lease - margin (28 s).
+  Capture<typename TypeParam::Response> c;
+  TypeParam::Call(*this->service_, this->Valid(),
+                  this->clock_.Now() + absl::Minutes(5), c.Callback());
+  EXPECT_EQ(this->paykka_.last_deadline(TypeParam::kCreate),
+            this->clock_.Now() + absl::Seconds(15));
+}
+
+TYPED_TEST(MutationTest, ShortLeaseKeepsAQuarterAsMargin) {
+  PaymentServiceOptions options;
+  options.lease = absl::Seconds(4);
+  PaymentService service(&this->paykka_, &this->store_, testing::TestRegistry(),
+                         &this->clock_, options);
+  Capture<typename TypeParam::Response> c;
+  TypeParam::Call(service, this->Valid(), this->clock_.Now() + absl::Minutes(5),
+                  c.Callback());
+  EXPECT_EQ(this->paykka_.last_deadline(TypeParam::kCreate),
+            this->clock_.Now() + absl::Seconds(3));
 }
 
 // --- Family-specific behaviour ---

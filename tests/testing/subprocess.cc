@@ -26,18 +26,20 @@ extern char** environ;
 
 namespace payorch::testing {
 
-absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(std::vector<std::string> argv,
-                                                              std::string stderr_path,
-                                                              std::vector<std::string> extra_env) {
+absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
+    std::vector<std::string> argv, std::string stderr_path,
+    std::vector<std::string> extra_env) {
   if (argv.empty()) return absl::InvalidArgumentError("empty argv");
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null",
+                                   O_RDONLY, 0);
   if (!stderr_path.empty()) {
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO,
+                                     stderr_path.c_str(),
                                      O_WRONLY | O_CREAT | O_APPEND, 0644);
   }
   std::vector<char*> args;
@@ -50,12 +52,14 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(std::vector<std::s
   for (auto& e : env_strings) env.push_back(e.data());
   env.push_back(nullptr);
   pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env.data());
+  int rc =
+      posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
   if (rc != 0) {
     close(out[0]);
-    return absl::InternalError(absl::StrCat("spawn ", argv[0], ": ", std::strerror(rc)));
+    return absl::InternalError(
+        absl::StrCat("spawn ", argv[0], ": ", std::strerror(rc)));
   }
   return std::unique_ptr<Subprocess>(new Subprocess(pid, out[0]));
 }
@@ -81,9 +85,11 @@ absl::StatusOr<std::string> Subprocess::ReadLine(absl::Duration timeout) {
       return line;
     }
     absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return absl::DeadlineExceededError("no line from child");
+    if (left <= absl::ZeroDuration())
+      return absl::DeadlineExceededError("no line from child");
     pollfd pfd{stdout_fd_, POLLIN, 0};
-    int rc = poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    int rc =
+        poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
     if (rc < 0 && errno == EINTR) continue;
     if (rc <= 0) continue;
     char buf[4096];
@@ -104,7 +110,8 @@ absl::StatusOr<std::string> Subprocess::WaitForLine(const std::string& prefix,
   }
 }
 
-absl::StatusOr<int> Subprocess::Signal(int signal, bool wait, absl::Duration timeout) {
+absl::StatusOr<int> Subprocess::Signal(int signal, bool wait,
+                                       absl::Duration timeout) {
   if (exited_) return exit_status_;
   if (kill(pid_, signal) != 0) return absl::InternalError("kill failed");
   if (!wait) return 0;
@@ -122,7 +129,8 @@ absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
       break;
     }
     if (r < 0 && errno != EINTR) return absl::InternalError("waitpid failed");
-    if (absl::Now() >= deadline) return absl::DeadlineExceededError("child still running");
+    if (absl::Now() >= deadline)
+      return absl::DeadlineExceededError("child still running");
     absl::SleepFor(absl::Milliseconds(10));
   }
   return exit_status_;
@@ -156,7 +164,8 @@ int PickFreePort() {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string tmpl = absl::StrCat(base != nullptr ? base : "/tmp", "/payorch-test-XXXXXX");
+  std::string tmpl =
+      absl::StrCat(base != nullptr ? base : "/tmp", "/payorch-test-XXXXXX");
   char* dir = mkdtemp(tmpl.data());
   path_ = dir != nullptr ? dir : "/tmp";
 }
@@ -166,9 +175,11 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-std::string TempDir::Write(const std::string& name, const std::string& content) const {
+std::string TempDir::Write(const std::string& name,
+                           const std::string& content) const {
   std::string path = File(name);
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::filesystem::create_directories(
+      std::filesystem::path(path).parent_path());
   std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
   chmod(path.c_str(), 0600);
   return path;
@@ -187,21 +198,24 @@ absl::StatusOr<std::string> RunCommand(const std::string& shell_command) {
   int status = pclose(p);
   if (status != 0) {
     std::ifstream in(err);
-    std::string msg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return absl::InternalError(absl::StrCat("command failed (", status, "): ", shell_command,
-                                            ": ", msg));
+    std::string msg((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+    return absl::InternalError(absl::StrCat("command failed (", status,
+                                            "): ", shell_command, ": ", msg));
   }
   return out;
 }
 
 std::string BinaryPath(const std::string& name) {
-  if (const char* dir = std::getenv("PAYORCH_BIN_DIR"); dir != nullptr && *dir != '\0') {
+  if (const char* dir = std::getenv("PAYORCH_BIN_DIR");
+      dir != nullptr && *dir != '\0') {
     return absl::StrCat(dir, "/", name);
   }
   std::error_code ec;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  for (std::filesystem::path dir = self.parent_path(); !dir.empty() && dir != dir.root_path();
-       dir = dir.parent_path()) {
+  std::filesystem::path self =
+      std::filesystem::read_symlink("/proc/self/exe", ec);
+  for (std::filesystem::path dir = self.parent_path();
+       !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
     std::filesystem::path candidate = dir / "bin" / name;
     if (std::filesystem::exists(candidate)) return candidate.string();
   }
