@@ -181,6 +181,16 @@ int Run() {
     auto redis = cache::RedisIdempotencyStore::Create(loop->get(), options);
     if (!redis.ok()) Die("Redis idempotency store", redis.status());
     store = std::move(*redis);
+    // Give the first connection a moment so that the first calls do not fail
+    // closed needlessly; if Redis is not there, start anyway (NOT_SERVING).
+    absl::Time give_up = absl::Now() + absl::Seconds(5);
+    while (!store->Healthy() && absl::Now() < give_up)
+      absl::SleepFor(absl::Milliseconds(10));
+    if (!store->Healthy()) {
+      std::fprintf(
+          stderr,
+          "payorchd: Redis not reachable yet; mutating calls fail closed\n");
+    }
     std::fprintf(stderr,
                  "payorchd: idempotency store is Redis (retention %s)\n",
                  absl::FormatDuration(options.retention).c_str());
@@ -315,6 +325,12 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "payorchd: payment orchestration gRPC server (see README)");
   payorch::ApplyEnvironment();
-  absl::ParseCommandLine(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    std::fprintf(
+        stderr, "payorchd: unexpected argument '%s' (flags are --name=value)\n",
+        positional[1]);
+    return 2;
+  }
   return payorch::Run();
 }

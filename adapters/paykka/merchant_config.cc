@@ -208,45 +208,4 @@ absl::StatusOr<std::vector<MerchantConfig>> LoadMerchantConfigs(
   return merchants;
 }
 
-absl::StatusOr<std::unique_ptr<MerchantRegistry>> MerchantRegistry::Load(
-    const std::string& json_path) {
-  absl::StatusOr<std::vector<MerchantConfig>> merchants =
-      LoadMerchantConfigs(json_path);
-  if (!merchants.ok()) return merchants.status();
-  return Create(*std::move(merchants));
-}
-
-absl::StatusOr<std::unique_ptr<MerchantRegistry>> MerchantRegistry::Create(
-    std::vector<MerchantConfig> merchants) {
-  std::unique_ptr<MerchantRegistry> registry(new MerchantRegistry());
-  for (MerchantConfig& m : merchants) {
-    std::string id = m.merchant_id;
-    auto [it, inserted] = registry->merchants_.emplace(
-        id, std::make_unique<MerchantConfig>(std::move(m)));
-    if (!inserted) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("merchant ", id, " is configured twice"));
-    }
-  }
-  return registry;
-}
-
-const MerchantConfig* MerchantRegistry::Find(
-    absl::string_view merchant_id) const {
-  auto it = merchants_.find(merchant_id);
-  return it == merchants_.end() ? nullptr : it->second.get();
-}
-
-absl::StatusOr<const MerchantConfig*> MerchantRegistry::Get(
-    absl::string_view merchant_id) const {
-  const MerchantConfig* m = Find(merchant_id);
-  if (m == nullptr) {
-    return MakeError(
-        absl::StatusCode::kFailedPrecondition, Reason::kMerchantNotConfigured,
-        absl::StrCat("merchant ", merchant_id, " is not configured in payorch"),
-        {{"merchant_id", std::string(merchant_id)}});
-  }
-  return m;
-}
-
 }  // namespace payorch::paykka

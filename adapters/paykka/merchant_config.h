@@ -52,27 +52,6 @@ absl::StatusOr<std::vector<MerchantConfig>> ParseMerchantConfigs(
 // '/' removed). kInvalidArgument otherwise.
 absl::StatusOr<std::string> ResolveBaseUrl(absl::string_view value);
 
-// Merchants by merchant_id. Immutable after construction; thread-safe.
-class MerchantRegistry {
- public:
-  static absl::StatusOr<std::unique_ptr<MerchantRegistry>> Load(
-      const std::string& json_path);
-  // kInvalidArgument on a duplicate merchant_id.
-  static absl::StatusOr<std::unique_ptr<MerchantRegistry>> Create(
-      std::vector<MerchantConfig> merchants);
-
-  // nullptr when not configured.
-  const MerchantConfig* Find(absl::string_view merchant_id) const;
-  // FAILED_PRECONDITION MERCHANT_NOT_CONFIGURED when not configured.
-  absl::StatusOr<const MerchantConfig*> Get(
-      absl::string_view merchant_id) const;
-  size_t size() const { return merchants_.size(); }
-
- private:
-  MerchantRegistry() = default;
-  absl::flat_hash_map<std::string, std::unique_ptr<MerchantConfig>> merchants_;
-};
-
 }  // namespace payorch::paykka
 
 #endif  // PAYORCH_ADAPTERS_PAYKKA_MERCHANT_CONFIG_H_

@@ -18,7 +18,7 @@
 #include "common/event_loop.h"
 #include "gtest/gtest.h"
 #include "tests/cache/idempotency_store_conformance.h"
-#include "tests/cache/redis_server.h"
+#include "tests/testing/redis_server.h"
 
 namespace payorch::cache {
 namespace {

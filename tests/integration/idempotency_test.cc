@@ -259,7 +259,8 @@ TEST_F(IdempotencyTest, InvalidRequestStoresNothing) {
   ASSERT_TRUE(keys.ok());
   EXPECT_EQ(*keys, "");
   // The same trans_id with valid content then executes normally.
-  ASSERT_TRUE(CreateOn(*stack_, 0, req, &resp).ok());
+  grpc::Status st = CreateOn(*stack_, 0, req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message() << stack_->PayorchdLog();
   EXPECT_EQ(CreatesFor(*stack_, req.trans_id()), 1);
 }
 

@@ -55,7 +55,6 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
   if (!keys.ok()) return keys.status();
 
   if (stack->options_.redis) {
-    stack->redis_port_ = PickFreePort();
     if (auto st = stack->StartRedis(); !st.ok()) return st;
   }
   if (auto st = stack->StartSandbox(); !st.ok()) return st;
@@ -112,26 +111,15 @@ absl::Status Stack::StartSandbox() {
 }
 
 absl::Status Stack::StartRedis() {
-  std::string port = absl::StrCat(redis_port_);
-  auto process =
-      Subprocess::Start({"redis-server", "--bind", "127.0.0.1", "--port", port,
-                         "--dir", dir_.path(), "--save", "", "--appendonly",
-                         "no", "--logfile", dir_.File("redis.log")});
-  if (!process.ok()) return process.status();
-  redis_ = std::move(*process);
-  for (int i = 0; i < 100; ++i) {
-    auto pong = RunCommand(absl::StrCat("redis-cli -p ", port, " ping"));
-    if (pong.ok() && absl::StrContains(*pong, "PONG")) return absl::OkStatus();
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return absl::UnavailableError("redis-server did not answer PING");
+  if (redis_ != nullptr) return redis_->Restart();
+  auto redis = RedisServer::Start();
+  if (!redis.ok()) return redis.status();
+  redis_ = std::move(*redis);
+  return absl::OkStatus();
 }
 
 absl::Status Stack::StopRedis() {
-  if (redis_ == nullptr) return absl::OkStatus();
-  auto st = redis_->Signal(SIGKILL, true);
-  redis_.reset();
-  return st.ok() ? absl::OkStatus() : st.status();
+  return redis_ != nullptr ? redis_->Stop(SIGKILL) : absl::OkStatus();
 }
 
 absl::Status Stack::StartPayorchd(int i) {
@@ -144,9 +132,8 @@ absl::Status Stack::StartPayorchd(int i) {
       "--http_listen=127.0.0.1:0",
       "--merchants_config=" + dir_.File("merchants.json"),
       "--paykka_timeout=3s",
-      options_.redis
-          ? absl::StrCat("--redis_url=redis://127.0.0.1:", redis_port_)
-          : std::string("--redis_url=memory")};
+      options_.redis ? "--redis_url=" + redis_->url()
+                     : std::string("--redis_url=memory")};
   for (const auto& a : options_.payorchd_args) argv.push_back(a);
   auto process = Subprocess::Start(argv, r.log_path);
   if (!process.ok()) return process.status();

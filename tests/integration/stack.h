@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "payorch/v1/payorch.grpc.pb.h"
+#include "tests/testing/redis_server.h"
 #include "tests/testing/subprocess.h"
 
 namespace payorch::testing {
@@ -78,7 +79,7 @@ class Stack {
   // Redis outage simulation: stop, and start again on the same port.
   absl::Status StopRedis();
   absl::Status StartRedis();
-  int redis_port() const { return redis_port_; }
+  int redis_port() const { return redis_ != nullptr ? redis_->port() : 0; }
 
   const TempDir& dir() const { return dir_; }
 
@@ -89,8 +90,7 @@ class Stack {
   StackOptions options_;
   TempDir dir_;
   std::string sandbox_url_;
-  int redis_port_ = 0;
-  std::unique_ptr<Subprocess> redis_;
+  std::unique_ptr<RedisServer> redis_;
   std::unique_ptr<Subprocess> sandbox_;
   struct Replica {
     std::unique_ptr<Subprocess> process;

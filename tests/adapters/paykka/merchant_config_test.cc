@@ -131,19 +131,5 @@ TEST_F(MerchantConfigTest, ClearErrorsThatNeverHoldKeyContents) {
   EXPECT_FALSE(LoadMerchantConfigs(dir_.File("absent.json")).ok());
 }
 
-TEST_F(MerchantConfigTest, RegistryFindsMerchantsAndRefusesUnknownOnes) {
-  std::string path = WriteConfig(
-      R"({"merchants":[{"merchant_id":"M1","app_id":"A1","private_key_file":"m1_priv.pem","client_key":"ck","base_url":"sandbox"}]})");
-  absl::StatusOr<std::unique_ptr<MerchantRegistry>> r =
-      MerchantRegistry::Load(path);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ((*r)->size(), 1u);
-  ASSERT_NE((*r)->Find("M1"), nullptr);
-  EXPECT_EQ((*r)->Find("M1")->app_id, "A1");
-  absl::StatusOr<const MerchantConfig*> missing = (*r)->Get("M9");
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(HasReason(missing.status(), Reason::kMerchantNotConfigured));
-}
-
 }  // namespace
 }  // namespace payorch::paykka

@@ -1,5 +1,5 @@
-#ifndef PAYORCH_TESTS_CACHE_REDIS_SERVER_H_
-#define PAYORCH_TESTS_CACHE_REDIS_SERVER_H_
+#ifndef PAYORCH_TESTS_TESTING_REDIS_SERVER_H_
+#define PAYORCH_TESTS_TESTING_REDIS_SERVER_H_
 
 // A real redis-server for tests: loopback only, a free port, no persistence
 // (--save '' --appendonly no), stdio to /dev/null (its log goes to a file in
@@ -69,4 +69,4 @@ class RedisServer {
 
 }  // namespace payorch::testing
 
-#endif  // PAYORCH_TESTS_CACHE_REDIS_SERVER_H_
+#endif  // PAYORCH_TESTS_TESTING_REDIS_SERVER_H_

@@ -1,4 +1,4 @@
-#include "tests/cache/redis_server.h"
+#include "tests/testing/redis_server.h"
 
 #include <fcntl.h>
 #include <ftw.h>
