@@ -206,7 +206,12 @@ int Run() {
   service::PaymentService payments(paykka_client->get(), store.get(),
                                    merchant_registry, &RealClock::Get(),
                                    service_options);
-  service::JsonLineLogger request_log(stderr);
+  auto log_level = service::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!log_level.has_value()) {
+    Die("--log_level",
+        absl::InvalidArgumentError("expected debug, info, warning or error"));
+  }
+  service::JsonLineLogger request_log(stderr, *log_level);
   service::GrpcServiceOptions grpc_options;
   grpc_options.default_deadline = absl::GetFlag(FLAGS_default_deadline);
   service::PaymentOrchestratorService grpc_service(&payments, &request_log,

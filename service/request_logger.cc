@@ -31,8 +31,33 @@ std::string ToJsonLine(const RequestLogEntry& e) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+LogLevel SeverityOf(const RequestLogEntry& e) {
+  if (e.code == "INTERNAL" || e.code == "UNKNOWN" || e.code == "DATA_LOSS") {
+    return LogLevel::kError;
+  }
+  if (e.code == "UNAVAILABLE" || e.code == "RESOURCE_EXHAUSTED" ||
+      e.code == "DEADLINE_EXCEEDED" || !e.store_error.empty()) {
+    return LogLevel::kWarning;
+  }
+  return LogLevel::kInfo;
+}
+
+absl::optional<LogLevel> ParseLogLevel(const std::string& text) {
+  if (text == "debug") return LogLevel::kDebug;
+  if (text == "info") return LogLevel::kInfo;
+  if (text == "warning") return LogLevel::kWarning;
+  if (text == "error") return LogLevel::kError;
+  return absl::nullopt;
+}
+
 void JsonLineLogger::Log(const RequestLogEntry& entry) {
+  LogLevel level = SeverityOf(entry);
+  if (level < min_level_) return;
+  static constexpr const char* kNames[] = {"debug", "info", "warning", "error"};
   std::string line = ToJsonLine(entry);
+  // {"msg":... -> {"level":"info","msg":...
+  line.insert(
+      1, std::string("\"level\":\"") + kNames[static_cast<int>(level)] + "\",");
   line.push_back('\n');
   absl::MutexLock lock(&mu_);
   std::fwrite(line.data(), 1, line.size(), out_);

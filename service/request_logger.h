@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/types/optional.h"
 
 namespace payorch::service {
 
@@ -36,16 +37,28 @@ class RequestLogger {
   virtual void Log(const RequestLogEntry& entry) = 0;
 };
 
-// Writes ToJsonLine() + "\n" to a FILE (stderr by default), one whole line
-// at a time.
+// How much matters an entry: OK and the caller's own mistakes are kInfo;
+// outcomes worth a look (PayKKa or Redis trouble, a failed store write after
+// PayKKa answered) are kWarning; payorch bugs and PayKKa refusing our
+// credentials are kError.
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+LogLevel SeverityOf(const RequestLogEntry& entry);
+// "debug", "info", "warning", "error"; nullopt otherwise.
+absl::optional<LogLevel> ParseLogLevel(const std::string& text);
+
+// Writes ToJsonLine() + "\n" (with a "level" field) to a FILE (stderr by
+// default), one whole line at a time, for entries at or above `min_level`.
 class JsonLineLogger : public RequestLogger {
  public:
-  explicit JsonLineLogger(std::FILE* out = stderr) : out_(out) {}
+  explicit JsonLineLogger(std::FILE* out = stderr,
+                          LogLevel min_level = LogLevel::kInfo)
+      : out_(out), min_level_(min_level) {}
   void Log(const RequestLogEntry& entry) override;
 
  private:
   absl::Mutex mu_;
   std::FILE* const out_;
+  const LogLevel min_level_;
 };
 
 }  // namespace payorch::service
