@@ -10,7 +10,7 @@ PACKAGES=(
   libcurl4-openssl-dev libhiredis-dev libevent-dev libssl-dev openssl
   prometheus-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server redis-tools curl ca-certificates
+  redis-server redis-tools curl ca-certificates python3 python3-grpcio python3-protobuf
   nodejs npm unzip yamllint
 )
 
