@@ -1,6 +1,7 @@
 #include "adapters/paykka/response_mapping.h"
 
 #include <optional>
+#include <ostream>
 #include <string>
 
 #include "common/errors.h"
@@ -36,6 +37,9 @@ struct Row {
   absl::StatusCode query_code;
   std::optional<Reason> query_reason;
 };
+
+// gtest prints the row by name (not as raw bytes) in test names and failures.
+void PrintTo(const Row& row, std::ostream* os) { *os << row.name; }
 
 using C = absl::StatusCode;
 using R = Reason;
