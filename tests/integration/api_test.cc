@@ -380,6 +380,35 @@ TEST_F(ApiTest, NonBlockingIoHoldsHundredsOfCallsWithFewThreads) {
   EXPECT_GT(max_threads.load(), 0);
 }
 
+TEST_F(ApiTest, PaykkaWebhookIsVerifiedAndAcknowledgedByPayorchd) {
+  v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("webhook"));
+  req.set_notify_url("http://" + stack_->http_target() + "/webhooks/paykka");
+  v1::CreateCheckoutResponse created;
+  ASSERT_TRUE(Create(req, &created).ok());
+  ASSERT_TRUE(stack_->Pay(created.session_id(), "SUCCESS").ok());
+  // The sandbox signs the notification with its platform key; payorchd
+  // verifies it with the configured PayKKa public key and acknowledges.
+  bool delivered = false;
+  for (int i = 0; i < 100 && !delivered; ++i) {
+    auto hooks = stack_->SandboxCall("GET", "/sandbox/webhooks");
+    ASSERT_TRUE(hooks.ok());
+    const nlohmann::json& list =
+        hooks->is_array() ? *hooks : (*hooks)["deliveries"];
+    for (const auto& d : list) {
+      if (d.value("url", "") == req.notify_url() && d.value("delivered", false))
+        delivered = true;
+    }
+    if (!delivered) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(delivered);
+  auto metrics =
+      RunCommand("curl -sf http://" + stack_->http_target() + "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(*metrics,
+              HasSubstr("payorch_webhooks_total{notify_type=\"PAYMENT."
+                        "SUCCESS\",result=\"accepted\"} 1"));
+}
+
 TEST_F(ApiTest, MetricsEndpointCountsRequests) {
   v1::GetOrderRequest req;
   req.set_merchant_id(Stack::kMerchantId);
