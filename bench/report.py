@@ -93,12 +93,22 @@ def main():
                              "payorch_p50_ms": mean_lat(ph, "p50"), "payorch_p99_ms": mean_lat(ph, "p99"),
                              "added_p50_ms": add50, "added_p99_ms": add99,
                              "direct_errors": errors(dh), "payorch_errors": errors(ph)}
-        target("added latency p50 at half of peak <= 1 ms", round(add50, 3), 1.0, add50 <= 1.0,
+        target("added latency p50 at half of payorch's peak <= 1 ms", round(add50, 3), 1.0, add50 <= 1.0,
                f"open loop {rate:.0f}/s: payorch p50 {mean_lat(ph, 'p50'):.2f} ms vs direct "
                f"{mean_lat(dh, 'p50'):.2f} ms (mean of {len(ph)})")
-        target("added latency p99 at half of peak <= 1 ms", round(add99, 3), 1.0, add99 <= 1.0,
+        target("added latency p99 at half of payorch's peak <= 1 ms", round(add99, 3), 1.0, add99 <= 1.0,
                f"open loop {rate:.0f}/s: payorch p99 {mean_lat(ph, 'p99'):.2f} ms vs direct "
                f"{mean_lat(dh, 'p99'):.2f} ms (mean of {len(ph)})")
+
+    dd, pd = reps(runs, "a.direct.halfdirect"), reps(runs, "a.payorch.halfdirect")
+    if dd and pd:
+        summary["a_half_of_direct_peak"] = {
+            "rate": pd[0]["rate"],
+            "direct_p50_ms": mean_lat(dd, "p50"), "direct_p99_ms": mean_lat(dd, "p99"),
+            "payorch_p50_ms": mean_lat(pd, "p50"), "payorch_p99_ms": mean_lat(pd, "p99"),
+            "added_p50_ms": mean_lat(pd, "p50") - mean_lat(dd, "p50"),
+            "added_p99_ms": mean_lat(pd, "p99") - mean_lat(dd, "p99"),
+            "direct_errors": errors(dd), "payorch_errors": errors(pd)}
 
     # (b) replay
     rp = reps(runs, "b.payorch.replay.c64") + reps(runs, "b.payorch.replay.c256")
@@ -184,7 +194,11 @@ def main():
                   f"{a['ratio']:.2f} | | | {a['direct_errors']} / {a['payorch_errors']} |")
     if "a_half" in summary:
         h = summary["a_half"]
-        md.append(f"| (a) create, open {h['rate']:.0f}/s (half peak) | | | | {h['direct_p50_ms']:.2f} / {h['direct_p99_ms']:.2f} | "
+        md.append(f"| (a) create, open {h['rate']:.0f}/s (half payorch's peak) | | | | {h['direct_p50_ms']:.2f} / {h['direct_p99_ms']:.2f} | "
+                  f"{h['payorch_p50_ms']:.2f} / {h['payorch_p99_ms']:.2f} | {h['direct_errors']} / {h['payorch_errors']} |")
+    if "a_half_of_direct_peak" in summary:
+        h = summary["a_half_of_direct_peak"]
+        md.append(f"| (a) create, open {h['rate']:.0f}/s (half the direct peak; info) | | | | {h['direct_p50_ms']:.2f} / {h['direct_p99_ms']:.2f} | "
                   f"{h['payorch_p50_ms']:.2f} / {h['payorch_p99_ms']:.2f} | {h['direct_errors']} / {h['payorch_errors']} |")
     for key, name in (("c_get_order", "(c) GetOrder vs Query Transaction"),
                       ("d_charge", "(d) ChargeRecurring vs MIT Initiate")):

@@ -188,16 +188,17 @@ if want a; then
       --prefix="$RUN_ID-pa$rep" --label="a.payorch.peak.$rep" --out="$RUNS/a.payorch.peak.$rep.json"
     sb_reset
   done
-  # Half of peak load: half the better of the two peaks (the baseline's, as a
-  # rule), the same fixed arrival rate for both, open loop.
-  PEAK="$("$PY" - "$RUNS" <<'EOF'
+  # Half of peak load: half of payorch's own peak, the same fixed arrival
+  # rate for both sides, open loop. When the baseline's peak is clearly
+  # higher, one more point at half of that (reported, not the target).
+  read -r PEAK_P PEAK_D < <("$PY" - "$RUNS" <<'EOF'
 import glob, json, sys
 best = lambda k: max(json.load(open(f))["throughput_rps"] for f in glob.glob(f"{sys.argv[1]}/a.{k}.peak.*.json"))
-print(int(max(best("direct"), best("payorch"))))
+print(int(best("payorch")), int(best("direct")))
 EOF
-)"
-  HALF=$((PEAK / 2))
-  log "(a) added latency at half of peak load: open loop at $HALF/s (peak $PEAK/s)"
+)
+  HALF=$((PEAK_P / 2))
+  log "(a) added latency at half of payorch's peak: open loop at $HALF/s (peaks: payorch $PEAK_P/s, direct $PEAK_D/s)"
   for rep in $(seq "$REPS"); do
     "$DIRECT" "${COMMON_DI[@]}" --op=create --mode=open --rate=$HALF --duration="${DURATION}s" \
       --prefix="$RUN_ID-dh$rep" --label="a.direct.half.$rep" --out="$RUNS/a.direct.half.$rep.json"
@@ -205,6 +206,15 @@ EOF
       --prefix="$RUN_ID-ph$rep" --label="a.payorch.half.$rep" --out="$RUNS/a.payorch.half.$rep.json"
     sb_reset
   done
+  if ((PEAK_D * 10 > PEAK_P * 11)); then
+    HALF_D=$((PEAK_D / 2))
+    log "(a) info: the same at half of the direct peak, $HALF_D/s"
+    "$DIRECT" "${COMMON_DI[@]}" --op=create --mode=open --rate=$HALF_D --duration="${DURATION}s" \
+      --prefix="$RUN_ID-dhd" --label="a.direct.halfdirect" --out="$RUNS/a.direct.halfdirect.json"
+    "$LOADGEN" "${COMMON_LG[@]}" --op=create --mode=open --rate=$HALF_D --duration="${DURATION}s" \
+      --prefix="$RUN_ID-phd" --label="a.payorch.halfdirect" --out="$RUNS/a.payorch.halfdirect.json"
+    sb_reset
+  fi
 fi
 
 # ---------------------------------------------------------------- (b) replay
