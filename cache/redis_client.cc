@@ -195,7 +195,7 @@ class RedisClient::Impl {
       argv.push_back(a.data());
       lens.push_back(a.size());
     }
-    auto* pending = new Pending{this, ctx_, nullptr, std::move(done), false};
+    auto* pending = new Pending{this, ctx_, nullptr, std::move(done), false, 0};
     if (redisAsyncCommandArgv(ctx_, &Impl::OnReply, pending,
                               static_cast<int>(argv.size()), argv.data(),
                               lens.data()) != REDIS_OK) {
@@ -237,6 +237,8 @@ class RedisClient::Impl {
     event* timer;
     Callback done;
     bool answered;
+    int extensions =
+        0;  // times the timeout was extended (see OnCommandTimeout)
   };
 
   void Connect() {
@@ -371,6 +373,7 @@ class RedisClient::Impl {
                        ac->err != 0 ? ac->errstr : self->last_error_)));
       return;
     }
+    self->last_reply_ = absl::Now();
     RedisReply reply = Convert(*static_cast<redisReply*>(r));
     const bool reconnect = ShouldReconnectAfter(reply);
     std::move(done)(std::move(reply));
@@ -382,6 +385,16 @@ class RedisClient::Impl {
   static void OnCommandTimeout(int, short, void* arg) {
     auto* pending = static_cast<Pending*>(arg);
     Impl* self = pending->impl;
+    // Replies still arriving within the timeout means a backlog (a busy loop
+    // thread, a burst), not a stuck server: give the command more time, up to
+    // kMaxExtensions timeouts, instead of failing everything in the pipe.
+    constexpr int kMaxExtensions = 3;
+    if (pending->ctx == self->ctx_ && pending->extensions < kMaxExtensions &&
+        absl::Now() - self->last_reply_ < self->options_.command_timeout) {
+      ++pending->extensions;
+      evtimer_add(pending->timer, self->command_timeout_);
+      return;
+    }
     event_free(pending->timer);
     pending->timer = nullptr;
     pending->answered = true;
@@ -429,6 +442,7 @@ class RedisClient::Impl {
   bool started_ = false;
   bool ready_ = false;
   bool shutting_down_ = false;
+  absl::Time last_reply_ = absl::InfinitePast();  // when the last reply arrived
   bool ping_outstanding_ = false;
   int attempt_ = 0;
   std::string last_error_ = "not connected yet";

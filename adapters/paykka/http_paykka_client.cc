@@ -47,9 +47,13 @@ class Call : public std::enable_shared_from_this<Call<T>> {
 
   void Start() {
     if (env_->clock->Now() >= deadline_) {
-      Deliver(MakeError(absl::StatusCode::kDeadlineExceeded,
-                        Reason::kDeadlineExceeded,
-                        "deadline passed before the PayKKa request was sent"));
+      // Never call back on the caller's own thread, from inside its call.
+      auto self = this->shared_from_this();
+      env_->loop->Post([self] {
+        self->Deliver(MakeError(
+            absl::StatusCode::kDeadlineExceeded, Reason::kDeadlineExceeded,
+            "deadline passed before the PayKKa request was sent"));
+      });
       return;
     }
     Attempt();
@@ -93,17 +97,16 @@ class Call : public std::enable_shared_from_this<Call<T>> {
       Finish(std::move(result), absl::OkStatus());
       return;
     }
+    // Verifying (RSA) and then classifying and parsing all stay on the
+    // worker: no hop back to the loop thread, which carries every socket.
     auto self = this->shared_from_this();
     env_->workers->Submit([self, result = std::move(result)]() mutable {
       absl::Status signature = VerifyPaykkaResponse(self->merchant_, *result);
-      self->env_->loop->Post([self, result = std::move(result),
-                              signature = std::move(signature)]() mutable {
-        self->Finish(std::move(result), signature);
-      });
+      self->Finish(std::move(result), signature);
     });
   }
 
-  // Loop thread: classify, map, retry or deliver.
+  // Loop or worker thread: classify, map, retry or deliver.
   void Finish(absl::StatusOr<HttpResponse> response,
               const absl::Status& signature) {
     absl::StatusOr<Envelope> envelope =
@@ -136,16 +139,9 @@ class Call : public std::enable_shared_from_this<Call<T>> {
     Deliver(std::move(result));
   }
 
-  // Runs done_ on the loop thread.
+  // Runs done_ on the current (loop or worker) thread.
   void Deliver(absl::StatusOr<T> result) {
-    if (env_->loop->InLoopThread()) {
-      std::move(done_)(std::move(result));
-      return;
-    }
-    auto self = this->shared_from_this();
-    env_->loop->Post([self, result = std::move(result)]() mutable {
-      std::move(self->done_)(std::move(result));
-    });
+    std::move(done_)(std::move(result));
   }
 
   const Env* env_;

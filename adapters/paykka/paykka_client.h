@@ -48,8 +48,9 @@ template <typename T>
 using Callback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
 
 // PayKKa's v3 operations payorch uses. Implementations are thread-safe; each
-// call returns at once and runs `done` exactly once, on an I/O thread (keep it
-// short). `deadline` bounds the whole call including retries.
+// call returns at once and runs `done` exactly once, on an I/O or CPU-pool
+// thread, never inside the call itself (keep it short). `deadline` bounds the
+// whole call including retries.
 //
 // Errors (reasons from common/errors.h, metadata "psp_ret_code",
 // "psp_ret_msg", "psp_http_status" where known):
