@@ -37,23 +37,38 @@
 #include "bench/src/requests.h"
 #include "bench/src/stats.h"
 
-ABSL_FLAG(std::string, merchants_config, "", "payorch's merchants JSON (same keys, same base_url)");
+ABSL_FLAG(std::string, merchants_config, "",
+          "payorch's merchants JSON (same keys, same base_url)");
 ABSL_FLAG(std::string, merchant_id, "M100001", "merchant");
-ABSL_FLAG(std::string, op, "create", "create (Create Session) | query (Query Transaction by trans_id) | charge (MIT Initiate Transaction)");
+ABSL_FLAG(std::string, op, "create",
+          "create (Create Session) | query (Query Transaction by trans_id) | "
+          "charge (MIT Initiate Transaction)");
 ABSL_FLAG(std::string, mode, "closed", "closed | open");
-ABSL_FLAG(int, concurrency, 16, "closed loop: requests outstanding (over all threads)");
+ABSL_FLAG(int, concurrency, 16,
+          "closed loop: requests outstanding (over all threads)");
 ABSL_FLAG(double, rate, 100, "open loop: requests per second");
-ABSL_FLAG(int64_t, count, 100000, "at most this many requests (warm-up included)");
-ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "stop issuing after this long");
-ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "requests scheduled in this first period are not measured");
+ABSL_FLAG(int64_t, count, 100000,
+          "at most this many requests (warm-up included)");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
+          "stop issuing after this long");
+ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1),
+          "requests scheduled in this first period are not measured");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "per-request timeout");
-ABSL_FLAG(int, threads, 2, "worker threads (each: one curl multi, signs inline)");
-ABSL_FLAG(int, max_outstanding, 20000, "open loop: requests beyond this many outstanding are dropped (counted)");
-ABSL_FLAG(bool, verify, true, "verify response signatures when the merchant config says so (as payorch does)");
-ABSL_FLAG(std::string, prefix, "", "trans_id prefix (default: direct-<pid>-<time>)");
-ABSL_FLAG(int64_t, id_space, 0, "0: a fresh trans_id per request; K: cycle over <prefix>-0..K-1");
+ABSL_FLAG(int, threads, 2,
+          "worker threads (each: one curl multi, signs inline)");
+ABSL_FLAG(
+    int, max_outstanding, 20000,
+    "open loop: requests beyond this many outstanding are dropped (counted)");
+ABSL_FLAG(bool, verify, true,
+          "verify response signatures when the merchant config says so (as "
+          "payorch does)");
+ABSL_FLAG(std::string, prefix, "",
+          "trans_id prefix (default: direct-<pid>-<time>)");
+ABSL_FLAG(int64_t, id_space, 0,
+          "0: a fresh trans_id per request; K: cycle over <prefix>-0..K-1");
 ABSL_FLAG(int64_t, amount, 1999, "amount, minor units");
-ABSL_FLAG(std::string, shopper_reference, "bench-shopper-1", "recurring shopper reference");
+ABSL_FLAG(std::string, shopper_reference, "bench-shopper-1",
+          "recurring shopper reference");
 ABSL_FLAG(std::string, token, "", "charge: stored card token");
 ABSL_FLAG(std::string, agreement, "", "charge: recurring_agreement_id");
 ABSL_FLAG(std::string, label, "", "name of this run in the output");
@@ -102,7 +117,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   size_t colon = line.find(':');
   if (colon != absl::string_view::npos) {
     std::string name = absl::AsciiStrToLower(line.substr(0, colon));
-    absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+    absl::string_view value =
+        absl::StripAsciiWhitespace(line.substr(colon + 1));
     static_cast<Request*>(user)->response.headers[name] = std::string(value);
   }
   return size * n;
@@ -110,11 +126,13 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
 
 class Worker {
  public:
-  Worker(Shared* s, int index, int threads) : s_(s), index_(index), threads_(threads) {
+  Worker(Shared* s, int index, int threads)
+      : s_(s), index_(index), threads_(threads) {
     multi_ = curl_multi_init();
     timer_fd_ = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
     if (s->spec.mode == "closed") {
-      my_concurrency_ = s->spec.concurrency / threads + (index < s->spec.concurrency % threads);
+      my_concurrency_ = s->spec.concurrency / threads +
+                        (index < s->spec.concurrency % threads);
     }
     long cache = s->spec.mode == "closed" ? std::max(my_concurrency_, 4) : 4096;
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, cache);
@@ -127,7 +145,8 @@ class Worker {
 
   void Run() {
     const bool closed = s_->spec.mode == "closed";
-    int64_t slot = index_;  // open loop: this worker's slots are index, index+T, ...
+    int64_t slot =
+        index_;  // open loop: this worker's slots are index, index+T, ...
     bool issuing = true;
     absl::Time give_up = s_->issue_end + s_->timeout + absl::Seconds(5);
     while (true) {
@@ -135,9 +154,15 @@ class Worker {
       if (issuing) {
         if (closed) {
           while (mine_ < my_concurrency_) {
-            if (now >= s_->issue_end) { issuing = false; break; }
+            if (now >= s_->issue_end) {
+              issuing = false;
+              break;
+            }
             int64_t i = s_->next.fetch_add(1);
-            if (i >= s_->spec.count) { issuing = false; break; }
+            if (i >= s_->spec.count) {
+              issuing = false;
+              break;
+            }
             Issue(i, now);
             now = absl::Now();
           }
@@ -146,7 +171,10 @@ class Worker {
           // before sending any of it would turn a hiccup into a collapse.
           for (int burst = 0; burst < 4; ++burst) {
             absl::Time t = IntendedTime(s_->start, s_->spec.rate, slot);
-            if (slot >= s_->spec.count || t >= s_->issue_end) { issuing = false; break; }
+            if (slot >= s_->spec.count || t >= s_->issue_end) {
+              issuing = false;
+              break;
+            }
             if (t > now) break;
             if (s_->outstanding.load() >= s_->max_outstanding) {
               s_->rec.AddDropped();
@@ -211,18 +239,22 @@ class Worker {
       r->body = paykka::QueryTransactionBody(m.merchant_id, lookup);
       path = paykka::kQueryTransactionPath;
     } else {
-      r->body = paykka::InitiateRecurringBody(m.merchant_id, MakeChargeRecurring(s_->opts, id));
+      r->body = paykka::InitiateRecurringBody(
+          m.merchant_id, MakeChargeRecurring(s_->opts, id));
       path = paykka::kInitiateTransactionPath;
     }
-    auto signed_headers = paykka::SignPaykkaRequest(m, path, r->body, absl::Now());
+    auto signed_headers =
+        paykka::SignPaykkaRequest(m, path, r->body, absl::Now());
     if (!signed_headers.ok()) {
-      s_->rec.Add(absl::Now() - intended, "SIGN_FAILED", false, r->measured, absl::Now());
+      s_->rec.Add(absl::Now() - intended, "SIGN_FAILED", false, r->measured,
+                  absl::Now());
       delete r;
       return;
     }
     r->headers = curl_slist_append(nullptr, "Content-Type: application/json");
     for (const auto& [k, v] : *signed_headers) {
-      r->headers = curl_slist_append(r->headers, absl::StrCat(k, ": ", v).c_str());
+      r->headers =
+          curl_slist_append(r->headers, absl::StrCat(k, ": ", v).c_str());
     }
     url_ = absl::StrCat(m.base_url, path);
     CURL* e;
@@ -237,14 +269,16 @@ class Worker {
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(s_->timeout)));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                     static_cast<long>(absl::ToInt64Milliseconds(s_->timeout)));
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &OnBody);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &OnHeader);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r->body.size()));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(r->body.size()));
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.data());
     curl_multi_add_handle(multi_, e);
     ++mine_;
@@ -291,14 +325,17 @@ class Worker {
       absl::Status v = paykka::VerifyPaykkaResponse(*s_->merchant, r.response);
       if (!v.ok()) return "BAD_SIGNATURE";
     }
-    nlohmann::json body = nlohmann::json::parse(r.response.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) return absl::StrCat("HTTP_", r.response.status, "/BAD_JSON");
+    nlohmann::json body =
+        nlohmann::json::parse(r.response.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+      return absl::StrCat("HTTP_", r.response.status, "/BAD_JSON");
     std::string ret_code = body.value("ret_code", std::string("?"));
     std::string key = absl::StrCat("HTTP_", r.response.status, "/", ret_code);
     if (r.response.status != 200 || ret_code != "000000") return key;
     nlohmann::json data = paykka::EffectiveData(body);
     if (s_->spec.op == "create") {
-      auto parsed = paykka::ParseCreateSessionData(data, *s_->merchant, r.create);
+      auto parsed =
+          paykka::ParseCreateSessionData(data, *s_->merchant, r.create);
       if (!parsed.ok()) return absl::StrCat(key, "/UNPARSABLE");
     } else {
       auto parsed = paykka::ParseOrderData(data);
@@ -321,9 +358,11 @@ class Worker {
 };
 
 int Main() {
-  auto merchants = paykka::LoadMerchantConfigs(absl::GetFlag(FLAGS_merchants_config));
+  auto merchants =
+      paykka::LoadMerchantConfigs(absl::GetFlag(FLAGS_merchants_config));
   if (!merchants.ok()) {
-    std::fprintf(stderr, "paykka-direct: %s\n", merchants.status().ToString().c_str());
+    std::fprintf(stderr, "paykka-direct: %s\n",
+                 merchants.status().ToString().c_str());
     return 2;
   }
   const MerchantConfig* merchant = nullptr;
@@ -351,14 +390,17 @@ int Main() {
   s->spec.count = absl::GetFlag(FLAGS_count);
   s->spec.duration = absl::GetFlag(FLAGS_duration);
   s->spec.warmup = absl::GetFlag(FLAGS_warmup);
-  if (s->spec.op != "create" && s->spec.op != "query" && s->spec.op != "charge") {
+  if (s->spec.op != "create" && s->spec.op != "query" &&
+      s->spec.op != "charge") {
     std::fprintf(stderr, "paykka-direct: unknown --op\n");
     return 2;
   }
-  if ((s->spec.mode != "closed" && s->spec.mode != "open") || s->spec.count <= 0 ||
+  if ((s->spec.mode != "closed" && s->spec.mode != "open") ||
+      s->spec.count <= 0 ||
       (s->spec.mode == "closed" && s->spec.concurrency <= 0) ||
       (s->spec.mode == "open" && s->spec.rate <= 0)) {
-    std::fprintf(stderr, "paykka-direct: bad --mode/--concurrency/--rate/--count\n");
+    std::fprintf(stderr,
+                 "paykka-direct: bad --mode/--concurrency/--rate/--count\n");
     return 2;
   }
   if (s->spec.mode == "open") s->spec.concurrency = 0;
@@ -370,7 +412,8 @@ int Main() {
   s->merchant = merchant;
   s->prefix = absl::GetFlag(FLAGS_prefix);
   if (s->prefix.empty()) {
-    s->prefix = absl::StrCat("direct-", getpid(), "-", absl::ToUnixMillis(absl::Now()));
+    s->prefix =
+        absl::StrCat("direct-", getpid(), "-", absl::ToUnixMillis(absl::Now()));
   }
   s->id_space = absl::GetFlag(FLAGS_id_space);
   s->timeout = absl::GetFlag(FLAGS_timeout);
@@ -380,7 +423,8 @@ int Main() {
 
   curl_global_init(CURL_GLOBAL_DEFAULT);
   std::vector<std::unique_ptr<Worker>> workers;
-  for (int i = 0; i < threads; ++i) workers.push_back(std::make_unique<Worker>(s.get(), i, threads));
+  for (int i = 0; i < threads; ++i)
+    workers.push_back(std::make_unique<Worker>(s.get(), i, threads));
   s->start = absl::Now();
   s->measure_start = s->start + s->spec.warmup;
   s->issue_end = s->start + s->spec.duration;
@@ -389,9 +433,11 @@ int Main() {
   for (auto& t : running) t.join();
 
   std::string table;
-  nlohmann::json j = s->rec.Summarize(s->spec, s->measure_start, s->issue_end, s->issued.load(), &table);
+  nlohmann::json j = s->rec.Summarize(s->spec, s->measure_start, s->issue_end,
+                                      s->issued.load(), &table);
   j["threads"] = threads;
-  j["verify_response_signatures"] = s->verify && merchant->verify_response_signatures;
+  j["verify_response_signatures"] =
+      s->verify && merchant->verify_response_signatures;
   j["base_url"] = merchant->base_url;
   j["trans_id_prefix"] = s->prefix;
   j["still_outstanding_at_exit"] = s->outstanding.load();
@@ -400,7 +446,8 @@ int Main() {
   curl_global_cleanup();
   std::fputs(table.c_str(), stdout);
   if (!WriteJsonFile(absl::GetFlag(FLAGS_out), j)) {
-    std::fprintf(stderr, "paykka-direct: cannot write %s\n", absl::GetFlag(FLAGS_out).c_str());
+    std::fprintf(stderr, "paykka-direct: cannot write %s\n",
+                 absl::GetFlag(FLAGS_out).c_str());
     return 1;
   }
   return 0;
@@ -410,7 +457,9 @@ int Main() {
 }  // namespace payorch::bench
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("paykka-direct: sign and call PayKKa (the sandbox) directly; the baseline");
+  absl::SetProgramUsageMessage(
+      "paykka-direct: sign and call PayKKa (the sandbox) directly; the "
+      "baseline");
   absl::ParseCommandLine(argc, argv);
   return payorch::bench::Main();
 }

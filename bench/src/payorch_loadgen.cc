@@ -33,28 +33,41 @@
 #include "google/rpc/status.pb.h"
 #include "payorch/v1/payorch.grpc.pb.h"
 
-ABSL_FLAG(std::string, target, "127.0.0.1:50051", "payorchd gRPC address (loopback only)");
+ABSL_FLAG(std::string, target, "127.0.0.1:50051",
+          "payorchd gRPC address (loopback only)");
 ABSL_FLAG(std::string, op, "create", "create | get_order | charge");
-ABSL_FLAG(std::string, mode, "closed", "closed (N outstanding) | open (fixed arrival rate)");
+ABSL_FLAG(std::string, mode, "closed",
+          "closed (N outstanding) | open (fixed arrival rate)");
 ABSL_FLAG(int, concurrency, 16, "closed loop: calls outstanding");
 ABSL_FLAG(double, rate, 100, "open loop: calls per second");
 ABSL_FLAG(int64_t, count, 100000, "at most this many calls (warm-up included)");
-ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "stop issuing after this long");
-ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "calls scheduled in this first period are not measured");
-ABSL_FLAG(absl::Duration, deadline, absl::Seconds(30), "per-call gRPC deadline");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
+          "stop issuing after this long");
+ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1),
+          "calls scheduled in this first period are not measured");
+ABSL_FLAG(absl::Duration, deadline, absl::Seconds(30),
+          "per-call gRPC deadline");
 ABSL_FLAG(int, channels, 8, "channels (HTTP/2 connections)");
-ABSL_FLAG(int, max_outstanding, 20000, "open loop: calls beyond this many outstanding are dropped (counted)");
-ABSL_FLAG(std::string, prefix, "", "trans_id prefix (default: bench-<pid>-<time>)");
-ABSL_FLAG(int64_t, id_space, 0, "0: a fresh trans_id per call; K: cycle over <prefix>-0..K-1 (replay)");
+ABSL_FLAG(
+    int, max_outstanding, 20000,
+    "open loop: calls beyond this many outstanding are dropped (counted)");
+ABSL_FLAG(std::string, prefix, "",
+          "trans_id prefix (default: bench-<pid>-<time>)");
+ABSL_FLAG(
+    int64_t, id_space, 0,
+    "0: a fresh trans_id per call; K: cycle over <prefix>-0..K-1 (replay)");
 ABSL_FLAG(std::string, merchant_id, "M100001", "merchant");
 ABSL_FLAG(int64_t, amount, 1999, "amount, minor units");
-ABSL_FLAG(bool, recurring, false, "create: first payment of a recurring series");
-ABSL_FLAG(std::string, shopper_reference, "bench-shopper-1", "recurring shopper reference");
+ABSL_FLAG(bool, recurring, false,
+          "create: first payment of a recurring series");
+ABSL_FLAG(std::string, shopper_reference, "bench-shopper-1",
+          "recurring shopper reference");
 ABSL_FLAG(std::string, token, "", "charge: stored card token");
 ABSL_FLAG(std::string, agreement, "", "charge: recurring_agreement_id");
 ABSL_FLAG(std::string, label, "", "name of this run in the output");
 ABSL_FLAG(std::string, out, "", "write the JSON summary here");
-ABSL_FLAG(std::string, dump, "", "create: append 'trans_id session_id' of each OK call here");
+ABSL_FLAG(std::string, dump, "",
+          "create: append 'trans_id session_id' of each OK call here");
 
 namespace payorch::bench {
 namespace {
@@ -62,11 +75,22 @@ namespace {
 using Stub = v1::PaymentOrchestrator::Stub;
 
 std::string CodeName(grpc::StatusCode code) {
-  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-                                 "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+  static const char* kNames[] = {"OK",
+                                 "CANCELLED",
+                                 "UNKNOWN",
+                                 "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED",
+                                 "NOT_FOUND",
+                                 "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED",
+                                 "RESOURCE_EXHAUSTED",
+                                 "FAILED_PRECONDITION",
+                                 "ABORTED",
+                                 "OUT_OF_RANGE",
+                                 "UNIMPLEMENTED",
+                                 "INTERNAL",
+                                 "UNAVAILABLE",
+                                 "DATA_LOSS",
                                  "UNAUTHENTICATED"};
   int c = static_cast<int>(code);
   return c >= 0 && c <= 16 ? kNames[c] : absl::StrCat("CODE_", c);
@@ -77,7 +101,8 @@ std::string OutcomeKey(const grpc::Status& status) {
   if (status.ok()) return "OK";
   std::string key = CodeName(status.error_code());
   google::rpc::Status details;
-  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+  if (!status.error_details().empty() &&
+      details.ParseFromString(status.error_details())) {
     for (const auto& any : details.details()) {
       google::rpc::ErrorInfo info;
       if (any.Is<google::rpc::ErrorInfo>() && any.UnpackTo(&info)) {
@@ -131,7 +156,8 @@ struct ChargeCall : CallBase {
 
 class LoadGen {
  public:
-  LoadGen(RunSpec spec, RequestOptions opts, std::string prefix, int64_t id_space)
+  LoadGen(RunSpec spec, RequestOptions opts, std::string prefix,
+          int64_t id_space)
       : spec_(std::move(spec)),
         opts_(std::move(opts)),
         prefix_(std::move(prefix)),
@@ -141,10 +167,14 @@ class LoadGen {
     for (int i = 0; i < channels; ++i) {
       grpc::ChannelArguments args;
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-      args.SetInt("payorch.bench.channel_index", i);  // distinct args: no sharing
-      auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-      if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {
-        std::fprintf(stderr, "payorch-loadgen: cannot connect to %s\n", target.c_str());
+      args.SetInt("payorch.bench.channel_index",
+                  i);  // distinct args: no sharing
+      auto channel = grpc::CreateCustomChannel(
+          target, grpc::InsecureChannelCredentials(), args);
+      if (!channel->WaitForConnected(
+              absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {
+        std::fprintf(stderr, "payorch-loadgen: cannot connect to %s\n",
+                     target.c_str());
         return false;
       }
       stubs_.push_back(v1::PaymentOrchestrator::NewStub(channel));
@@ -156,7 +186,8 @@ class LoadGen {
     if (!path.empty()) dump_.open(path, std::ios::app);
   }
 
-  nlohmann::json Run(absl::Duration deadline, int max_outstanding, std::string* table) {
+  nlohmann::json Run(absl::Duration deadline, int max_outstanding,
+                     std::string* table) {
     deadline_ = deadline;
     start_ = absl::Now();
     measure_start_ = start_ + spec_.warmup;
@@ -178,17 +209,20 @@ class LoadGen {
       }
     }
     // Wait for the stragglers; the per-call deadline bounds this.
-    absl::Time give_up = std::max(issue_end_, absl::Now()) + deadline + absl::Seconds(5);
+    absl::Time give_up =
+        std::max(issue_end_, absl::Now()) + deadline + absl::Seconds(5);
     {
       absl::MutexLock lock(&mu_);
       auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return outstanding_.load() == 0 && (spec_.mode == "open" || closed_done_);
+        return outstanding_.load() == 0 &&
+               (spec_.mode == "open" || closed_done_);
       };
       while (!drained() && absl::Now() < give_up) {
         cv_.WaitWithDeadline(&mu_, give_up);
       }
     }
-    nlohmann::json j = rec_.Summarize(spec_, measure_start_, issue_end_, issued_.load(), table);
+    nlohmann::json j = rec_.Summarize(spec_, measure_start_, issue_end_,
+                                      issued_.load(), table);
     j["max_outstanding_observed"] = max_outstanding_.load();
     j["still_outstanding_at_exit"] = outstanding_.load();
     j["channels"] = static_cast<int>(stubs_.size());
@@ -232,15 +266,18 @@ class LoadGen {
     call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
     int64_t now_out = outstanding_.fetch_add(1) + 1;
     int64_t prev = max_outstanding_.load();
-    while (now_out > prev && !max_outstanding_.compare_exchange_weak(prev, now_out)) {
+    while (now_out > prev &&
+           !max_outstanding_.compare_exchange_weak(prev, now_out)) {
     }
     Stub* stub = stubs_[static_cast<size_t>(i) % stubs_.size()].get();
-    call->Start(stub, [this, call](grpc::Status status) { Done(call, status); });
+    call->Start(stub,
+                [this, call](grpc::Status status) { Done(call, status); });
   }
 
   void Done(CallBase* call, const grpc::Status& status) {
     absl::Time now = absl::Now();
-    rec_.Add(now - call->intended, OutcomeKey(status), status.ok(), call->measured, now);
+    rec_.Add(now - call->intended, OutcomeKey(status), status.ok(),
+             call->measured, now);
     if (status.ok() && dump_.is_open()) {
       std::string line = call->DumpLine();
       absl::MutexLock lock(&dump_mu_);
@@ -276,14 +313,17 @@ class LoadGen {
 };
 
 bool IsLoopback(const std::string& target) {
-  return absl::StartsWith(target, "127.") || absl::StartsWith(target, "localhost:") ||
-         absl::StartsWith(target, "[::1]:") || absl::StartsWith(target, "ipv4:127.");
+  return absl::StartsWith(target, "127.") ||
+         absl::StartsWith(target, "localhost:") ||
+         absl::StartsWith(target, "[::1]:") ||
+         absl::StartsWith(target, "ipv4:127.");
 }
 
 int Main() {
   std::string target = absl::GetFlag(FLAGS_target);
   if (!IsLoopback(target)) {
-    std::fprintf(stderr, "payorch-loadgen: refusing non-loopback target %s\n", target.c_str());
+    std::fprintf(stderr, "payorch-loadgen: refusing non-loopback target %s\n",
+                 target.c_str());
     return 2;
   }
   RunSpec spec;
@@ -301,8 +341,10 @@ int Main() {
     return 2;
   }
   if ((spec.mode != "closed" && spec.mode != "open") || spec.count <= 0 ||
-      (spec.mode == "closed" && spec.concurrency <= 0) || (spec.mode == "open" && spec.rate <= 0)) {
-    std::fprintf(stderr, "payorch-loadgen: bad --mode/--concurrency/--rate/--count\n");
+      (spec.mode == "closed" && spec.concurrency <= 0) ||
+      (spec.mode == "open" && spec.rate <= 0)) {
+    std::fprintf(stderr,
+                 "payorch-loadgen: bad --mode/--concurrency/--rate/--count\n");
     return 2;
   }
   if (spec.mode == "open") spec.concurrency = 0;
@@ -315,20 +357,23 @@ int Main() {
   opts.recurring_agreement_id = absl::GetFlag(FLAGS_agreement);
   std::string prefix = absl::GetFlag(FLAGS_prefix);
   if (prefix.empty()) {
-    prefix = absl::StrCat("bench-", getpid(), "-", absl::ToUnixMillis(absl::Now()));
+    prefix =
+        absl::StrCat("bench-", getpid(), "-", absl::ToUnixMillis(absl::Now()));
   }
   LoadGen gen(spec, opts, prefix, absl::GetFlag(FLAGS_id_space));
-  if (!gen.Connect(target, std::max(1, absl::GetFlag(FLAGS_channels)))) return 1;
+  if (!gen.Connect(target, std::max(1, absl::GetFlag(FLAGS_channels))))
+    return 1;
   gen.OpenDump(absl::GetFlag(FLAGS_dump));
   std::string table;
-  nlohmann::json j =
-      gen.Run(absl::GetFlag(FLAGS_deadline), absl::GetFlag(FLAGS_max_outstanding), &table);
+  nlohmann::json j = gen.Run(absl::GetFlag(FLAGS_deadline),
+                             absl::GetFlag(FLAGS_max_outstanding), &table);
   j["target"] = target;
   j["trans_id_prefix"] = prefix;
   std::fputs(table.c_str(), stdout);
   std::fflush(stdout);
   if (!WriteJsonFile(absl::GetFlag(FLAGS_out), j)) {
-    std::fprintf(stderr, "payorch-loadgen: cannot write %s\n", absl::GetFlag(FLAGS_out).c_str());
+    std::fprintf(stderr, "payorch-loadgen: cannot write %s\n",
+                 absl::GetFlag(FLAGS_out).c_str());
     return 1;
   }
   // Calls still outstanding past their deadline would hang a normal exit.
@@ -340,7 +385,8 @@ int Main() {
 }  // namespace payorch::bench
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("payorch-loadgen: gRPC load generator for payorch (see bench/README.md)");
+  absl::SetProgramUsageMessage(
+      "payorch-loadgen: gRPC load generator for payorch (see bench/README.md)");
   absl::ParseCommandLine(argc, argv);
   return payorch::bench::Main();
 }

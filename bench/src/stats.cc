@@ -53,43 +53,47 @@ nlohmann::json Recorder::Summarize(const RunSpec& spec,
   // Throughput over the measured window: from the end of warm-up (or the
   // first measured completion, whichever is later) to the last completion.
   absl::Time from = std::max(measure_start, std::min(first_done_, issue_end));
-  double window_s = completed > 0 ? absl::ToDoubleSeconds(last_done_ - from) : 0;
+  double window_s =
+      completed > 0 ? absl::ToDoubleSeconds(last_done_ - from) : 0;
   double rps = window_s > 0 ? static_cast<double>(completed) / window_s : 0;
   double sum = 0;
   for (int64_t v : sorted) sum += static_cast<double>(v);
   nlohmann::json lat = {
-      {"p50", Percentile(sorted, 0.50)},   {"p90", Percentile(sorted, 0.90)},
-      {"p99", Percentile(sorted, 0.99)},   {"p999", Percentile(sorted, 0.999)},
+      {"p50", Percentile(sorted, 0.50)},
+      {"p90", Percentile(sorted, 0.90)},
+      {"p99", Percentile(sorted, 0.99)},
+      {"p999", Percentile(sorted, 0.999)},
       {"max", sorted.empty() ? 0.0 : static_cast<double>(sorted.back()) / 1000},
       {"mean", completed ? sum / static_cast<double>(completed) / 1000 : 0.0}};
   nlohmann::json outcomes = nlohmann::json::object();
   for (const auto& [k, v] : outcomes_) outcomes[k] = v;
-  nlohmann::json j = {{"tool", spec.tool},
-                      {"label", spec.label},
-                      {"op", spec.op},
-                      {"mode", spec.mode},
-                      {"concurrency", spec.concurrency},
-                      {"rate", spec.rate},
-                      {"count_limit", spec.count},
-                      {"duration_limit_s", absl::ToDoubleSeconds(spec.duration)},
-                      {"warmup_s", absl::ToDoubleSeconds(spec.warmup)},
-                      {"issued", issued},
-                      {"warmup_completed", warmup_},
-                      {"completed", completed},
-                      {"ok", ok_},
-                      {"errors", errors_},
-                      {"dropped", dropped_},
-                      {"window_s", window_s},
-                      {"throughput_rps", rps},
-                      {"latency_ms", lat},
-                      {"outcomes", outcomes}};
+  nlohmann::json j = {
+      {"tool", spec.tool},
+      {"label", spec.label},
+      {"op", spec.op},
+      {"mode", spec.mode},
+      {"concurrency", spec.concurrency},
+      {"rate", spec.rate},
+      {"count_limit", spec.count},
+      {"duration_limit_s", absl::ToDoubleSeconds(spec.duration)},
+      {"warmup_s", absl::ToDoubleSeconds(spec.warmup)},
+      {"issued", issued},
+      {"warmup_completed", warmup_},
+      {"completed", completed},
+      {"ok", ok_},
+      {"errors", errors_},
+      {"dropped", dropped_},
+      {"window_s", window_s},
+      {"throughput_rps", rps},
+      {"latency_ms", lat},
+      {"outcomes", outcomes}};
   if (out_table != nullptr) {
     std::string t = absl::StrFormat(
         "%-28s %-6s conc=%-6d rate=%-8.0f done=%-8d ok=%-8d err=%-6d "
         "rps=%-9.1f\n  latency ms: p50=%.3f p90=%.3f p99=%.3f p99.9=%.3f "
         "max=%.3f\n  outcomes:",
-        spec.label.empty() ? spec.op : spec.label, spec.mode,
-        spec.concurrency, spec.rate, completed, ok_, errors_ + dropped_, rps,
+        spec.label.empty() ? spec.op : spec.label, spec.mode, spec.concurrency,
+        spec.rate, completed, ok_, errors_ + dropped_, rps,
         Percentile(sorted, 0.50), Percentile(sorted, 0.90),
         Percentile(sorted, 0.99), Percentile(sorted, 0.999),
         sorted.empty() ? 0.0 : static_cast<double>(sorted.back()) / 1000);

@@ -11,10 +11,9 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -23,13 +22,13 @@ namespace payorch::bench {
 
 // How a run is driven. Filled from flags by each tool.
 struct RunSpec {
-  std::string tool;    // "payorch-loadgen" | "paykka-direct"
-  std::string label;   // free text, e.g. "a.create.payorch.peak"
-  std::string op;      // create | replay | get_order | charge | ...
-  std::string mode;    // "closed" | "open"
-  int concurrency = 0;  // closed loop: outstanding requests
-  double rate = 0;      // open loop: arrivals per second
-  int64_t count = 0;    // upper bound on requests issued (incl. warm-up)
+  std::string tool;         // "payorch-loadgen" | "paykka-direct"
+  std::string label;        // free text, e.g. "a.create.payorch.peak"
+  std::string op;           // create | replay | get_order | charge | ...
+  std::string mode;         // "closed" | "open"
+  int concurrency = 0;      // closed loop: outstanding requests
+  double rate = 0;          // open loop: arrivals per second
+  int64_t count = 0;        // upper bound on requests issued (incl. warm-up)
   absl::Duration duration;  // upper bound on the issuing period
   absl::Duration warmup;    // requests intended before this are not measured
 };
