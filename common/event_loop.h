@@ -4,10 +4,11 @@
 // payorch's threading model (see service/README.md):
 // - gRPC's callback API hands requests in on gRPC's own small thread pool;
 //   handlers never block: they start asynchronous work and return.
-// - One EventLoop thread drives every socket payorch opens itself: libcurl's
-//   multi interface (PayKKa) and hiredis's async API (Redis), both on libevent.
-//   Completion callbacks run on this thread; they must be short.
-// - A small WorkerPool runs CPU work (RSA signing, ~1 ms) off the loop.
+// - EventLoop threads drive every socket payorch opens itself: one runs
+//   libcurl's multi interface (PayKKa), another hiredis's async API (Redis),
+//   both on libevent. Completion callbacks run on these threads and on the
+//   worker pool; they must be short.
+// - A small WorkerPool runs CPU work (RSA signing and verifying) off the loops.
 // So the number of threads is fixed, whatever the number of calls in flight.
 
 #include <deque>
