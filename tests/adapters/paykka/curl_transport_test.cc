@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
@@ -68,6 +69,11 @@ class TestServer {
   ~TestServer() {
     event_base_loopbreak(base_);
     thread_.join();
+    // Replies still held back by /slow are dropped with the server.
+    for (Delayed* d : delayed_) {
+      event_free(d->timer);
+      delete d;
+    }
     evhttp_free(http_);
     event_base_free(base_);
   }
@@ -87,6 +93,7 @@ class TestServer {
   struct Delayed {
     evhttp_request* req;
     event* timer;
+    TestServer* server;
   };
 
   static void Reply(evhttp_request* req) {
@@ -105,6 +112,7 @@ class TestServer {
 
   static void OnDelay(evutil_socket_t, short, void* arg) {
     auto* d = static_cast<Delayed*>(arg);
+    d->server->delayed_.erase(d);
     Reply(d->req);
     event_free(d->timer);
     delete d;
@@ -121,7 +129,8 @@ class TestServer {
       if (query != nullptr && std::strncmp(query, "ms=", 3) == 0) {
         (void)absl::SimpleAtoi(query + 3, &ms);
       }
-      auto* d = new Delayed{req, nullptr};
+      auto* d = new Delayed{req, nullptr, self};
+      self->delayed_.insert(d);
       d->timer = evtimer_new(self->base_, &TestServer::OnDelay, d);
       timeval tv{ms / 1000, (ms % 1000) * 1000};
       evtimer_add(d->timer, &tv);
@@ -137,6 +146,7 @@ class TestServer {
   std::thread thread_;
   std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
+  absl::flat_hash_set<Delayed*> delayed_;  // loop thread only
 };
 
 // A loopback port with nothing listening.
