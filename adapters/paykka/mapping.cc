@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/generated_enum_reflection.h"
 
 namespace payorch::paykka {
 namespace {
@@ -16,56 +17,38 @@ namespace {
 using ojson = nlohmann::ordered_json;
 using json = nlohmann::json;
 
-// --- payorch.v1 enums -> PayKKa strings ("" = unset, field omitted) ---
+// --- payorch.v1 enums <-> PayKKa strings ---
+// Every payorch.v1 enum value is named <TYPE PREFIX><PayKKa's text>
+// (SESSION_MODE_DROP_IN is "DROP_IN"), with <TYPE PREFIX>UNSPECIFIED = 0, so
+// both directions come from the generated descriptors.
 
-const char* PaymentTypeName(v1::PaymentType v) {
-  switch (v) {
-    case v1::PAYMENT_TYPE_PURCHASE:
-      return "PURCHASE";
-    case v1::PAYMENT_TYPE_RECURRING:
-      return "RECURRING";
-    default:
-      return "";
-  }
+// The value's PayKKa text; "" for UNSPECIFIED or a number the proto does not
+// know (the field is then omitted).
+template <typename E>
+std::string PaykkaName(E value) {
+  const google::protobuf::EnumDescriptor* d =
+      google::protobuf::GetEnumDescriptor<E>();
+  const google::protobuf::EnumValueDescriptor* v = d->FindValueByNumber(value);
+  if (v == nullptr || v->number() == 0) return "";
+  const std::string& unspecified = d->FindValueByNumber(0)->name();
+  size_t prefix = unspecified.size() - std::string("UNSPECIFIED").size();
+  return v->name().substr(prefix);
 }
 
-const char* AuthorisationTypeName(v1::AuthorisationType v) {
-  return v == v1::AUTHORISATION_TYPE_FINAL_AUTH ? "FINAL_AUTH" : "";
-}
-
-const char* CaptureMethodName(v1::CaptureMethod v) {
-  switch (v) {
-    case v1::CAPTURE_METHOD_AUTOMATIC:
-      return "AUTOMATIC";
-    case v1::CAPTURE_METHOD_MANUAL:
-      return "MANUAL";
-    default:
-      return "";
-  }
-}
-
-const char* SessionModeName(v1::SessionMode v) {
-  switch (v) {
-    case v1::SESSION_MODE_HOSTED:
-      return "HOSTED";
-    case v1::SESSION_MODE_DROP_IN:
-      return "DROP_IN";
-    case v1::SESSION_MODE_COMPONENT:
-      return "COMPONENT";
-    default:
-      return "";
-  }
-}
-
-const char* TokenUsageName(v1::TokenUsage v) {
-  switch (v) {
-    case v1::TOKEN_USAGE_SUBSCRIPTION:
-      return "SUBSCRIPTION";
-    case v1::TOKEN_USAGE_CARD_ON_FILE:
-      return "CARD_ON_FILE";
-    default:
-      return "";
-  }
+// The value whose PayKKa text is `text`: UNSPECIFIED when empty, `other`
+// when payorch does not know it (the raw text is kept beside it).
+template <typename E>
+E FromPaykkaName(absl::string_view text, E other) {
+  if (text.empty()) return static_cast<E>(0);
+  const google::protobuf::EnumDescriptor* d =
+      google::protobuf::GetEnumDescriptor<E>();
+  const std::string& unspecified = d->FindValueByNumber(0)->name();
+  std::string prefix = unspecified.substr(
+      0, unspecified.size() - std::string("UNSPECIFIED").size());
+  const google::protobuf::EnumValueDescriptor* v =
+      d->FindValueByName(absl::StrCat(prefix, text));
+  if (v == nullptr || v->number() == 0 || v->number() == other) return other;
+  return static_cast<E>(v->number());
 }
 
 // PayKKa's card payment method, sent where a card is implied (storing a
@@ -250,14 +233,13 @@ std::string CreateSessionBody(absl::string_view merchant_id,
                               const v1::CreateCheckoutRequest& r) {
   ojson body = ojson::object();
   body["merchant_id"] = std::string(merchant_id);
-  PutIf(body, "payment_type", PaymentTypeName(r.payment_type()));
-  PutIf(body, "authorisation_type",
-        AuthorisationTypeName(r.authorisation_type()));
-  PutIf(body, "capture_method", CaptureMethodName(r.capture_method()));
+  PutIf(body, "payment_type", PaykkaName(r.payment_type()));
+  PutIf(body, "authorisation_type", PaykkaName(r.authorisation_type()));
+  PutIf(body, "capture_method", PaykkaName(r.capture_method()));
   PutIf(body, "trans_id", r.trans_id());
   body["amount"] = r.amount();
   PutIf(body, "currency", r.currency());
-  PutIf(body, "session_mode", SessionModeName(r.session_mode()));
+  PutIf(body, "session_mode", PaykkaName(r.session_mode()));
   if (r.has_expire_time()) {
     body["expire_time"] = FormatPaykkaTime(FromProto(r.expire_time()));
   }
@@ -281,7 +263,7 @@ std::string CreateSessionBody(absl::string_view merchant_id,
     if (method.empty() && p.store_payment_method()) method = kBankCard;
     PutIf(payment, "payment_method", method);
     if (p.store_payment_method()) payment["store_payment_method"] = true;
-    PutIf(payment, "token_usage", TokenUsageName(p.token_usage()));
+    PutIf(payment, "token_usage", PaykkaName(p.token_usage()));
     PutIf(payment, "shopper_reference", p.shopper_reference());
     PutIf(payment, "token", p.token());
     if (!payment.empty()) body["payment"] = std::move(payment);
@@ -295,9 +277,8 @@ std::string InitiateRecurringBody(absl::string_view merchant_id,
   ojson body = ojson::object();
   body["merchant_id"] = std::string(merchant_id);
   body["payment_type"] = "RECURRING";  // ChargeRecurring is always RECURRING
-  PutIf(body, "authorisation_type",
-        AuthorisationTypeName(r.authorisation_type()));
-  PutIf(body, "capture_method", CaptureMethodName(r.capture_method()));
+  PutIf(body, "authorisation_type", PaykkaName(r.authorisation_type()));
+  PutIf(body, "capture_method", PaykkaName(r.capture_method()));
   PutIf(body, "trans_id", r.trans_id());
   body["amount"] = r.amount();
   PutIf(body, "currency", r.currency());
@@ -311,8 +292,8 @@ std::string InitiateRecurringBody(absl::string_view merchant_id,
       p.payment_method().empty() ? std::string(kBankCard) : p.payment_method();
   PutIf(payment, "token", p.token());
   PutIf(payment, "shopper_reference", p.shopper_reference());
-  const char* usage = TokenUsageName(p.token_usage());
-  payment["token_usage"] = usage[0] == '\0' ? "SUBSCRIPTION" : usage;
+  std::string usage = PaykkaName(p.token_usage());
+  payment["token_usage"] = usage.empty() ? "SUBSCRIPTION" : usage;
   body["payment"] = std::move(payment);
   PutParties(body, r);
   return body.dump();
@@ -362,33 +343,11 @@ json EffectiveData(const json& body) {
 }
 
 v1::SessionStatus SessionStatusFromPaykka(absl::string_view text) {
-  if (text.empty()) return v1::SESSION_STATUS_UNSPECIFIED;
-  if (text == "PROCESSING") return v1::SESSION_STATUS_PROCESSING;
-  if (text == "COMPLETED") return v1::SESSION_STATUS_COMPLETED;
-  if (text == "EXPIRED") return v1::SESSION_STATUS_EXPIRED;
-  return v1::SESSION_STATUS_OTHER;
+  return FromPaykkaName(text, v1::SESSION_STATUS_OTHER);
 }
 
 v1::OrderStatus OrderStatusFromPaykka(absl::string_view text) {
-  struct Row {
-    absl::string_view paykka;
-    v1::OrderStatus status;
-  };
-  static constexpr Row kRows[] = {
-      {"PROCESSING", v1::ORDER_STATUS_PROCESSING},
-      {"SUCCESS", v1::ORDER_STATUS_SUCCESS},
-      {"AUTHORIZED", v1::ORDER_STATUS_AUTHORIZED},
-      {"FAILURE", v1::ORDER_STATUS_FAILURE},
-      {"REFUNDED", v1::ORDER_STATUS_REFUNDED},
-      {"PARTIALLY_REFUNDED", v1::ORDER_STATUS_PARTIALLY_REFUNDED},
-      {"CANCELED", v1::ORDER_STATUS_CANCELED},
-      {"PARTIALLY_REVERSED", v1::ORDER_STATUS_PARTIALLY_REVERSED},
-  };
-  if (text.empty()) return v1::ORDER_STATUS_UNSPECIFIED;
-  for (const Row& row : kRows) {
-    if (row.paykka == text) return row.status;
-  }
-  return v1::ORDER_STATUS_OTHER;
+  return FromPaykkaName(text, v1::ORDER_STATUS_OTHER);
 }
 
 absl::StatusOr<v1::CreateCheckoutResponse> ParseCreateSessionData(
