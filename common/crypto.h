@@ -19,8 +19,8 @@ namespace payorch {
 // An RSA private key. Copyable (shares the immutable key); thread-safe.
 class RsaPrivateKey {
  public:
-  // Parses a PKCS#8 key: a PEM "BEGIN PRIVATE KEY" block (a PKCS#1 "BEGIN RSA
-  // PRIVATE KEY" block is accepted too) or the bare Base64 of the DER.
+  // Parses a PKCS#8 key: a PEM block labelled "PRIVATE KEY" (PKCS#1's "RSA
+  // PRIVATE KEY" label is accepted too) or the bare Base64 of the DER.
   // kInvalidArgument when the text is not an RSA private key. The error never
   // contains key material.
   static absl::StatusOr<RsaPrivateKey> Parse(absl::string_view text);
