@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_util.h"
 
@@ -27,6 +28,20 @@ int ChargesFor(const Stack& stack, const std::string& trans_id) {
   auto c = stack.Counters();
   return c.ok() ? (*c)["charges_by_trans_id"].value(trans_id, 0) : -1;
 }
+// gRPC health of the PaymentOrchestrator service on replica 0.
+grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(
+    const Stack& stack) {
+  auto health = grpc::health::v1::Health::NewStub(stack.Channel());
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Seconds(5));
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service("payorch.v1.PaymentOrchestrator");
+  grpc::health::v1::HealthCheckResponse resp;
+  if (!health->Check(&ctx, req, &resp).ok())
+    return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  return resp.status();
+}
+
 int InFlight(const Stack& stack) {
   auto c = stack.Counters();
   return c.ok() ? (*c)["in_flight"].get<int>() : -1;
@@ -340,6 +355,8 @@ TEST_F(IdempotencyTest, RedisDownFailsMutatingCallsClosedWhileQueriesWork) {
     if (!not_ready) absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(not_ready);
+  EXPECT_EQ(HealthOf(*stack_),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
 
   // Redis comes back: payorchd reconnects by itself.
   ASSERT_TRUE(stack_->StartRedis().ok());
@@ -351,6 +368,13 @@ TEST_F(IdempotencyTest, RedisDownFailsMutatingCallsClosedWhileQueriesWork) {
   }
   EXPECT_TRUE(recovered) << st.error_message();
   EXPECT_EQ(CreatesFor(*stack_, req.trans_id()), 1);
+  bool serving = false;
+  for (int i = 0; i < 50 && !serving; ++i) {
+    serving =
+        HealthOf(*stack_) == grpc::health::v1::HealthCheckResponse::SERVING;
+    if (!serving) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(serving);
 }
 
 // A holder crashes (SIGKILL) while its create is in flight at PayKKa; after
