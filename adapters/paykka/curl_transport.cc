@@ -243,6 +243,10 @@ class CurlMultiTransport::Impl {
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    // PayKKa's answers are a few hundred bytes of JSON: a 4 KiB receive
+    // buffer (libcurl's default is 16 KiB) keeps memory per call in flight
+    // down when thousands are held; larger bodies just take more reads.
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_peer ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_peer ? 2L : 0L);
     if (!options_.ca_file.empty()) {
