@@ -58,8 +58,11 @@ std::string TextField(const nlohmann::json& obj, const char* key) {
   return "";
 }
 
-absl::Status Transient(CallKind kind, absl::string_view what,
-                       const Metadata& md) {
+// A failure after the request may have reached PayKKa. For a mutating call
+// that is always "outcome unknown"; a query has no side effect, so it gets
+// `query_reason` (retryable).
+absl::Status MaybeProcessed(CallKind kind, Reason query_reason,
+                            absl::string_view what, const Metadata& md) {
   if (kind == CallKind::kMutating) {
     return MakeError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown,
                      absl::StrCat(what,
@@ -67,21 +70,19 @@ absl::Status Transient(CallKind kind, absl::string_view what,
                                   "processed by PayKKa"),
                      md);
   }
-  return MakeError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable,
-                   what, md);
+  return MakeError(absl::StatusCode::kUnavailable, query_reason, what, md);
 }
 
+// PayKKa failed (5xx, transport): a query is PSP_UNAVAILABLE.
+absl::Status Transient(CallKind kind, absl::string_view what,
+                       const Metadata& md) {
+  return MaybeProcessed(kind, Reason::kPspUnavailable, what, md);
+}
+
+// PayKKa's answer cannot be trusted or read: a query is PSP_BAD_RESPONSE.
 absl::Status Unreadable(CallKind kind, absl::string_view what,
                         const Metadata& md) {
-  if (kind == CallKind::kMutating) {
-    return MakeError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown,
-                     absl::StrCat(what,
-                                  "; the request may have been "
-                                  "processed by PayKKa"),
-                     md);
-  }
-  return MakeError(absl::StatusCode::kUnavailable, Reason::kPspBadResponse,
-                   what, md);
+  return MaybeProcessed(kind, Reason::kPspBadResponse, what, md);
 }
 
 // Retry-After in seconds (the HTTP-date form is not used by API gateways in
