@@ -3,7 +3,8 @@
 
 // The record of each (RPC family, merchant_id, trans_id): absent -> in flight
 // (a lease held by one owner) -> completed (the stored response) or unknown
-// (PayKKa's outcome is not known). design.md "Idempotency on trans_id".
+// (PayKKa's outcome is not known). docs/architecture.md "Idempotency on
+// trans_id".
 
 #include <string>
 
@@ -14,9 +15,9 @@
 
 namespace payorch::cache {
 
-// How long a record is kept after it was claimed or completed (design.md:
-// longer than PayKKa's 24 h session limit). Pass it to Complete() unless the
-// deployment configures another retention.
+// How long a record is kept after it was claimed or completed
+// (docs/architecture.md: longer than PayKKa's 24 h session limit). Pass it to
+// Complete() unless the deployment configures another retention.
 inline constexpr absl::Duration kDefaultRecordRetention = absl::Hours(48);
 
 struct IdempotencyKey {

@@ -3,9 +3,10 @@
 
 // An IdempotencyStore in process memory: for unit tests and the
 // single-process quick start only. It is not shared between replicas and is
-// lost on restart, so it does NOT keep design.md's promise across processes;
-// payorchd says so at start. Same state machine as RedisIdempotencyStore
-// (cache/README.md), with leases and retention read from an injected Clock.
+// lost on restart, so it does NOT keep docs/architecture.md's promise across
+// processes; payorchd says so at start. Same state machine as
+// RedisIdempotencyStore (cache/README.md), with leases and retention read from
+// an injected Clock.
 
 #include <cstdint>
 #include <string>

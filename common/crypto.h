@@ -2,7 +2,7 @@
 #define PAYORCH_COMMON_CRYPTO_H_
 
 // RSA keys, SHA256withRSA signatures and the encodings PayKKa's v3 signing
-// recipe uses (paykka-api.md section 2), on OpenSSL 3. Shared by the adapter
+// recipe uses (docs/paykka.md section 2), on OpenSSL 3. Shared by the adapter
 // (signs requests, verifies responses) and the sandbox (the other way round).
 
 #include <memory>
@@ -77,7 +77,7 @@ std::string RandomHex(int bytes);
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(absl::string_view data);
 
-// --- PayKKa v3 signing recipe (paykka-api.md 2.2-2.3) ---
+// --- PayKKa v3 signing recipe (docs/paykka.md 2.2-2.3) ---
 
 // "METHOD\nPATH\nTIMESTAMP\nNONCE\nBODY", no trailing newline; BODY is the
 // exact bytes sent.
@@ -88,7 +88,7 @@ std::string PaykkaRequestStringToSign(absl::string_view method,
                                       absl::string_view body);
 
 // Response (and webhook) recipe chosen by payorch and its sandbox, since
-// PayKKa's is unconfirmed (paykka-api.md 2.6): "TIMESTAMP\nNONCE\nBODY".
+// PayKKa's is unconfirmed (docs/paykka.md 2.6): "TIMESTAMP\nNONCE\nBODY".
 std::string PaykkaResponseStringToSign(absl::string_view timestamp,
                                        absl::string_view nonce,
                                        absl::string_view body);

@@ -28,7 +28,7 @@ ApiResponse Bad(const std::string& msg) {
                     {"ret_msg", "invalid parameter: " + msg}}};
 }
 
-// A PayKKa transaction error code returned in the ret_code slot (paykka-api.md
+// A PayKKa transaction error code returned in the ret_code slot (docs/paykka.md
 // §4 failure shape 1): HTTP 400, nothing created.
 ApiResponse Rule(const char* code, const char* msg) {
   return {400, Json{{"ret_code", code}, {"ret_msg", msg}}};

@@ -147,8 +147,8 @@ struct ChargeOps {
   }
 };
 
-// One mutating call's walk through design.md's idempotency table. Owned by
-// the callbacks in flight (shared_ptr); every path ends in Finish().
+// One mutating call's walk through docs/architecture.md's idempotency table.
+// Owned by the callbacks in flight (shared_ptr); every path ends in Finish().
 template <typename Ops>
 class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
  public:

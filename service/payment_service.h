@@ -2,9 +2,10 @@
 #define PAYORCH_SERVICE_PAYMENT_SERVICE_H_
 
 // The orchestration logic behind the four RPCs, independent of gRPC:
-// validation, merchant lookup, the idempotency flow of design.md's table for
-// the mutating RPCs, and the mapping of PayKKa's answers to ours. The gRPC
-// edge (grpc_service.h) only converts the Outcome to a grpc::Status and logs.
+// validation, merchant lookup, the idempotency flow of docs/architecture.md's
+// table for the mutating RPCs, and the mapping of PayKKa's answers to ours. The
+// gRPC edge (grpc_service.h) only converts the Outcome to a grpc::Status and
+// logs.
 //
 // Threading: every method returns at once; `done` runs exactly once, on
 // whichever thread completed the last asynchronous step (an adapter or store
@@ -79,7 +80,8 @@ struct PaymentServiceOptions {
   // answer (e.g. PSP_OUTCOME_UNKNOWN) from payorch rather than its own
   // DEADLINE_EXCEEDED.
   absl::Duration paykka_timeout = absl::Seconds(15);
-  // How long a completed record is kept (design.md: 48 h by default).
+  // How long a completed record is kept (docs/architecture.md: 48 h by
+  // default).
   absl::Duration retention = absl::Hours(48);
   // RetryInfo for REQUEST_IN_PROGRESS: the live lease's remaining time,
   // clamped to [min_retry_delay, max_in_progress_retry_delay].
@@ -98,8 +100,8 @@ class PaymentService {
                  MerchantRegistry merchants, const Clock* clock,
                  PaymentServiceOptions options = {});
 
-  // Idempotent on (merchant_id, trans_id); design.md's table. Errors:
-  // INVALID_ARGUMENT INVALID_FIELD, FAILED_PRECONDITION
+  // Idempotent on (merchant_id, trans_id); docs/architecture.md's table.
+  // Errors: INVALID_ARGUMENT INVALID_FIELD, FAILED_PRECONDITION
   // MERCHANT_NOT_CONFIGURED, UNAVAILABLE IDEMPOTENCY_STORE_UNAVAILABLE,
   // ALREADY_EXISTS TRANS_ID_REUSED, ABORTED REQUEST_IN_PROGRESS,
   // UNAVAILABLE PSP_OUTCOME_UNKNOWN, a stored PSP_REJECTED (rpc_status set),

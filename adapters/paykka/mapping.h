@@ -2,7 +2,7 @@
 #define PAYORCH_ADAPTERS_PAYKKA_MAPPING_H_
 
 // THE place where PayKKa's JSON fields are mapped to and from payorch.v1
-// messages (paykka-api.md section 5). Request bodies are built here; response
+// messages (docs/paykka.md section 5). Request bodies are built here; response
 // `data` objects are read here. Nothing here throws: nlohmann's exceptions
 // are caught at this boundary.
 //

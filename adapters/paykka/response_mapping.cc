@@ -27,7 +27,7 @@ struct RetCodeRow {
   Outcome outcome;
 };
 
-// ret_codes with a meaning of their own (paykka-api.md 8.1). Every other
+// ret_codes with a meaning of their own (docs/paykka.md 8.1). Every other
 // non-"000000" code is a definitive refusal: PSP_REJECTED.
 constexpr RetCodeRow kRetCodes[] = {
     {"206024", Outcome::kOrderNotFound},    // the order doesn't exist

@@ -1,7 +1,7 @@
 #ifndef PAYORCH_ADAPTERS_PAYKKA_SIGNER_H_
 #define PAYORCH_ADAPTERS_PAYKKA_SIGNER_H_
 
-// PayKKa v3 request signing and response verification (paykka-api.md 2).
+// PayKKa v3 request signing and response verification (docs/paykka.md 2).
 // Both run RSA: call them on the WorkerPool, never on the event loop thread.
 
 #include <string>

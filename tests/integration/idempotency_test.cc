@@ -1,6 +1,6 @@
-// The idempotency promise, end to end (design.md "Idempotency on trans_id"):
-// real redis-server, real paykka-sandbox (whose counters say how many
-// sessions/charges PayKKa created per trans_id), real payorchd processes.
+// The idempotency promise, end to end (docs/architecture.md "Idempotency on
+// trans_id"): real redis-server, real paykka-sandbox (whose counters say how
+// many sessions/charges PayKKa created per trans_id), real payorchd processes.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 

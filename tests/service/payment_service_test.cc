@@ -1,6 +1,6 @@
-// design.md's idempotency table, row by row, for both mutating RPC families
-// (typed tests), plus the queries. PayKKa is FakePaykkaClient, the store the
-// real InMemoryIdempotencyStore on a FakeClock.
+// docs/architecture.md's idempotency table, row by row, for both mutating RPC
+// families (typed tests), plus the queries. PayKKa is FakePaykkaClient, the
+// store the real InMemoryIdempotencyStore on a FakeClock.
 
 #include "service/payment_service.h"
 
