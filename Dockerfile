@@ -3,7 +3,7 @@
 #   docker build -t payorch/payorchd:0.1.0 .
 #   docker run --rm -p 50051:50051 -p 8080:8080 payorch/payorchd:0.1.0 --help
 # Entrypoint is payorchd; run the simulator with --entrypoint /usr/local/bin/paykka-sandbox.
-# Every dependency comes from Debian's apt repositories (see toolchain.md); nothing is vendored.
+# Every dependency comes from Debian's apt repositories; nothing is vendored.
 
 ARG DEBIAN_RELEASE=bookworm
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine, builds payorch with warnings as errors, checks
-# formatting, and runs every test: unit and integration tests (ctest starts its own
+# formatting and that the repository is self-contained (scripts/check_repo_refs.py), and runs
+# every test: unit and integration tests (ctest starts its own
 # redis-server, paykka-sandbox and payorchd on free loopback ports), the Helm chart
 # checks, and the quick-start demo end to end.
 set -euo pipefail
@@ -8,6 +9,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 ./scripts/setup.sh
+
+echo "== repository references (self-contained; every docs/ citation resolves)"
+/usr/bin/python3 scripts/check_repo_refs.py
 
 echo "== build (warnings are errors)"
 BUILD_DIR=${BUILD_DIR:-build} BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} \
