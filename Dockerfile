@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# payorch image: payorchd (the gRPC server) and paykka-sandbox (the PayKKa simulator), on Debian 12.
+# payorch image: payorchd (the gRPC server), paykka-sandbox (the PayKKa simulator) and payorchctl
+# (the CLI; the Helm chart's `helm test` pod uses it to check gRPC health), on Debian 12.
 #   docker build -t payorch/payorchd:0.1.0 .
 #   docker run --rm -p 50051:50051 -p 8080:8080 payorch/payorchd:0.1.0 --help
 # Entrypoint is payorchd; run the simulator with --entrypoint /usr/local/bin/paykka-sandbox.
@@ -19,9 +20,10 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
- && cmake --build build --target payorchd paykka-sandbox \
+ && cmake --build build --target payorchd paykka-sandbox payorchctl \
  && install -D -m 0755 -s build/bin/payorchd /out/usr/local/bin/payorchd \
- && install -D -m 0755 -s build/bin/paykka-sandbox /out/usr/local/bin/paykka-sandbox
+ && install -D -m 0755 -s build/bin/paykka-sandbox /out/usr/local/bin/paykka-sandbox \
+ && install -D -m 0755 -s build/bin/payorchctl /out/usr/local/bin/payorchctl
 
 # ---- runtime -------------------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
@@ -36,7 +38,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /
 # Fail the build here, not in production, if a runtime library is missing.
-RUN ! ldd /usr/local/bin/payorchd /usr/local/bin/paykka-sandbox | grep -F 'not found'
+RUN ! ldd /usr/local/bin/payorchd /usr/local/bin/paykka-sandbox /usr/local/bin/payorchctl | grep -F 'not found'
 # Non-root (the Helm chart runs uid/gid 65532 with a read-only root filesystem; only /tmp is written,
 # and the chart mounts an emptyDir there).
 USER 65532:65532

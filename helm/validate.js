@@ -5,6 +5,13 @@
 //                                                       Kubernetes OpenAPI schemas (kubernetes-models@4)
 //   node validate.js assert <name> <rendered.yaml> [arg...]   run one named property check below
 //   node validate.js values-doc <values.yaml> <README.md>      every value documented and listed
+//   node validate.js rules-file <rendered.yaml> <out.yaml> [--no-annotations]
+//                                                       the PrometheusRule's groups as a Prometheus
+//                                                       rules file (for promtool)
+//   node validate.js dashboard <rendered.yaml> <out.yaml>      check the Grafana dashboard ConfigMap and
+//                                                       write its queries as recording rules (promtool)
+//   node validate.js metric-names <known.txt> <rules.yaml>...   every payorch_* metric the rules use is in
+//                                                       known.txt (one name per line)
 //
 // Needs `kubernetes-models` (4.x: 5.x needs Node 22) and `yaml` on NODE_PATH. Prints one line per
 // problem and exits 1 if there is any. kubernetes-models does not flag unknown fields, hence the
@@ -33,6 +40,13 @@ function one(docs, kind) {
   return found[0];
 }
 const podSpec = (docs) => one(docs, 'Deployment').spec.template.spec;
+function merchantsConfigMap(docs) {
+  const found = byKind(docs, 'ConfigMap').filter((c) => c.data && 'merchants.json' in c.data);
+  if (found.length !== 1) throw new Error(`expected exactly one ConfigMap with merchants.json, found ${found.length}`);
+  return found[0];
+}
+const helmTestPods = (docs) => byKind(docs, 'Pod').filter((p) =>
+  ((p.metadata.annotations || {})['helm.sh/hook'] || '').split(',').includes('test'));
 const container = (docs) => podSpec(docs).containers.find((c) => c.name === 'payorchd');
 const arg = (c, flag) => {
   const a = (c.args || []).find((x) => x.startsWith(`--${flag}=`));
@@ -50,6 +64,19 @@ const crdChecks = {
     expect(eps.length > 0, 'ServiceMonitor: no endpoints');
     for (const e of eps) expect(typeof e.port === 'string' && e.port, 'ServiceMonitor: endpoint without a named port');
     expect(o.spec && o.spec.selector && o.spec.selector.matchLabels, 'ServiceMonitor: no selector.matchLabels');
+  },
+  'monitoring.coreos.com/v1/PrometheusRule': (o) => {
+    const groups = (o.spec && o.spec.groups) || [];
+    expect(groups.length > 0, 'PrometheusRule: no groups');
+    for (const g of groups) {
+      expect(typeof g.name === 'string' && g.name, 'PrometheusRule: group without a name');
+      expect((g.rules || []).length > 0, `PrometheusRule: group ${g.name} has no rules`);
+      for (const r of g.rules || []) {
+        expect(typeof (r.alert || r.record) === 'string', `PrometheusRule: rule in ${g.name} without alert/record`);
+        expect(typeof r.expr === 'string' && r.expr.trim(), `PrometheusRule: ${r.alert || r.record} without expr`);
+        expect(!r.alert || (r.labels && r.labels.severity), `PrometheusRule: ${r.alert} without a severity label`);
+      }
+    }
   },
 };
 
@@ -86,7 +113,12 @@ const asserts = {
     expect(psc.runAsUser === 65532, 'pod runAsUser is not 65532');
     expect(psc.seccompProfile && psc.seccompProfile.type === 'RuntimeDefault', 'pod seccompProfile is not RuntimeDefault');
     expect(ps.automountServiceAccountToken === false, 'pod automountServiceAccountToken is not false');
-    for (const c of ps.containers.concat(ps.initContainers || [])) {
+    const testContainers = [].concat(...helmTestPods(docs).map((p) => p.spec.containers));
+    for (const p of helmTestPods(docs)) {
+      expect(p.spec.securityContext && p.spec.securityContext.runAsNonRoot === true, `${p.metadata.name}: pod runAsNonRoot is not true`);
+      expect(p.spec.automountServiceAccountToken === false, `${p.metadata.name}: automountServiceAccountToken is not false`);
+    }
+    for (const c of ps.containers.concat(ps.initContainers || [], testContainers)) {
       const sc = c.securityContext || {};
       expect(sc.runAsNonRoot === true, `${c.name}: runAsNonRoot is not true`);
       expect(sc.runAsUser === 65532, `${c.name}: runAsUser is not 65532`);
@@ -146,7 +178,7 @@ const asserts = {
       expect(!/BEGIN [A-Z ]*(PRIVATE|PUBLIC) KEY|PRIVATE KEY|password|passwd|secret_key/i.test(text),
         `ConfigMap ${cm.metadata.name} contains secret-looking data`);
     }
-    const cm = one(docs, 'ConfigMap');
+    const cm = merchantsConfigMap(docs);
     let cfg;
     try { cfg = JSON.parse(cm.data['merchants.json']); } catch (e) { problems.push(`merchants.json is not JSON: ${e.message}`); return; }
     expect(Array.isArray(cfg.merchants), 'merchants.json has no merchants array');
@@ -171,7 +203,7 @@ const asserts = {
   secretVolume(docs, secretName) {
     const ps = podSpec(docs);
     const c = container(docs);
-    const cfg = JSON.parse(one(docs, 'ConfigMap').data['merchants.json']);
+    const cfg = JSON.parse(merchantsConfigMap(docs).data['merchants.json']);
     const vol = ps.volumes.find((v) => v.name === 'merchant-keys');
     if (!cfg.merchants.length) { expect(!vol, 'merchant-keys volume rendered without merchants'); return; }
     expect(vol && vol.projected && vol.projected.sources, 'no projected merchant-keys volume');
@@ -192,8 +224,7 @@ const asserts = {
       }
     }
     for (const e of c.env || []) {
-      expect(!/KEY|PEM/i.test(e.name) || e.name === 'PAYORCH_REDIS_PASSWORD', `suspicious env ${e.name}`);
-      expect(!(e.name === 'PAYORCH_REDIS_PASSWORD' && 'value' in e), 'Redis password given as a literal value');
+      expect(!/KEY|PEM|PASSWORD/i.test(e.name), `suspicious env ${e.name}`);
     }
   },
 
@@ -248,6 +279,74 @@ const asserts = {
     }
     const matches = Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => svc.metadata.labels[k] === v);
     expect(matches, 'ServiceMonitor selector does not match the Service labels');
+  },
+
+  // The Redis password (arg: Secret name, or "none") reaches payorchd only as a file: a read-only
+  // mount of exactly that Secret's key, named by --redis_password_file; never through env.
+  redisPassword(docs, secretName) {
+    const ps = podSpec(docs);
+    const c = container(docs);
+    for (const e of c.env || []) {
+      expect(!/REDIS/i.test(e.name), `Redis setting through env ${e.name}`);
+    }
+    const file = arg(c, 'redis_password_file');
+    const vol = (ps.volumes || []).find((v) => v.name === 'redis-password');
+    if (secretName === 'none') {
+      expect(file === undefined && !vol, 'Redis password file without redis.existingSecret');
+      return;
+    }
+    expect(file, 'no --redis_password_file');
+    expect(vol && vol.secret && vol.secret.secretName === secretName, `redis-password volume is not Secret ${secretName}`);
+    if (!file || !vol) return;
+    const mount = (c.volumeMounts || []).find((m) => m.name === 'redis-password');
+    expect(mount && mount.readOnly === true, 'redis-password is not mounted read-only');
+    expect(!mount.subPath, 'redis-password mounted with subPath (would never see a rotated Secret)');
+    const items = vol.secret.items || [];
+    expect(items.length === 1 && `${mount.mountPath}/${items[0].path}` === file,
+      `--redis_password_file ${file} is not the mounted Secret key`);
+    expect((vol.secret.defaultMode & 0o077 & ~0o040) === 0, 'Redis password file readable by others');
+  },
+
+  // checksum/secrets on the pod template (arg: "absent" when rollOnSecretChange is off).
+  secretsChecksum(docs, mode) {
+    const ann = one(docs, 'Deployment').spec.template.metadata.annotations || {};
+    if (mode === 'absent') {
+      expect(!('checksum/secrets' in ann), 'checksum/secrets present although disabled');
+    } else {
+      expect(/^[a-f0-9]{64}$/.test(ann['checksum/secrets'] || ''), 'no checksum/secrets annotation');
+    }
+  },
+
+  // The `helm test` hook pod: a test hook that never becomes a Service endpoint, runs the payorch
+  // image (arg: expected image, default: the Deployment's) and checks the Service's gRPC port.
+  helmTest(docs, image) {
+    const pods = helmTestPods(docs);
+    expect(pods.length === 1, `expected one helm test pod, found ${pods.length}`);
+    if (pods.length !== 1) return;
+    const pod = pods[0];
+    expect(pod.spec.restartPolicy === 'Never', 'test pod restartPolicy is not Never');
+    expect((pod.metadata.annotations['helm.sh/hook-delete-policy'] || '').includes('before-hook-creation'),
+      'test pod is not replaced on the next run (hook-delete-policy)');
+    const labels = pod.metadata.labels || {};
+    for (const svc of byKind(docs, 'Service')) {
+      const selects = Object.entries(svc.spec.selector).every(([k, v]) => labels[k] === v);
+      expect(!selects, `Service ${svc.metadata.name} selects the test pod`);
+    }
+    const c = pod.spec.containers[0];
+    expect(c.image === (image || container(docs).image), `test image ${c.image}`);
+    const svc = byKind(docs, 'Service').find((s) => s.spec.clusterIP !== 'None');
+    const port = svc.spec.ports.find((p) => p.name === 'grpc').port;
+    const script = (c.command || []).concat(c.args || []).join(' ');
+    const target = `${svc.metadata.name}.${svc.metadata.namespace}.svc:${port}`;
+    expect(script.includes(`--target=${target} `), `test does not target ${target}`);
+    expect(script.includes('health') && script.includes(`'"SERVING"'`), 'test does not check for "SERVING"');
+    const np = byKind(docs, 'NetworkPolicy')[0];
+    if (np) {
+      const grpcRules = (np.spec.ingress || []).filter((r) => r.ports.some((p) => p.port === 'grpc'));
+      const admits = grpcRules.some((r) => r.from.some((f) => f.podSelector && !f.namespaceSelector &&
+        Object.entries(f.podSelector.matchLabels || {}).every(([k, v]) => labels[k] === v)));
+      expect(admits, 'the NetworkPolicy does not admit the test pod on the grpc port');
+    }
   },
 
   // NetworkPolicy: both directions restricted; ingress only on grpc/http ports; egress only DNS,
@@ -307,6 +406,82 @@ function valuesDoc(valuesFile, readmeFile) {
   if (!problems.length) console.log(`values: ${documented.size} documented keys, all in the README`);
 }
 
+// The PrometheusRule's groups as a Prometheus rules file. --no-annotations drops annotations (for
+// promtool unit tests, which compare them verbatim; `promtool check rules` sees them in full).
+function rulesFile(file, out, opt) {
+  const rule = one(loadDocs(file), 'PrometheusRule');
+  const groups = JSON.parse(JSON.stringify(rule.spec.groups));
+  if (opt === '--no-annotations') for (const g of groups) for (const r of g.rules) delete r.annotations;
+  fs.writeFileSync(out, YAML.stringify({ groups }));
+  console.log(`rules: ${groups.reduce((n, g) => n + g.rules.length, 0)} rules written to ${out}`);
+}
+
+// The dashboard ConfigMap: valid JSON, a Grafana dashboard whose panels all query the templated
+// data source, with unique ids, sane grid positions, and template variables that exist. Every query
+// is written (variables substituted) as a recording rule so that promtool parses its PromQL.
+function dashboard(file, out) {
+  const cms = byKind(loadDocs(file), 'ConfigMap').filter((c) => c.metadata.name.endsWith('-dashboard'));
+  if (cms.length !== 1) throw new Error(`expected one dashboard ConfigMap, found ${cms.length}`);
+  const [name, text] = Object.entries(cms[0].data).find(([k]) => k.endsWith('.json'));
+  let d;
+  try { d = JSON.parse(text); } catch (e) { throw new Error(`${name}: not JSON: ${e.message}`); }
+  expect(typeof d.title === 'string' && d.title, 'dashboard: no title');
+  expect(/^[A-Za-z0-9_-]{1,40}$/.test(d.uid || ''), 'dashboard: uid missing or longer than 40');
+  expect(Number.isInteger(d.schemaVersion) && d.schemaVersion >= 30, 'dashboard: schemaVersion missing or old');
+  const vars = ((d.templating || {}).list || []).map((v) => v.name);
+  for (const v of ['datasource', 'namespace', 'job']) expect(vars.includes(v), `dashboard: no $${v} variable`);
+  const ids = new Set();
+  const rules = [];
+  const subst = (e) => e.replace(/\$__rate_interval|\$__interval|\$__range/g, '5m')
+    .replace(/\$\{?(\w+)\}?/g, (m, v) => {
+      if (!vars.includes(v)) problems.push(`dashboard: query uses undefined variable $${v}`);
+      return 'x';
+    });
+  const walk = (panels) => {
+    for (const p of panels || []) {
+      expect(Number.isInteger(p.id) && !ids.has(p.id), `dashboard: panel "${p.title}" id missing or duplicate`);
+      ids.add(p.id);
+      const g = p.gridPos || {};
+      expect([g.x, g.y, g.w, g.h].every(Number.isInteger) && g.x >= 0 && g.x + g.w <= 24 && g.w > 0 && g.h > 0,
+        `dashboard: panel "${p.title}" has a bad gridPos`);
+      if (p.type === 'row') { walk(p.panels); continue; }
+      expect(p.datasource && p.datasource.uid === '${datasource}', `dashboard: panel "${p.title}" does not use $datasource`);
+      expect((p.targets || []).length > 0, `dashboard: panel "${p.title}" has no queries`);
+      const refs = new Set();
+      for (const t of p.targets || []) {
+        expect(t.refId && !refs.has(t.refId), `dashboard: panel "${p.title}" refId missing or duplicate`);
+        refs.add(t.refId);
+        expect(typeof t.expr === 'string' && t.expr.includes('namespace="$namespace"'),
+          `dashboard: panel "${p.title}" ${t.refId} does not select $namespace`);
+        rules.push({ record: `dashboard:panel_${p.id}_${t.refId}`, expr: subst(t.expr || '') });
+      }
+    }
+  };
+  walk(d.panels);
+  for (const v of (d.templating || {}).list || []) {
+    if (v.type === 'query') rules.push({ record: `dashboard:variable_${v.name}`, expr: subst(v.query.query.replace(/^label_values\((.*),\s*\w+\)$/, '$1')) });
+  }
+  fs.writeFileSync(out, YAML.stringify({ groups: [{ name: 'dashboard', rules }] }));
+  if (!problems.length) console.log(`dashboard: ${ids.size} panels, ${rules.length} queries written to ${out}`);
+}
+
+// Every payorch_* metric referenced by the rules files exists (known: names from payorchd's code
+// and the ones other work is adding, histograms with their _bucket/_sum/_count series).
+function metricNames(knownFile, files) {
+  const known = new Set();
+  for (const n of fs.readFileSync(knownFile, 'utf8').split(/\s+/).filter(Boolean)) {
+    for (const suffix of ['', '_bucket', '_sum', '_count']) known.add(n + suffix);
+  }
+  const used = new Set();
+  for (const f of files) {
+    for (const g of YAML.parse(fs.readFileSync(f, 'utf8')).groups) {
+      for (const r of g.rules) for (const m of r.expr.matchAll(/\bpayorch_[a-z0-9_]+/g)) used.add(m[0]);
+    }
+  }
+  for (const n of used) expect(known.has(n), `metric ${n} is neither exported by payorchd nor listed as pending`);
+  if (!problems.length) console.log(`metrics: ${used.size} payorch_* names used, all known`);
+}
+
 function main() {
   const [mode, ...rest] = process.argv.slice(2);
   try {
@@ -316,11 +491,17 @@ function main() {
       if (!problems.length) console.log(`schema: ${n} documents valid`);
     } else if (mode === 'values-doc') {
       valuesDoc(rest[0], rest[1]);
+    } else if (mode === 'rules-file') {
+      rulesFile(rest[0], rest[1], rest[2]);
+    } else if (mode === 'dashboard') {
+      dashboard(rest[0], rest[1]);
+    } else if (mode === 'metric-names') {
+      metricNames(rest[0], rest.slice(1));
     } else if (mode === 'assert' && asserts[rest[0]]) {
       const [name, file, ...args] = rest;
       asserts[name](loadDocs(file), ...args);
     } else {
-      console.error(`usage: validate.js schema FILE... | values-doc VALUES README | assert {${Object.keys(asserts).join('|')}} FILE [ARG]`);
+      console.error(`usage: validate.js schema FILE... | values-doc VALUES README | rules-file FILE OUT [--no-annotations] | dashboard FILE OUT | metric-names KNOWN FILE... | assert {${Object.keys(asserts).join('|')}} FILE [ARG]`);
       process.exit(2);
     }
   } catch (e) {

@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools curl ca-certificates python3 python3-grpcio python3-protobuf
   nodejs npm unzip yamllint
+  prometheus  # for promtool: helm/test.sh checks and unit-tests the chart's alerts
 )
 
 missing=()

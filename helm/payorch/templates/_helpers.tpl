@@ -137,3 +137,58 @@ Cross-field checks the JSON schema cannot express. Called from the Deployment.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Where the Redis password file is mounted (from redis.existingSecret).
+*/}}
+{{- define "payorch.redisPasswordDir" -}}
+/var/run/secrets/payorch/redis
+{{- end }}
+
+{{/*
+Names of the Secrets the pods read (merchant keys, Redis password), sorted and without duplicates.
+*/}}
+{{- define "payorch.secretNames" -}}
+{{- $names := list }}
+{{- range .Values.merchants }}
+{{- $names = append $names (.existingSecret | default $.Values.merchantSecrets.existingSecret) }}
+{{- end }}
+{{- with .Values.redis.existingSecret }}
+{{- $names = append $names . }}
+{{- end }}
+{{- $names | uniq | sortAlpha | toJson }}
+{{- end }}
+
+{{/*
+checksum/secrets: sha256 over secretsRevision and, for each referenced Secret, its name and data as
+read by `lookup` (empty when rendering without a cluster, e.g. `helm template`). A rotated Secret
+therefore changes the pod template at the next `helm upgrade`.
+*/}}
+{{- define "payorch.secretsChecksum" -}}
+{{- $parts := list (printf "revision=%s" .Values.secretsRevision) }}
+{{- range (include "payorch.secretNames" . | fromJsonArray) }}
+{{- $secret := lookup "v1" "Secret" $.Release.Namespace . | default dict }}
+{{- $parts = append $parts (printf "%s=%s" . (get $secret "data" | default dict | toJson)) }}
+{{- end }}
+{{- join "\n" $parts | sha256sum }}
+{{- end }}
+
+{{/*
+PromQL label matchers for this release's series (metrics.prometheusRule.selector, or the labels the
+chart's ServiceMonitor produces).
+*/}}
+{{- define "payorch.metricsSelector" -}}
+{{- .Values.metrics.prometheusRule.selector | default (printf "namespace=%q,job=%q" .Release.Namespace (include "payorch.fullname" .)) }}
+{{- end }}
+
+{{/*
+Labels of the `helm test` pod: the release's labels without app.kubernetes.io/name, so that no
+selector of the chart (Service, PDB, topology spread, NetworkPolicy target) picks it up.
+*/}}
+{{- define "payorch.testLabels" -}}
+helm.sh/chart: {{ include "payorch.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: test-health
+app.kubernetes.io/part-of: payorch
+{{- end }}
