@@ -13,6 +13,14 @@ PACKAGES=(
   redis-server redis-tools curl ca-certificates python3 python3-grpcio python3-protobuf
   nodejs npm unzip yamllint
   prometheus  # for promtool: helm/test.sh checks and unit-tests the chart's alerts
+  # Go client (clients/go): golang-github-golang-protobuf-1-5-dev must be named with grpc, or
+  # apt picks protobuf 1.3 and the first RPC panics.
+  golang-go golang-google-grpc-dev golang-github-golang-protobuf-1-5-dev golang-google-protobuf-dev
+  protoc-gen-go protoc-gen-go-grpc
+  # Java client (clients/java): grpc-java's jar dependencies are not pulled in by libgrpc-java.
+  default-jdk-headless libgrpc-java protobuf-compiler-grpc-java-plugin libprotobuf-java
+  libnetty-java libguava-java libperfmark-java libgeronimo-annotation-1.3-spec-java
+  libjsr305-java liberror-prone-java junit4
 )
 
 missing=()
@@ -31,3 +39,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "setup: all packages present"
+
+# npm packages, pinned by each package-lock.json: the Node.js client's dependencies and buf.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+for dir in "$ROOT/clients/node" "$ROOT/scripts/buf"; do
+  if ! (cd "$dir" && npm ls >/dev/null 2>&1); then
+    echo "setup: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

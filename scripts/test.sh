@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine, builds payorch with warnings as errors, checks
-# formatting and that the repository is self-contained (scripts/check_repo_refs.py), and runs
-# every test: unit and integration tests (ctest starts its own
-# redis-server, paykka-sandbox and payorchd on free loopback ports), the Helm chart
+# formatting and that the repository is self-contained (scripts/check_repo_refs.py), lints proto/
+# and checks it for breaking changes (buf), and runs every test: unit and integration tests (ctest
+# starts its own redis-server, paykka-sandbox and payorchd on free loopback ports; the Go, Node.js
+# and Java clients' tests run against them), the Helm chart
 # checks, and the quick-start demo end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,9 @@ if ((${#sources[@]})); then
   clang-format --dry-run -Werror "${sources[@]}"
 fi
 echo "clang-format: ${#sources[@]} files clean"
+
+echo "== proto: buf lint and breaking-change check"
+./scripts/proto_check.sh
 
 echo "== ctest"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
