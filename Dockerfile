@@ -5,6 +5,9 @@
 #   docker run --rm -p 50051:50051 -p 8080:8080 payorch/payorchd:0.1.0 --help
 # Entrypoint is payorchd; run the simulator with --entrypoint /usr/local/bin/paykka-sandbox.
 # Every dependency comes from Debian's apt repositories; nothing is vendored.
+# Without a registry, scripts/image.sh builds the same `runtime` stage from local parts: it
+# replaces the `runtime-base` stage with a rootfs made by mmdebstrap and the `build` stage with
+# the binaries built in the tree (podman build --build-context NAME=...).
 
 ARG DEBIAN_RELEASE=bookworm
 
@@ -25,17 +28,16 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF 
  && install -D -m 0755 -s build/bin/paykka-sandbox /out/usr/local/bin/paykka-sandbox \
  && install -D -m 0755 -s build/bin/payorchctl /out/usr/local/bin/payorchctl
 
-# ---- runtime -------------------------------------------------------------------------------------
-FROM debian:${DEBIAN_RELEASE}-slim AS runtime
-# Only the shared libraries the two binaries link, plus CA certificates for TLS to PayKKa.
+# ---- runtime base: Debian slim plus only the shared libraries the binaries link -----------------
+FROM debian:${DEBIAN_RELEASE}-slim AS runtime-base
+COPY scripts/image/runtime-packages.txt /tmp/runtime-packages.txt
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      ca-certificates \
-      libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 \
-      libcurl4 libhiredis0.14 libssl3 \
-      libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-pthreads-2.1-7 \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
- && rm -rf /var/lib/apt/lists/*
+ && grep -v -e '^#' -e '^$' /tmp/runtime-packages.txt \
+  | DEBIAN_FRONTEND=noninteractive xargs apt-get install -y --no-install-recommends \
+ && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt
+
+# ---- runtime -------------------------------------------------------------------------------------
+FROM runtime-base AS runtime
 COPY --from=build /out/ /
 # Fail the build here, not in production, if a runtime library is missing.
 RUN ! ldd /usr/local/bin/payorchd /usr/local/bin/paykka-sandbox /usr/local/bin/payorchctl | grep -F 'not found'

@@ -21,6 +21,8 @@ PACKAGES=(
   default-jdk-headless libgrpc-java protobuf-compiler-grpc-java-plugin libprotobuf-java
   libnetty-java libguava-java libperfmark-java libgeronimo-annotation-1.3-spec-java
   libjsr305-java liberror-prone-java junit4
+  # Container image (scripts/image.sh, tests/image): rootful podman with runc, mmdebstrap.
+  podman mmdebstrap runc
 )
 
 missing=()

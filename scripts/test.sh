@@ -3,8 +3,8 @@
 # formatting and that the repository is self-contained (scripts/check_repo_refs.py), lints proto/
 # and checks it for breaking changes (buf), and runs every test: unit and integration tests (ctest
 # starts its own redis-server, paykka-sandbox and payorchd on free loopback ports; the Go, Node.js
-# and Java clients' tests run against them), the Helm chart
-# checks, and the quick-start demo end to end.
+# and Java clients' tests run against them), the container image built and run with podman,
+# the Helm chart checks, and the quick-start demo end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,6 +32,9 @@ echo "== proto: buf lint and breaking-change check"
 echo "== ctest"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 (cd "$BUILD_DIR" && ctest --output-on-failure --timeout 300 -j"$(nproc)")
+
+echo "== container image (podman: read-only root, uid 65532, sandbox + checkout + SIGTERM)"
+bash tests/image/image_test.sh "$ROOT/$BUILD_DIR/bin"
 
 echo "== helm chart"
 bash helm/test.sh
