@@ -1,5 +1,7 @@
 #include "sandbox/faults.h"
 
+#include <tuple>
+
 #include "absl/strings/str_cat.h"
 
 namespace payorch::sandbox {
@@ -34,6 +36,61 @@ absl::Status ReadInt(const Json& r, const char* name, int64_t max,
   return absl::OkStatus();
 }
 
+absl::Status ReadBool(const Json& r, const char* name, bool* out) {
+  auto it = r.find(name);
+  if (it == r.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_boolean()) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " must be a boolean"));
+  }
+  *out = it->get<bool>();
+  return absl::OkStatus();
+}
+
+// An HTTP error status: 0 (none) or 400..599.
+absl::Status ReadStatus(const Json& r, const char* name, int* out) {
+  int64_t status = 0;
+  if (auto s = ReadInt(r, name, 599, &status); !s.ok()) return s;
+  if (status != 0 && status < 400) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " must be 4xx or 5xx"));
+  }
+  *out = static_cast<int>(status);
+  return absl::OkStatus();
+}
+
+absl::Status ReadNumbers(const Json& r, FaultRule* rule) {
+  constexpr int64_t kMaxMs = 600000;
+  for (auto [name, field, max] :
+       {std::tuple<const char*, int64_t*, int64_t>{"latency_ms",
+                                                   &rule->latency_ms, kMaxMs},
+        {"jitter_ms", &rule->jitter_ms, kMaxMs},
+        {"visibility_delay_ms", &rule->visibility_delay_ms, kMaxMs},
+        {"times", &rule->times, int64_t{1} << 40}}) {
+    if (auto s = ReadInt(r, name, max, field); !s.ok()) return s;
+  }
+  if (auto s = ReadStatus(r, "http_status", &rule->http_status); !s.ok()) {
+    return s;
+  }
+  if (auto s = ReadStatus(r, "proxy_status", &rule->proxy_status); !s.ok()) {
+    return s;
+  }
+  // A status alone means "always".
+  if (rule->http_status != 0) rule->error_rate = 1.0;
+  if (rule->proxy_status != 0) rule->proxy_rate = 1.0;
+  for (auto [name, field] :
+       {std::pair<const char*, double*>{"error_rate", &rule->error_rate},
+        {"timeout_after_commit_rate", &rule->timeout_after_commit_rate},
+        {"reset_rate", &rule->reset_rate},
+        {"malformed_json_rate", &rule->malformed_json_rate},
+        {"bad_signature_rate", &rule->bad_signature_rate},
+        {"close_before_commit_rate", &rule->close_before_commit_rate},
+        {"close_after_commit_rate", &rule->close_after_commit_rate},
+        {"proxy_rate", &rule->proxy_rate}}) {
+    if (auto s = ReadRate(r, name, field); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<FaultRule> ParseRule(const Json& r) {
   if (!r.is_object()) {
     return absl::InvalidArgumentError("each rule must be an object");
@@ -45,27 +102,12 @@ absl::StatusOr<FaultRule> ParseRule(const Json& r) {
     }
     rule.endpoint = it->get<std::string>();
   }
-  constexpr int64_t kMaxMs = 600000;
-  if (auto s = ReadInt(r, "latency_ms", kMaxMs, &rule.latency_ms); !s.ok()) {
-    return s;
-  }
-  if (auto s = ReadInt(r, "jitter_ms", kMaxMs, &rule.jitter_ms); !s.ok()) {
-    return s;
-  }
-  int64_t status = 0;
-  if (auto s = ReadInt(r, "http_status", 599, &status); !s.ok()) return s;
-  if (status != 0 && status < 400) {
-    return absl::InvalidArgumentError("http_status must be 4xx or 5xx");
-  }
-  rule.http_status = static_cast<int>(status);
-  if (status != 0 && !r.contains("error_rate")) rule.error_rate = 1.0;
+  if (auto s = ReadNumbers(r, &rule); !s.ok()) return s;
   for (auto [name, field] :
-       {std::pair<const char*, double*>{"error_rate", &rule.error_rate},
-        {"timeout_after_commit_rate", &rule.timeout_after_commit_rate},
-        {"reset_rate", &rule.reset_rate},
-        {"malformed_json_rate", &rule.malformed_json_rate},
-        {"bad_signature_rate", &rule.bad_signature_rate}}) {
-    if (auto s = ReadRate(r, name, field); !s.ok()) return s;
+       {std::pair<const char*, bool*>{"proxy_after_commit",
+                                      &rule.proxy_after_commit},
+        {"only_reused_connections", &rule.only_reused_connections}}) {
+    if (auto s = ReadBool(r, name, field); !s.ok()) return s;
   }
   return rule;
 }
@@ -112,13 +154,22 @@ Json FaultConfigToJson(const FaultConfig& c) {
              {"timeout_after_commit_rate", r.timeout_after_commit_rate},
              {"reset_rate", r.reset_rate},
              {"malformed_json_rate", r.malformed_json_rate},
-             {"bad_signature_rate", r.bad_signature_rate}});
+             {"bad_signature_rate", r.bad_signature_rate},
+             {"close_before_commit_rate", r.close_before_commit_rate},
+             {"close_after_commit_rate", r.close_after_commit_rate},
+             {"proxy_status", r.proxy_status},
+             {"proxy_rate", r.proxy_rate},
+             {"proxy_after_commit", r.proxy_after_commit},
+             {"visibility_delay_ms", r.visibility_delay_ms},
+             {"only_reused_connections", r.only_reused_connections},
+             {"times", r.times}});
   }
   return Json{{"seed", c.seed}, {"rules", rules}};
 }
 
 void FaultInjector::Set(FaultConfig config) {
   config_ = std::move(config);
+  matched_.assign(config_.rules.size(), 0);
   rng_.seed(config_.seed);
 }
 
@@ -128,23 +179,23 @@ bool FaultInjector::Roll(double rate) {
   return std::uniform_real_distribution<double>(0, 1)(rng_) < rate;
 }
 
-FaultDecision FaultInjector::Decide(const std::string& endpoint) {
+const FaultRule* FaultInjector::Match(const std::string& endpoint, bool reused,
+                                      bool wildcard) {
+  for (size_t i = 0; i < config_.rules.size(); ++i) {
+    const FaultRule& r = config_.rules[i];
+    if (r.endpoint != (wildcard ? std::string("*") : endpoint)) continue;
+    if (r.only_reused_connections && !reused) continue;
+    if (r.times > 0 && matched_[i] >= r.times) continue;
+    ++matched_[i];
+    return &r;
+  }
+  return nullptr;
+}
+
+FaultDecision FaultInjector::Decide(const std::string& endpoint, bool reused) {
   FaultDecision d;
-  const FaultRule* rule = nullptr;
-  for (const FaultRule& r : config_.rules) {
-    if (r.endpoint == endpoint) {
-      rule = &r;
-      break;
-    }
-  }
-  if (rule == nullptr) {
-    for (const FaultRule& r : config_.rules) {
-      if (r.endpoint == "*") {
-        rule = &r;
-        break;
-      }
-    }
-  }
+  const FaultRule* rule = Match(endpoint, reused, false);
+  if (rule == nullptr) rule = Match(endpoint, reused, true);
   if (rule == nullptr) return d;
   int64_t ms = rule->latency_ms;
   if (rule->jitter_ms > 0) {
@@ -157,6 +208,11 @@ FaultDecision FaultInjector::Decide(const std::string& endpoint) {
   d.timeout_after_commit = Roll(rule->timeout_after_commit_rate);
   d.malformed_json = Roll(rule->malformed_json_rate);
   d.bad_signature = Roll(rule->bad_signature_rate);
+  d.close_before_commit = Roll(rule->close_before_commit_rate);
+  d.close_after_commit = Roll(rule->close_after_commit_rate);
+  d.proxy_status = Roll(rule->proxy_rate) ? rule->proxy_status : 0;
+  d.proxy_after_commit = rule->proxy_after_commit;
+  d.visibility_delay = absl::Milliseconds(rule->visibility_delay_ms);
   return d;
 }
 

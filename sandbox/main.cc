@@ -24,7 +24,9 @@ using payorch::sandbox::Json;
 constexpr char kUsage[] =
     "usage: paykka-sandbox --config=FILE [--listen=127.0.0.1:0]\n"
     "  [--platform-key=FILE] [--platform-public-key-out=FILE] [--seed=N]\n"
-    "  [--duplicate-trans-id=reject|return_existing] [--max-body-bytes=N]\n"
+    "  [--duplicate-trans-id=reject|return_existing|create]\n"
+    "  [--duplicate-trans-id-status=N] [--duplicate-trans-id-code=S]\n"
+    "  [--duplicate-trans-id-msg=S] [--max-body-bytes=N]\n"
     "  [--webhook-retry-initial-ms=N] [--webhook-max-attempts=N]\n"
     "  [--sign-responses=true|false] [--session-ttl-seconds=N]\n"
     "  [--fault=JSON] [--latency-ms=N] [--jitter-ms=N] [--http-status=N]\n"
@@ -74,6 +76,9 @@ int main(int argc, char** argv) {
     kPublicKeyOut,
     kSeed,
     kDuplicate,
+    kDuplicateStatus,
+    kDuplicateCode,
+    kDuplicateMsg,
     kMaxBody,
     kRetryInitial,
     kMaxAttempts,
@@ -98,6 +103,10 @@ int main(int argc, char** argv) {
       {"platform-public-key-out", required_argument, nullptr, kPublicKeyOut},
       {"seed", required_argument, nullptr, kSeed},
       {"duplicate-trans-id", required_argument, nullptr, kDuplicate},
+      {"duplicate-trans-id-status", required_argument, nullptr,
+       kDuplicateStatus},
+      {"duplicate-trans-id-code", required_argument, nullptr, kDuplicateCode},
+      {"duplicate-trans-id-msg", required_argument, nullptr, kDuplicateMsg},
       {"max-body-bytes", required_argument, nullptr, kMaxBody},
       {"webhook-retry-initial-ms", required_argument, nullptr, kRetryInitial},
       {"webhook-max-attempts", required_argument, nullptr, kMaxAttempts},
@@ -146,16 +155,27 @@ int main(int argc, char** argv) {
       case kSeed:
         seed = ParseInt("seed", optarg);
         break;
-      case kDuplicate:
-        if (std::string(optarg) == "reject") {
-          store_options.duplicate_trans_id =
-              payorch::sandbox::DuplicateTransIdMode::kReject;
-        } else if (std::string(optarg) == "return_existing") {
-          store_options.duplicate_trans_id =
-              payorch::sandbox::DuplicateTransIdMode::kReturnExisting;
-        } else {
-          Die("--duplicate-trans-id must be reject or return_existing");
+      case kDuplicate: {
+        auto mode = payorch::sandbox::ParseDuplicateMode(optarg);
+        if (!mode.ok()) {
+          Die("--duplicate-trans-id must be reject, return_existing or create");
         }
+        store_options.duplicate_trans_id.mode = *mode;
+        break;
+      }
+      case kDuplicateStatus:
+        store_options.duplicate_trans_id.http_status =
+            static_cast<int>(ParseInt("duplicate-trans-id-status", optarg));
+        if (store_options.duplicate_trans_id.http_status < 200 ||
+            store_options.duplicate_trans_id.http_status > 599) {
+          Die("--duplicate-trans-id-status must be in [200,599]");
+        }
+        break;
+      case kDuplicateCode:
+        store_options.duplicate_trans_id.ret_code = optarg;
+        break;
+      case kDuplicateMsg:
+        store_options.duplicate_trans_id.ret_msg = optarg;
         break;
       case kMaxBody:
         options.max_body_bytes =

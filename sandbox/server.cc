@@ -150,6 +150,7 @@ class Server::Impl {
        std::vector<Merchant> merchants, RsaPrivateKey platform_key,
        FaultConfig faults)
       : options_(std::move(options)),
+        initial_duplicates_(store_options.duplicate_trans_id),
         store_(std::move(store_options), std::move(merchants)),
         platform_key_(std::move(platform_key)),
         initial_faults_(std::move(faults)) {}
@@ -185,6 +186,7 @@ class Server::Impl {
   };
 
   static void OnRequest(evhttp_request* req, void* arg);
+  static bufferevent* OnNewConnection(event_base* base, void* arg);
   static void OnConnectionClosed(evhttp_connection* conn, void* arg);
   static void OnWebhookDone(evhttp_request* req, void* arg);
 
@@ -203,12 +205,19 @@ class Server::Impl {
              bool bad_signature = false);
   void SendNow(uint64_t id, int status, const std::string& body,
                const std::string& content_type, const std::string& ts,
-               const std::string& nonce, const std::string& sign);
+               const std::string& nonce, const std::string& sign,
+               const char* reason = nullptr);
   void ReplyJson(uint64_t id, int status, const Json& j) {
     Reply(id, status, Dump(j));
   }
-  // Closes the connection with an RST and no response.
-  void ResetConnection(Pending* p);
+  // Closes the connection with no response: an RST, or a FIN.
+  void ResetConnection(Pending* p) { CloseConnection(p, true); }
+  void CloseConnection(Pending* p, bool rst);
+  // An HTML error page as a proxy sends it: no envelope, unsigned.
+  void ReplyProxyPage(uint64_t id, int status);
+  // Replies to a request that reached PayKKa, applying the faults that
+  // act after the operation.
+  void ReplyCommitted(uint64_t id, const ApiResponse& r);
 
   void HandleApi(uint64_t id);
   ApiResponse Authenticate(const Pending& p, const Merchant** merchant);
@@ -216,6 +225,9 @@ class Server::Impl {
   void HandleControl(Pending* p, evhttp_cmd_type method);
   void HandleCheckout(Pending* p, evhttp_cmd_type method);
   Json CountersJson() const;
+  Json TransIdJson(const std::string& trans_id) const;
+  bool HandleDuplicatePolicy(Pending* p, evhttp_cmd_type method,
+                             const Json& body);
   void ResetAll();
 
   void DispatchWebhooks();
@@ -223,6 +235,7 @@ class Server::Impl {
   void DeliveryFinished(int64_t id, int status, const std::string& body);
 
   ServerOptions options_;
+  DuplicatePolicy initial_duplicates_;
   Store store_;
   RsaPrivateKey platform_key_;
   FaultConfig initial_faults_;
@@ -242,6 +255,8 @@ class Server::Impl {
 
   std::map<std::string, int64_t> requests_by_endpoint_;
   std::map<std::string, int64_t> requests_by_trans_id_;
+  // Create Session / Initiate Transaction requests per trans_id, on arrival.
+  std::map<std::string, int64_t> create_requests_by_trans_id_;
   int64_t in_flight_ = 0;
   int64_t max_in_flight_ = 0;
 
@@ -252,6 +267,10 @@ class Server::Impl {
 
   int64_t next_delivery_id_ = 1;
   std::map<int64_t, Delivery> deliveries_;
+
+  // Buffer events of accepted connections that have not carried a request
+  // yet: a request on any other connection is a keep-alive reuse.
+  std::set<bufferevent*> fresh_connections_;
 };
 
 absl::Status Server::Impl::Start() {
@@ -309,6 +328,7 @@ absl::Status Server::Impl::Start() {
     evhttp_set_timeout(
         http_, static_cast<int>(absl::ToInt64Seconds(options_.max_hold)) + 60);
     evhttp_set_gencb(http_, &Impl::OnRequest, this);
+    evhttp_set_bevcb(http_, &Impl::OnNewConnection, this);
     held_poll_ =
         event_new(loop_->base(), -1, EV_PERSIST, &Impl::OnHeldPoll, this);
     timeval every{0, 200 * 1000};
@@ -346,6 +366,13 @@ void Server::Impl::Shutdown() {
 
 void Server::Impl::OnRequest(evhttp_request* req, void* arg) {
   static_cast<Impl*>(arg)->Handle(req);
+}
+
+bufferevent* Server::Impl::OnNewConnection(event_base* base, void* arg) {
+  // What evhttp creates by itself; evhttp sets the socket afterwards.
+  bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+  if (bev != nullptr) static_cast<Impl*>(arg)->fresh_connections_.insert(bev);
+  return bev;
 }
 
 void Server::Impl::OnHeldPoll(evutil_socket_t, short, void* arg) {
@@ -400,12 +427,12 @@ void Server::Impl::Forget(Pending* p) {
   pending_.erase(p->id);
 }
 
-void Server::Impl::ResetConnection(Pending* p) {
+void Server::Impl::CloseConnection(Pending* p, bool rst) {
   evhttp_connection* conn = p->conn;
   Forget(p);
   if (conn == nullptr) return;
   bufferevent* bev = evhttp_connection_get_bufferevent(conn);
-  if (bev != nullptr) {
+  if (bev != nullptr && rst) {
     evutil_socket_t fd = bufferevent_getfd(bev);
     if (fd >= 0) {
       linger lg{1, 0};  // RST instead of FIN
@@ -443,7 +470,7 @@ void Server::Impl::Reply(uint64_t id, int status, std::string body,
 void Server::Impl::SendNow(uint64_t id, int status, const std::string& body,
                            const std::string& content_type,
                            const std::string& ts, const std::string& nonce,
-                           const std::string& sign) {
+                           const std::string& sign, const char* reason) {
   Pending* p = Find(id);
   if (p == nullptr || p->req == nullptr || shutting_down_) return;
   evhttp_request* req = p->req;
@@ -457,7 +484,7 @@ void Server::Impl::SendNow(uint64_t id, int status, const std::string& body,
   evbuffer* buf = evbuffer_new();
   evbuffer_add(buf, body.data(), body.size());
   Forget(p);  // clears the close callback before evhttp may free things
-  evhttp_send_reply(req, status, nullptr, buf);
+  evhttp_send_reply(req, status, reason, buf);
   evbuffer_free(buf);
 }
 
@@ -470,6 +497,11 @@ void Server::Impl::Handle(evhttp_request* req) {
   size_t len = evbuffer_get_length(in);
   std::string body(len, '\0');
   if (len > 0) evbuffer_copyout(in, body.data(), len);
+  evhttp_connection* conn = evhttp_request_get_connection(req);
+  const bool reused =
+      fresh_connections_.erase(conn != nullptr
+                                   ? evhttp_connection_get_bufferevent(conn)
+                                   : nullptr) == 0;
 
   if (absl::StartsWith(path, "/sandbox/")) {
     Pending* p = NewPending(req, false);
@@ -525,9 +557,12 @@ void Server::Impl::Handle(evhttp_request* req) {
     if (t != parsed.end() && t->is_string() &&
         !t->get_ref<const std::string&>().empty()) {
       ++requests_by_trans_id_[t->get<std::string>()];
+      if (path == kCreateSession || path == kInitiateTransaction) {
+        ++create_requests_by_trans_id_[t->get<std::string>()];
+      }
     }
   }
-  p->fault = faults_.Decide(path);
+  p->fault = faults_.Decide(path, reused);
   if (p->fault.latency > absl::ZeroDuration()) {
     uint64_t id = p->id;
     loop_->RunAfter(p->fault.latency, [this, id] { HandleApi(id); });
@@ -540,8 +575,8 @@ void Server::Impl::HandleApi(uint64_t id) {
   Pending* p = Find(id);
   if (p == nullptr || shutting_down_) return;  // client went away
   const FaultDecision& f = p->fault;
-  if (f.reset) {
-    ResetConnection(p);
+  if (f.reset || f.close_before_commit) {
+    CloseConnection(p, f.reset);
     return;
   }
   if (f.http_status != 0) {
@@ -552,8 +587,27 @@ void Server::Impl::HandleApi(uint64_t id) {
                                      : Envelope("010000", "injected fault"));
     return;
   }
+  if (f.proxy_status != 0 && !f.proxy_after_commit) {
+    ReplyProxyPage(id, f.proxy_status);
+    return;
+  }
   ApiResponse r = Dispatch(*p);
   DispatchWebhooks();
+  ReplyCommitted(id, r);
+}
+
+void Server::Impl::ReplyCommitted(uint64_t id, const ApiResponse& r) {
+  Pending* p = Find(id);
+  if (p == nullptr) return;
+  const FaultDecision& f = p->fault;
+  if (f.close_after_commit) {
+    CloseConnection(p, false);
+    return;
+  }
+  if (f.proxy_status != 0) {
+    ReplyProxyPage(id, f.proxy_status);
+    return;
+  }
   if (f.timeout_after_commit) {
     // Committed; the answer never comes. Close after max_hold, or forget it
     // as soon as the client hangs up (evhttp does not notice that by itself
@@ -572,6 +626,30 @@ void Server::Impl::HandleApi(uint64_t id) {
   }
   Reply(id, r.http_status, std::move(body), "application/json; charset=utf-8",
         f.bad_signature);
+}
+
+void Server::Impl::ReplyProxyPage(uint64_t id, int status) {
+  // What nginx-style proxies and load balancers send.
+  static const std::map<int, const char*> kReasons = {
+      {404, "Not Found"},
+      {408, "Request Timeout"},
+      {409, "Conflict"},
+      {425, "Too Early"},
+      {429, "Too Many Requests"},
+      {499, "Client Closed Request"},
+      {500, "Internal Server Error"},
+      {502, "Bad Gateway"},
+      {503, "Service Unavailable"},
+      {504, "Gateway Timeout"}};
+  auto it = kReasons.find(status);
+  const char* reason = it != kReasons.end() ? it->second : "Error";
+  std::string title = absl::StrCat(status, " ", reason);
+  SendNow(id, status,
+          absl::StrCat("<html>\r\n<head><title>", title,
+                       "</title></head>\r\n<body>\r\n<center><h1>", title,
+                       "</h1></center>\r\n<hr><center>nginx</center>\r\n"
+                       "</body>\r\n</html>\r\n"),
+          "text/html", "", "", "", reason);
 }
 
 ApiResponse Server::Impl::Authenticate(const Pending& p,
@@ -657,13 +735,16 @@ ApiResponse Server::Impl::Dispatch(const Pending& p) {
   }
   std::string path(absl::StripSuffix(p.path, ""));
   path = path.substr(0, path.find('?'));
-  if (path == kCreateSession) return store_.CreateSession(*merchant, req);
+  const absl::Duration invisible = p.fault.visibility_delay;
+  if (path == kCreateSession) {
+    return store_.CreateSession(*merchant, req, invisible);
+  }
   if (path == kQuerySession) return store_.QuerySession(*merchant, req);
   if (path == kQueryTransaction) {
     return store_.QueryTransaction(*merchant, req);
   }
   if (path == kInitiateTransaction) {
-    return store_.InitiateTransaction(*merchant, req);
+    return store_.InitiateTransaction(*merchant, req, invisible);
   }
   return store_.CancelAgreement(*merchant, req);
 }
@@ -671,17 +752,54 @@ ApiResponse Server::Impl::Dispatch(const Pending& p) {
 Json Server::Impl::CountersJson() const {
   return Json{{"requests_by_endpoint", requests_by_endpoint_},
               {"requests_by_trans_id", requests_by_trans_id_},
+              {"create_requests_by_trans_id", create_requests_by_trans_id_},
               {"creates_by_trans_id", store_.creates_by_trans_id()},
               {"charges_by_trans_id", store_.charges_by_trans_id()},
               {"in_flight", in_flight_},
               {"max_in_flight", max_in_flight_}};
 }
 
+Json Server::Impl::TransIdJson(const std::string& trans_id) const {
+  auto count = [&trans_id](const std::map<std::string, int64_t>& m) {
+    auto it = m.find(trans_id);
+    return it == m.end() ? int64_t{0} : it->second;
+  };
+  int64_t sessions = count(store_.creates_by_trans_id());
+  int64_t charges = count(store_.charges_by_trans_id());
+  return Json{{"trans_id", trans_id},
+              {"requests", count(requests_by_trans_id_)},
+              {"create_requests", count(create_requests_by_trans_id_)},
+              {"sessions_created", sessions},
+              {"charges_created", charges},
+              {"objects", sessions + charges}};
+}
+
+bool Server::Impl::HandleDuplicatePolicy(Pending* p, evhttp_cmd_type method,
+                                         const Json& body) {
+  if (method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_POST) {
+    absl::StatusOr<DuplicatePolicy> policy = ParseDuplicatePolicy(body);
+    if (!policy.ok()) {
+      ReplyJson(p->id, 400,
+                Json{{"error", std::string(policy.status().message())}});
+      return true;
+    }
+    store_.set_duplicate_policy(*policy);
+  } else if (method == EVHTTP_REQ_DELETE) {
+    store_.set_duplicate_policy(initial_duplicates_);
+  } else if (method != EVHTTP_REQ_GET) {
+    return false;
+  }
+  ReplyJson(p->id, 200, DuplicatePolicyToJson(store_.duplicate_policy()));
+  return true;
+}
+
 void Server::Impl::ResetAll() {
   store_.Reset();
+  store_.set_duplicate_policy(initial_duplicates_);
   faults_.Clear();
   requests_by_endpoint_.clear();
   requests_by_trans_id_.clear();
+  create_requests_by_trans_id_.clear();
   max_in_flight_ = in_flight_;
   deliveries_.clear();
 }
@@ -728,6 +846,17 @@ void Server::Impl::HandleControl(Pending* p, evhttp_cmd_type method) {
   }
   if (parts.size() == 1 && parts[0] == "counters" && get) {
     return ReplyJson(p->id, 200, CountersJson());
+  }
+  if (parts.size() == 2 && parts[0] == "trans-ids" && get) {
+    absl::StatusOr<std::string> trans_id = PercentDecode(parts[1]);
+    if (!trans_id.ok()) {
+      return ReplyJson(p->id, 400, Json{{"error", "bad trans_id encoding"}});
+    }
+    return ReplyJson(p->id, 200, TransIdJson(*trans_id));
+  }
+  if (parts.size() == 1 && parts[0] == "duplicate-trans-id" &&
+      HandleDuplicatePolicy(p, method, body)) {
+    return;
   }
   if (parts.size() == 1 && parts[0] == "reset" && post) {
     ResetAll();

@@ -197,6 +197,51 @@ std::optional<std::string> ReadOutcome(const Json& req,
 
 }  // namespace
 
+absl::StatusOr<DuplicateTransIdMode> ParseDuplicateMode(const std::string& s) {
+  if (s == "reject") return DuplicateTransIdMode::kReject;
+  if (s == "return_existing") return DuplicateTransIdMode::kReturnExisting;
+  if (s == "create") return DuplicateTransIdMode::kCreate;
+  return absl::InvalidArgumentError(
+      "mode must be reject, return_existing or create");
+}
+
+absl::StatusOr<DuplicatePolicy> ParseDuplicatePolicy(const Json& j) {
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError("body must be a JSON object");
+  }
+  DuplicatePolicy p;
+  Fields f(j, "");
+  std::string mode = "reject";
+  for (auto e : {f.Str("mode", false, 32, &mode),
+                 f.Str("ret_code", false, 32, &p.ret_code),
+                 f.Str("ret_msg", false, 512, &p.ret_msg)}) {
+    if (e) return absl::InvalidArgumentError(*e);
+  }
+  absl::StatusOr<DuplicateTransIdMode> m = ParseDuplicateMode(mode);
+  if (!m.ok()) return m.status();
+  p.mode = *m;
+  if (const Json* s = f.Get("http_status")) {
+    if (!s->is_number_integer() || s->get<int64_t>() < 200 ||
+        s->get<int64_t>() > 599) {
+      return absl::InvalidArgumentError(
+          "http_status must be an integer in [200,599]");
+    }
+    p.http_status = s->get<int>();
+  }
+  return p;
+}
+
+Json DuplicatePolicyToJson(const DuplicatePolicy& p) {
+  const char* mode = p.mode == DuplicateTransIdMode::kReject ? "reject"
+                     : p.mode == DuplicateTransIdMode::kReturnExisting
+                         ? "return_existing"
+                         : "create";
+  return Json{{"mode", mode},
+              {"http_status", p.http_status},
+              {"ret_code", p.ret_code},
+              {"ret_msg", p.ret_msg}};
+}
+
 std::string FormatRfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%S+00:00", t, absl::UTCTimeZone());
 }
@@ -239,6 +284,12 @@ std::string Store::NextId(const char* prefix) {
   return absl::StrCat(
       prefix, absl::FormatTime("%Y%m%d", absl::Now(), absl::UTCTimeZone()),
       absl::StrFormat("%08d", id_seq_));
+}
+
+ApiResponse Store::DuplicateRefusal() const {
+  const DuplicatePolicy& p = options_.duplicate_trans_id;
+  return {p.http_status,
+          Json{{"ret_code", p.ret_code}, {"ret_msg", p.ret_msg}}};
 }
 
 bool Store::TransIdTaken(const std::string& merchant_id,
@@ -419,7 +470,8 @@ void Store::ApplyOutcome(Order& o, const Outcome& out) {
   }
 }
 
-ApiResponse Store::CreateSession(const Merchant& merchant, const Json& req) {
+ApiResponse Store::CreateSession(const Merchant& merchant, const Json& req,
+                                 absl::Duration invisible_for) {
   Fields f(req, "");
   Session s;
   SANDBOX_CHECK_FIELD(
@@ -493,17 +545,19 @@ ApiResponse Store::CreateSession(const Merchant& merchant, const Json& req) {
   }
 
   auto key = std::make_pair(merchant.merchant_id, s.trans_id);
-  if (TransIdTaken(merchant.merchant_id, s.trans_id)) {
+  const DuplicateTransIdMode mode = options_.duplicate_trans_id.mode;
+  if (mode != DuplicateTransIdMode::kCreate &&
+      TransIdTaken(merchant.merchant_id, s.trans_id)) {
     auto it = session_by_trans_id_.find(key);
-    if (options_.duplicate_trans_id == DuplicateTransIdMode::kReturnExisting &&
+    if (mode == DuplicateTransIdMode::kReturnExisting &&
         it != session_by_trans_id_.end()) {
       return Ok(SessionJson(sessions_.at(it->second)));
     }
-    return {400, Json{{"ret_code", kInvalidCode},
-                      {"ret_msg", "duplicate trans_id"}}};
+    return DuplicateRefusal();
   }
   s.id = NextId("CS");
   s.merchant_id = merchant.merchant_id;
+  s.visible_at = absl::Now() + invisible_for;
   session_by_trans_id_[key] = s.id;
   ++creates_by_trans_id_[s.trans_id];
   const Session& stored = sessions_[s.id] = std::move(s);
@@ -534,7 +588,7 @@ ApiResponse Store::QuerySession(const Merchant& merchant, const Json& req) {
         std::make_pair(merchant.merchant_id, trans_id));
     if (it != session_by_trans_id_.end()) s = &sessions_.at(it->second);
   }
-  if (s == nullptr) return SessionNotFound();
+  if (s == nullptr || !Visible(s->visible_at)) return SessionNotFound();
   return Ok(SessionJson(*s));
 }
 
@@ -561,12 +615,13 @@ ApiResponse Store::QueryTransaction(const Merchant& merchant, const Json& req) {
     Session* s = FindSessionFor(merchant.merchant_id, session_id);
     if (s != nullptr && !s->order_id.empty()) o = &orders_.at(s->order_id);
   }
-  if (o == nullptr) return OrderNotFound();
+  if (o == nullptr || !Visible(o->visible_at)) return OrderNotFound();
   return Ok(OrderJson(*o));
 }
 
 ApiResponse Store::InitiateTransaction(const Merchant& merchant,
-                                       const Json& req) {
+                                       const Json& req,
+                                       absl::Duration invisible_for) {
   Fields f(req, "");
   std::string payment_type, trans_id, currency, notify_url, return_url,
       capture_method = "AUTOMATIC", authorisation_type = "FINAL_AUTH",
@@ -680,17 +735,19 @@ ApiResponse Store::InitiateTransaction(const Merchant& merchant,
   }
 
   auto key = std::make_pair(merchant.merchant_id, trans_id);
-  if (TransIdTaken(merchant.merchant_id, trans_id)) {
+  const DuplicateTransIdMode mode = options_.duplicate_trans_id.mode;
+  if (mode != DuplicateTransIdMode::kCreate &&
+      TransIdTaken(merchant.merchant_id, trans_id)) {
     auto it = order_by_trans_id_.find(key);
-    if (options_.duplicate_trans_id == DuplicateTransIdMode::kReturnExisting &&
+    if (mode == DuplicateTransIdMode::kReturnExisting &&
         it != order_by_trans_id_.end()) {
       return Ok(OrderJson(orders_.at(it->second)));
     }
-    return {400, Json{{"ret_code", kInvalidCode},
-                      {"ret_msg", "duplicate trans_id"}}};
+    return DuplicateRefusal();
   }
 
   Order& o = NewOrder();
+  o.visible_at = absl::Now() + invisible_for;
   o.merchant_id = merchant.merchant_id;
   o.trans_id = trans_id;
   o.payment_type = payment_type;

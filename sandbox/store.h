@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/crypto.h"
 #include "nlohmann/json.hpp"
@@ -31,10 +32,29 @@ struct Merchant {
   bool pci = false;
 };
 
-enum class DuplicateTransIdMode { kReject, kReturnExisting };
+// What a create (Create Session, Initiate Transaction) with a trans_id that
+// the merchant already used gets.
+enum class DuplicateTransIdMode {
+  kReject,          // the refusal below; nothing created
+  kReturnExisting,  // the existing object of the same kind, else the refusal
+  kCreate,          // a second object (a PayKKa without the uniqueness check)
+};
+
+struct DuplicatePolicy {
+  DuplicateTransIdMode mode = DuplicateTransIdMode::kReject;
+  int http_status = 400;
+  std::string ret_code = "010000";
+  std::string ret_msg = "duplicate trans_id";
+};
+
+// {"mode":"reject|return_existing|create","http_status":N,"ret_code":"...",
+//  "ret_msg":"..."}; absent fields take DuplicatePolicy's defaults.
+absl::StatusOr<DuplicatePolicy> ParseDuplicatePolicy(const nlohmann::json& j);
+nlohmann::json DuplicatePolicyToJson(const DuplicatePolicy& p);
+absl::StatusOr<DuplicateTransIdMode> ParseDuplicateMode(const std::string& s);
 
 struct StoreOptions {
-  DuplicateTransIdMode duplicate_trans_id = DuplicateTransIdMode::kReject;
+  DuplicatePolicy duplicate_trans_id;
   // expire_time when Create Session omits it.
   absl::Duration default_session_ttl = absl::Minutes(30);
   // Base for session_url / 3DS URLs, e.g. "http://127.0.0.1:8080".
@@ -71,12 +91,25 @@ class Store {
   void AdvanceClock(absl::Duration d) { clock_offset_ += d; }
   Json ClockJson() const;
 
+  const DuplicatePolicy& duplicate_policy() const {
+    return options_.duplicate_trans_id;
+  }
+  void set_duplicate_policy(DuplicatePolicy p) {
+    options_.duplicate_trans_id = std::move(p);
+  }
+
   // PayKKa v3 operations. `req` is the parsed body, already authenticated
-  // and known to carry a merchant_id of `merchant`.
-  ApiResponse CreateSession(const Merchant& merchant, const Json& req);
+  // and known to carry a merchant_id of `merchant`. An object created with
+  // `invisible_for` > 0 is not found by queries until that much real time
+  // has passed.
+  ApiResponse CreateSession(
+      const Merchant& merchant, const Json& req,
+      absl::Duration invisible_for = absl::ZeroDuration());
   ApiResponse QuerySession(const Merchant& merchant, const Json& req);
   ApiResponse QueryTransaction(const Merchant& merchant, const Json& req);
-  ApiResponse InitiateTransaction(const Merchant& merchant, const Json& req);
+  ApiResponse InitiateTransaction(
+      const Merchant& merchant, const Json& req,
+      absl::Duration invisible_for = absl::ZeroDuration());
   ApiResponse CancelAgreement(const Merchant& merchant, const Json& req);
 
   // Control path (shopper simulation). Bodies are plain JSON; errors are
@@ -115,6 +148,7 @@ class Store {
     std::string token_usage, shopper_reference;
     std::string order_id;  // latest payment attempt, may be empty
     bool completed = false;
+    absl::Time visible_at = absl::InfinitePast();  // real time
   };
   struct Order {
     std::string id, merchant_id, trans_id, session_id, status, payment_type,
@@ -128,6 +162,7 @@ class Store {
     // recurring / card-on-file payment).
     bool store_card = false;
     std::string token_usage;
+    absl::Time visible_at = absl::InfinitePast();  // real time
   };
   struct Outcome {
     std::string status, error_code, error_description;
@@ -157,6 +192,10 @@ class Store {
                                     const std::string& capture_method);
   bool TransIdTaken(const std::string& merchant_id,
                     const std::string& trans_id) const;
+  ApiResponse DuplicateRefusal() const;
+  static bool Visible(absl::Time visible_at) {
+    return absl::Now() >= visible_at;
+  }
 
   StoreOptions options_;
   std::vector<Merchant> merchants_;

@@ -8,6 +8,10 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -20,6 +24,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -98,6 +103,71 @@ HttpResult Http(const std::string& method, const std::string& url,
 }
 
 Json ParseJson(const std::string& s) { return Json::parse(s, nullptr, false); }
+
+// One keep-alive HTTP/1.1 connection on a plain socket, to see exactly what
+// the sandbox does to a connection (libcurl would hide a dead connection by
+// retrying).
+class RawConnection {
+ public:
+  // `base` is "http://127.0.0.1:<port>".
+  explicit RawConnection(const std::string& base) {
+    int port = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(base.substr(base.rfind(':') + 1), &port));
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+              0);
+  }
+  ~RawConnection() { close(fd_); }
+
+  // Sends a POST and reads one response. Returns the raw bytes received: a
+  // whole response, or whatever arrived before the connection closed (then
+  // `closed` is set).
+  std::string Post(const std::string& path, const std::string& body,
+                   const std::vector<std::string>& headers, bool* closed) {
+    std::string req = absl::StrCat("POST ", path,
+                                   " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   "Content-Length: ",
+                                   body.size(), "\r\n");
+    for (const std::string& h : headers) absl::StrAppend(&req, h, "\r\n");
+    absl::StrAppend(&req, "\r\n", body);
+    EXPECT_EQ(send(fd_, req.data(), req.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(req.size()));
+    std::string in;
+    *closed = false;
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!Complete(in) && absl::Now() < deadline) {
+      pollfd pfd{fd_, POLLIN, 0};
+      if (poll(&pfd, 1, 100) <= 0) continue;
+      char buf[4096];
+      ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        *closed = true;
+        break;
+      }
+      in.append(buf, static_cast<size_t>(n));
+    }
+    return in;
+  }
+
+ private:
+  static bool Complete(const std::string& in) {
+    size_t end = in.find("\r\n\r\n");
+    if (end == std::string::npos) return false;
+    std::string head = absl::AsciiStrToLower(in.substr(0, end));
+    size_t cl = head.find("content-length:");
+    size_t len = 0;
+    if (cl != std::string::npos) {
+      std::string v = head.substr(cl + 15, head.find("\r\n", cl) - cl - 15);
+      EXPECT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(v), &len));
+    }
+    return in.size() >= end + 4 + len;
+  }
+  int fd_ = -1;
+};
 
 // --- a tiny webhook receiver (evhttp on its own thread) ---
 
@@ -300,10 +370,9 @@ class SandboxTest : public ::testing::Test {
 
   static std::string Base() { return sandbox_->base(); }
 
-  static HttpResult Api(const std::string& path, const std::string& body,
-                        const SignOpts& o = SignOpts(),
-                        const Sandbox* sb = nullptr) {
-    if (sb == nullptr) sb = sandbox_;
+  static std::vector<std::string> SignedHeaders(const std::string& path,
+                                                const std::string& body,
+                                                const SignOpts& o) {
     std::string ts =
         absl::StrCat(absl::ToUnixMillis(absl::Now()) + o.ts_offset_ms);
     std::string nonce = o.nonce.empty() ? RandomHex(12) : o.nonce;
@@ -323,7 +392,14 @@ class SandboxTest : public ::testing::Test {
     for (auto& [k, v] : h) {
       if (k != o.omit_header) headers.push_back(k + ": " + v);
     }
-    return Http("POST", sb->base() + path, body, headers, o.timeout_ms);
+    return headers;
+  }
+  static HttpResult Api(const std::string& path, const std::string& body,
+                        const SignOpts& o = SignOpts(),
+                        const Sandbox* sb = nullptr) {
+    if (sb == nullptr) sb = sandbox_;
+    return Http("POST", sb->base() + path, body, SignedHeaders(path, body, o),
+                o.timeout_ms);
   }
   static HttpResult ApiJ(const std::string& path, const Json& body,
                          const SignOpts& o = SignOpts()) {
@@ -338,6 +414,17 @@ class SandboxTest : public ::testing::Test {
   }
   static Json Counters() {
     return ParseJson(Control("GET", "/sandbox/counters").body);
+  }
+  static Json TransId(const std::string& trans_id) {
+    return ParseJson(Control("GET", "/sandbox/trans-ids/" + trans_id).body);
+  }
+  // A signed Create Session for `trans_id` on a raw keep-alive connection.
+  static std::string RawCreate(RawConnection& conn, const std::string& trans_id,
+                               bool* closed) {
+    std::string body = SessionRequest(trans_id).dump();
+    return conn.Post("/v3/payment/acq/session", body,
+                     SignedHeaders("/v3/payment/acq/session", body, SignOpts()),
+                     closed);
   }
 
   static Json SessionRequest(const std::string& trans_id) {
@@ -1087,6 +1174,281 @@ TEST_F(SandboxTest, FaultsFromFlags) {
   Json faults = ParseJson(Control("GET", "/sandbox/faults", {}, &other).body);
   EXPECT_EQ(faults["rules"][0]["http_status"], 503);
   EXPECT_NE(Api("/v3/payment/acq/query", "{}", SignOpts(), &other).status, 503);
+}
+
+// ------------------------------------------- exactly-once faults (issue 9)
+
+TEST_F(SandboxTest, CloseAfterCommitKillsAReusedConnectionWithNoReplyByte) {
+  SetFaults({{"rules",
+              {{{"endpoint", "/v3/payment/acq/session"},
+                {"close_after_commit_rate", 1.0},
+                {"only_reused_connections", true},
+                {"times", 1}}}}});
+  RawConnection conn(Base());
+  bool closed = false;
+  // The first request of a connection is not matched by the rule.
+  EXPECT_THAT(RawCreate(conn, "KA1", &closed), HasSubstr("000000"));
+  EXPECT_FALSE(closed);
+  // The reused connection dies with no reply byte; the session exists.
+  EXPECT_EQ(RawCreate(conn, "KA2", &closed), "");
+  EXPECT_TRUE(closed);
+  Json t = TransId("KA2");
+  EXPECT_EQ(t["create_requests"], 1);
+  EXPECT_EQ(t["objects"], 1);
+  EXPECT_EQ(t["sessions_created"], 1);
+  EXPECT_EQ(ParseJson(ApiJ("/v3/payment/acq/session/query",
+                           {{"merchant_id", "M1"}, {"trans_id", "KA2"}})
+                          .body)["data"]["trans_id"],
+            "KA2");
+  // `times` is used up: the next reused connection is served.
+  RawConnection again(Base());
+  EXPECT_THAT(RawCreate(again, "KA3", &closed), HasSubstr("000000"));
+  EXPECT_THAT(RawCreate(again, "KA4", &closed), HasSubstr("000000"));
+  EXPECT_FALSE(closed);
+}
+
+TEST_F(SandboxTest, CloseBeforeCommitAppliesNothing) {
+  SetFaults({{"rules",
+              {{{"close_before_commit_rate", 1.0},
+                {"only_reused_connections", true}}}}});
+  RawConnection conn(Base());
+  bool closed = false;
+  EXPECT_THAT(RawCreate(conn, "KB1", &closed), HasSubstr("000000"));
+  EXPECT_EQ(RawCreate(conn, "KB2", &closed), "");
+  EXPECT_TRUE(closed);
+  Json t = TransId("KB2");
+  EXPECT_EQ(t["create_requests"], 1);
+  EXPECT_EQ(t["objects"], 0);
+  EXPECT_EQ(Counters()["in_flight"], 0);
+}
+
+// What the fault is for: libcurl re-sends a POST by itself when a reused
+// connection dies before the reply. The copy carries the same nonce, so the
+// sandbox (like PayKKa) refuses it as a replay, although the first copy was
+// applied.
+TEST_F(SandboxTest, LibcurlResendsAPostWhenAReusedConnectionDies) {
+  SetFaults({{"rules",
+              {{{"endpoint", "/v3/payment/acq/session"},
+                {"close_after_commit_rate", 1.0},
+                {"only_reused_connections", true},
+                {"times", 1}}}}});
+  CURL* c = curl_easy_init();
+  auto post = [&](const std::string& trans_id) {
+    std::string body = SessionRequest(trans_id).dump();
+    curl_slist* list = nullptr;
+    for (const std::string& h :
+         SignedHeaders("/v3/payment/acq/session", body, SignOpts())) {
+      list = curl_slist_append(list, h.c_str());
+    }
+    std::string out;
+    curl_easy_setopt(c, CURLOPT_URL,
+                     (Base() + "/v3/payment/acq/session").c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &OnBody);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    EXPECT_EQ(curl_easy_perform(c), CURLE_OK);
+    curl_slist_free_all(list);
+    return out;
+  };
+  EXPECT_THAT(post("LC1"), HasSubstr("000000"));
+  EXPECT_THAT(post("LC2"), HasSubstr("206003"));
+  curl_easy_cleanup(c);
+  Json t = TransId("LC2");
+  EXPECT_EQ(t["create_requests"], 2);
+  EXPECT_EQ(t["objects"], 1);
+}
+
+TEST_F(SandboxTest, DuplicateRefusalIsConfigurable) {
+  CreateSession(SessionRequest("D1"));
+  Json first = FirstRecurring("D2");
+  ASSERT_EQ(ApiJ("/v3/payment/acq", MitRequest("D3", first)).status, 200);
+  struct Wording {
+    int status;
+    std::string code, msg;
+  };
+  for (const Wording& w :
+       {Wording{400, "210011", "Transaction ID already exists"},
+        Wording{409, "999001", "merchant order number repeated"},
+        Wording{200, "206099", "the trans_id is duplicated"},
+        Wording{422, "010000", "Repeated request, please check trans_id"}}) {
+    HttpResult put = Control("PUT", "/sandbox/duplicate-trans-id",
+                             {{"mode", "reject"},
+                              {"http_status", w.status},
+                              {"ret_code", w.code},
+                              {"ret_msg", w.msg}});
+    ASSERT_EQ(put.status, 200) << put.body;
+    ExpectEnvelope(ApiJ("/v3/payment/acq/session", SessionRequest("D1")),
+                   w.status, w.code, w.msg);
+    ExpectEnvelope(ApiJ("/v3/payment/acq", MitRequest("D3", first)), w.status,
+                   w.code, w.msg);
+  }
+  EXPECT_EQ(TransId("D1")["objects"], 1);
+  EXPECT_EQ(TransId("D1")["create_requests"], 5);
+  EXPECT_EQ(TransId("D3")["objects"], 1);
+  EXPECT_EQ(ParseJson(Control("GET", "/sandbox/duplicate-trans-id").body)
+                .value("ret_msg", ""),
+            "Repeated request, please check trans_id");
+  // DELETE (and /sandbox/reset) restore the start-up policy.
+  ASSERT_EQ(Control("DELETE", "/sandbox/duplicate-trans-id").status, 200);
+  ExpectEnvelope(ApiJ("/v3/payment/acq/session", SessionRequest("D1")), 400,
+                 "010000", "duplicate trans_id");
+  EXPECT_EQ(
+      Control("PUT", "/sandbox/duplicate-trans-id", {{"mode", "x"}}).status,
+      400);
+  EXPECT_EQ(Control("PUT", "/sandbox/duplicate-trans-id", {{"http_status", 99}})
+                .status,
+            400);
+}
+
+TEST_F(SandboxTest, DuplicatePolicyReturnsExistingOrCreatesASecondObject) {
+  Json first = FirstRecurring("DE1");
+  HttpResult a = ApiJ("/v3/payment/acq", MitRequest("DE2", first));
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(Control("PUT", "/sandbox/duplicate-trans-id",
+                    {{"mode", "return_existing"}})
+                .status,
+            200);
+  HttpResult b = ApiJ("/v3/payment/acq", MitRequest("DE2", first));
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(ParseJson(a.body)["data"]["order_id"],
+            ParseJson(b.body)["data"]["order_id"]);
+  EXPECT_EQ(TransId("DE2")["objects"], 1);
+  // The trans_id of a session without an order is still refused.
+  CreateSession(SessionRequest("DE3"));
+  ExpectEnvelope(ApiJ("/v3/payment/acq", MitRequest("DE3", first)), 400,
+                 "010000", "duplicate trans_id");
+  // "create": a PayKKa without the uniqueness check; duplicates show up in
+  // the counters.
+  ASSERT_EQ(Control("PUT", "/sandbox/duplicate-trans-id", {{"mode", "create"}})
+                .status,
+            200);
+  HttpResult c = ApiJ("/v3/payment/acq", MitRequest("DE2", first));
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_NE(ParseJson(c.body)["data"]["order_id"],
+            ParseJson(a.body)["data"]["order_id"]);
+  Json t = TransId("DE2");
+  EXPECT_EQ(t["objects"], 2);
+  EXPECT_EQ(t["charges_created"], 2);
+  EXPECT_EQ(t["create_requests"], 3);
+  ASSERT_EQ(Control("POST", "/sandbox/reset").status, 200);
+  EXPECT_EQ(ParseJson(Control("GET", "/sandbox/duplicate-trans-id").body)
+                .value("mode", ""),
+            "reject");
+}
+
+TEST_F(SandboxTest, DuplicateWordingFromFlags) {
+  Sandbox other(*keys_, {"--duplicate-trans-id-status=409",
+                         "--duplicate-trans-id-code=777777",
+                         "--duplicate-trans-id-msg=order already exists"});
+  ASSERT_TRUE(other.ok());
+  std::string body = SessionRequest("DF1").dump();
+  EXPECT_EQ(Api("/v3/payment/acq/session", body, SignOpts(), &other).status,
+            200);
+  ExpectEnvelope(Api("/v3/payment/acq/session", body, SignOpts(), &other), 409,
+                 "777777", "order already exists");
+}
+
+TEST_F(SandboxTest, ProxyHtmlPagesHaveNoEnvelopeAndNoSignature) {
+  for (int status : {404, 408, 409, 425, 499}) {
+    SetFaults({{"rules",
+                {{{"endpoint", "/v3/payment/acq/session"},
+                  {"proxy_status", status}}}}});
+    std::string trans_id = absl::StrCat("PX", status);
+    HttpResult r = ApiJ("/v3/payment/acq/session", SessionRequest(trans_id));
+    EXPECT_EQ(r.status, status);
+    EXPECT_THAT(r.headers["content-type"], HasSubstr("text/html"));
+    EXPECT_THAT(r.body, HasSubstr(absl::StrCat("<title>", status, " ")));
+    EXPECT_TRUE(ParseJson(r.body).is_discarded()) << r.body;
+    EXPECT_EQ(r.headers.count("x-paykka-sign"), 0u);
+    EXPECT_EQ(TransId(trans_id)["objects"], 0);
+  }
+  // After commit: PayKKa applied the request, the proxy answers anyway.
+  SetFaults(
+      {{"rules", {{{"proxy_status", 499}, {"proxy_after_commit", true}}}}});
+  HttpResult r = ApiJ("/v3/payment/acq/session", SessionRequest("PXC"));
+  EXPECT_EQ(r.status, 499);
+  EXPECT_EQ(TransId("PXC")["objects"], 1);
+  EXPECT_EQ(Control("PUT", "/sandbox/faults", {{"proxy_status", 302}}).status,
+            400);
+}
+
+TEST_F(SandboxTest, VisibilityDelayHidesCommittedObjectsFromQueries) {
+  Json first = FirstRecurring("V0");
+  SetFaults(
+      {{"rules",
+        {{{"endpoint", "/v3/payment/acq/session"},
+          {"visibility_delay_ms", 3000}},
+         {{"endpoint", "/v3/payment/acq"}, {"visibility_delay_ms", 3000}}}}});
+  absl::Time created = absl::Now();
+  ASSERT_EQ(ApiJ("/v3/payment/acq/session", SessionRequest("V1")).status, 200);
+  HttpResult charge = ApiJ("/v3/payment/acq", MitRequest("V2", first));
+  ASSERT_EQ(charge.status, 200) << charge.body;
+  std::string order_id = ParseJson(charge.body)["data"]["order_id"];
+  auto session_query = [] {
+    return ApiJ("/v3/payment/acq/session/query",
+                {{"merchant_id", "M1"}, {"trans_id", "V1"}});
+  };
+  auto charge_query = [] {
+    return ApiJ("/v3/payment/acq/query",
+                {{"merchant_id", "M1"}, {"trans_id", "V2"}});
+  };
+  ExpectEnvelope(session_query(), 404, "206011");
+  ExpectEnvelope(charge_query(), 404, "206024");
+  ExpectEnvelope(ApiJ("/v3/payment/acq/query",
+                      {{"merchant_id", "M1"}, {"order_id", order_id}}),
+                 404, "206024");
+  ASSERT_LT(absl::Now() - created, absl::Milliseconds(2500))
+      << "too slow to observe the delay";
+  // Committed all the same: the trans_id is taken.
+  ExpectEnvelope(ApiJ("/v3/payment/acq/session", SessionRequest("V1")), 400,
+                 "010000", "duplicate trans_id");
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (charge_query().status != 200 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_GE(absl::Now() - created, absl::Milliseconds(3000));
+  EXPECT_EQ(session_query().status, 200);
+  EXPECT_EQ(charge_query().status, 200);
+  EXPECT_EQ(TransId("V1")["objects"], 1);
+}
+
+TEST_F(SandboxTest, CountersByTransIdSeparateRequestsFromObjects) {
+  CreateSession(SessionRequest("N1"));
+  ApiJ("/v3/payment/acq/session", SessionRequest("N1"));
+  QueryTx({{"merchant_id", "M1"}, {"trans_id", "N1"}});
+  Json t = TransId("N1");
+  EXPECT_EQ(t["trans_id"], "N1");
+  EXPECT_EQ(t["requests"], 3);
+  EXPECT_EQ(t["create_requests"], 2);
+  EXPECT_EQ(t["sessions_created"], 1);
+  EXPECT_EQ(t["charges_created"], 0);
+  EXPECT_EQ(t["objects"], 1);
+  EXPECT_EQ(Counters()["create_requests_by_trans_id"]["N1"], 2);
+  // Unknown trans_ids are all zero; the id is percent-decoded.
+  EXPECT_EQ(TransId("nope%2Fx")["trans_id"], "nope/x");
+  EXPECT_EQ(TransId("nope%2Fx")["objects"], 0);
+}
+
+TEST_F(SandboxTest, NewFaultFieldsRoundTrip) {
+  Json rule = {{"endpoint", "/v3/payment/acq"},
+               {"close_after_commit_rate", 0.5},
+               {"close_before_commit_rate", 0.25},
+               {"proxy_status", 408},
+               {"proxy_rate", 0.1},
+               {"proxy_after_commit", true},
+               {"visibility_delay_ms", 100},
+               {"only_reused_connections", true},
+               {"times", 3}};
+  HttpResult r = Control("PUT", "/sandbox/faults", {{"rules", {rule}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json got = ParseJson(r.body)["rules"][0];
+  for (auto& [k, v] : rule.items()) EXPECT_EQ(got[k], v) << k;
+  EXPECT_EQ(Control("PUT", "/sandbox/faults", {{"times", -1}}).status, 400);
+  EXPECT_EQ(Control("PUT", "/sandbox/faults", {{"only_reused_connections", 1}})
+                .status,
+            400);
 }
 
 // ---------------------------------------------------------- checkout page
