@@ -354,6 +354,36 @@ secrets_checksum_rolls() {
 }
 check "checksum/secrets changes with secretsRevision and Secret names, not with other values" secrets_checksum_rolls
 
+secrets_lookup_rolls() {
+  # helm's `lookup` against a fake read-only API server on loopback (helm/fake-kube-api.js): the
+  # checksum follows the Secrets' data, so rotating one rolls the pods at the next upgrade.
+  local dir=$out/fake-api pid port i a b c d rc=1
+  mkdir -p "$dir" || return 1
+  echo '{"payorch-merchant-keys": {"M1.private_key.pem": "a2V5LTE="}, "payorch-redis": {"redis-password": "cHctMQ=="}}' \
+    >"$dir/secrets.json"
+  node "$here/fake-kube-api.js" "$dir/secrets.json" >"$dir/port" 2>"$dir/log" &
+  pid=$!
+  for i in $(seq 50); do port=$(cat "$dir/port" 2>/dev/null); [ -n "$port" ] && break; sleep 0.1; done
+  if [ -n "$port" ]; then
+    printf '%s\n' 'apiVersion: v1' 'kind: Config' \
+      "clusters: [{name: fake, cluster: {server: \"http://127.0.0.1:$port\"}}]" \
+      'users: [{name: test, user: {token: unused}}]' \
+      'contexts: [{name: fake, context: {cluster: fake, user: test}}]' 'current-context: fake' >"$dir/kubeconfig"
+    a=$(KUBECONFIG=$dir/kubeconfig secrets_checksum -f "$merchants" --dry-run=server)
+    b=$(KUBECONFIG=$dir/kubeconfig secrets_checksum -f "$merchants" --dry-run=server)
+    sed -i 's/cHctMQ==/cHctMg==/' "$dir/secrets.json" # the Redis password is rotated
+    c=$(KUBECONFIG=$dir/kubeconfig secrets_checksum -f "$merchants" --dry-run=server)
+    d=$(secrets_checksum -f "$merchants")          # offline: lookup sees nothing
+    printf 'lookup:           %s\nlookup again:     %s\nafter rotation:   %s\noffline template: %s\n' "$a" "$b" "$c" "$d"
+    [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ] && [ "$a" != "$d" ] &&
+      grep -q 'secrets/payorch-redis' "$dir/log" && rc=0
+  fi
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  return $rc
+}
+check "checksum/secrets follows the Secrets' data through lookup (fake API on loopback)" secrets_lookup_rolls
+
 # --- invalid values are rejected ------------------------------------------------------------------
 
 expect_fail() { # expect_fail REGEX helm-template-args...: must fail, with output matching REGEX
