@@ -189,6 +189,11 @@ absl::Status OwnerCheck(const absl::StatusOr<RedisReply>& reply, const char* op,
 
 }  // namespace
 
+absl::Status StoreErrorOf(const absl::StatusOr<RedisReply>& reply,
+                          absl::Duration retry_delay) {
+  return ToStoreError(reply, retry_delay);
+}
+
 absl::StatusOr<std::unique_ptr<RedisIdempotencyStore>>
 RedisIdempotencyStore::Create(EventLoop* loop,
                               RedisIdempotencyStoreOptions options) {
@@ -214,6 +219,10 @@ RedisIdempotencyStore::RedisIdempotencyStore(
     : client_(std::move(client)), options_(std::move(options)) {}
 
 bool RedisIdempotencyStore::Healthy() const { return client_->Healthy(); }
+
+std::shared_ptr<RedisClient> RedisIdempotencyStore::client() const {
+  return client_;
+}
 
 void RedisIdempotencyStore::Run(const Script& script, const std::string& key,
                                 std::vector<std::string> args,

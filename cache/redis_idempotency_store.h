@@ -75,6 +75,9 @@ class RedisIdempotencyStore : public IdempotencyStore {
                absl::AnyInvocable<void(absl::Status) &&> done) override;
   bool Healthy() const override;
 
+  // The Redis connection, for other Redis users (cache/unsettled_index.h).
+  std::shared_ptr<RedisClient> client() const;
+
   // A Lua script and its SHA-1 (redis_idempotency_store.cc).
   struct Script;
 
@@ -87,6 +90,12 @@ class RedisIdempotencyStore : public IdempotencyStore {
   std::shared_ptr<RedisClient> client_;
   const RedisIdempotencyStoreOptions options_;
 };
+
+// A Redis reply as the store's status: OK, UNAVAILABLE
+// IDEMPOTENCY_STORE_UNAVAILABLE (with `retry_delay`) when Redis cannot be
+// reached or cannot take writes, INTERNAL for another error reply.
+absl::Status StoreErrorOf(const absl::StatusOr<RedisReply>& reply,
+                          absl::Duration retry_delay);
 
 }  // namespace payorch::cache
 

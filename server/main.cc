@@ -42,6 +42,7 @@
 #include "prometheus/text_serializer.h"
 #include "service/grpc_service.h"
 #include "service/payment_service.h"
+#include "service/reconciler.h"
 #include "service/webhooks.h"
 
 ABSL_FLAG(
@@ -79,6 +80,21 @@ ABSL_FLAG(int, max_host_connections, 0,
           "max connections to one PayKKa host (0 = unlimited, reused with "
           "keep-alive)");
 
+ABSL_FLAG(bool, reconcile, true,
+          "run the background reconciler that settles unknown PayKKa outcomes "
+          "(Redis store only)");
+ABSL_FLAG(absl::Duration, reconcile_interval, absl::Seconds(5),
+          "pause between two reconciler passes over the unsettled index");
+ABSL_FLAG(absl::Duration, reconcile_grace, absl::ZeroDuration(),
+          "unsettled-index entries younger than this are left to their calls "
+          "(0: --lease)");
+ABSL_FLAG(absl::Duration, reconcile_max_backoff, absl::Seconds(30),
+          "longest pause before the reconciler asks PayKKa again about one "
+          "record");
+ABSL_FLAG(int, unsettled_buckets, 16,
+          "buckets (Redis keys, one hash slot each) of the unsettled index; "
+          "fixed for a deployment");
+
 namespace payorch {
 namespace {
 
@@ -91,7 +107,8 @@ void ApplyEnvironment() {
        {"grpc_listen", "http_listen", "redis_url", "redis_password_file",
         "merchants_config", "log_level", "idempotency_retention", "lease",
         "drain_grace", "default_deadline", "paykka_timeout", "cpu_threads",
-        "max_host_connections"}) {
+        "max_host_connections", "reconcile", "reconcile_interval",
+        "reconcile_grace", "reconcile_max_backoff", "unsettled_buckets"}) {
     std::string env = absl::StrCat("PAYORCH_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(env.c_str());
     if (value == nullptr) continue;
@@ -117,6 +134,33 @@ void RaiseFileLimit() {
   std::fprintf(stderr, "payorchd: %s: %s\n", what.c_str(),
                status.ToString().c_str());
   std::exit(1);
+}
+
+// The background reconciler (service/reconciler.h) over `index`; null when
+// disabled or without Redis.
+std::unique_ptr<service::Reconciler> StartReconciler(
+    EventLoop* loop, cache::UnsettledIndex* index,
+    cache::IdempotencyStore* store, paykka::PaykkaClient* client,
+    const service::MerchantRegistry& merchants,
+    prometheus::Registry* registry) {
+  if (index == nullptr || !absl::GetFlag(FLAGS_reconcile)) return nullptr;
+  service::ReconcilerOptions options;
+  options.lease = absl::GetFlag(FLAGS_lease);
+  options.paykka_timeout = absl::GetFlag(FLAGS_paykka_timeout);
+  options.retention = absl::GetFlag(FLAGS_idempotency_retention);
+  options.scan_interval = absl::GetFlag(FLAGS_reconcile_interval);
+  options.grace = std::max(absl::GetFlag(FLAGS_reconcile_grace), options.lease);
+  options.max_backoff = absl::GetFlag(FLAGS_reconcile_max_backoff);
+  auto reconciler = std::make_unique<service::Reconciler>(
+      loop, index, store,
+      [client, &merchants](const cache::UnsettledEntry& entry,
+                           absl::Time deadline, auto done) {
+        service::FindStoredOutcome(client, merchants, entry, deadline,
+                                   std::move(done));
+      },
+      registry, options);
+  reconciler->Start();
+  return reconciler;
 }
 
 int Run() {
@@ -155,6 +199,7 @@ int Run() {
   if (!paykka_client.ok()) Die("PayKKa client", paykka_client.status());
 
   std::unique_ptr<cache::IdempotencyStore> store;
+  std::unique_ptr<cache::UnsettledIndex> unsettled_index;
   std::string redis_url = absl::GetFlag(FLAGS_redis_url);
   if (redis_url == "memory") {
     std::fprintf(
@@ -186,6 +231,11 @@ int Run() {
     auto redis =
         cache::RedisIdempotencyStore::Create(redis_loop->get(), options);
     if (!redis.ok()) Die("Redis idempotency store", redis.status());
+    cache::UnsettledIndexOptions index_options;
+    index_options.buckets = absl::GetFlag(FLAGS_unsettled_buckets);
+    index_options.retention = options.retention;
+    unsettled_index = std::make_unique<cache::UnsettledIndex>(
+        (*redis)->client(), index_options);
     store = std::move(*redis);
     // Give the first connection a moment so that the first calls do not fail
     // closed needlessly; if Redis is not there, start anyway (NOT_SERVING).
@@ -207,11 +257,15 @@ int Run() {
   service_options.lease = absl::GetFlag(FLAGS_lease);
   service_options.retention = absl::GetFlag(FLAGS_idempotency_retention);
   service_options.paykka_timeout = absl::GetFlag(FLAGS_paykka_timeout);
+  service_options.unsettled_index = unsettled_index.get();
   service::MerchantRegistry merchant_registry =
       service::MakeMerchantRegistry(*merchants);
   service::PaymentService payments(paykka_client->get(), store.get(),
                                    merchant_registry, &RealClock::Get(),
                                    service_options);
+  std::unique_ptr<service::Reconciler> reconciler =
+      StartReconciler(loop->get(), unsettled_index.get(), store.get(),
+                      paykka_client->get(), merchant_registry, registry.get());
   auto log_level = service::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
   if (!log_level.has_value()) {
     Die("--log_level",

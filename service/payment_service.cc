@@ -168,6 +168,22 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
         done_(std::move(done)) {}
 
   void Start() {
+    cache::UnsettledIndex* index = deps_.options.unsettled_index;
+    if (index == nullptr) return BeginClaim();
+    // Indexed before the claim, so every record that can become unsettled
+    // has an entry (cache/unsettled_index.h); fails closed like Begin().
+    cache::UnsettledEntry entry;
+    entry.key = key_;
+    entry.fingerprint = Fingerprint(request_);
+    entry.request = request_.SerializeAsString();
+    index->Add(entry, [self = this->shared_from_this()](absl::Status s) {
+      if (!s.ok()) return self->OnClaim(std::move(s));
+      self->BeginClaim();
+    });
+  }
+
+ private:
+  void BeginClaim() {
     deps_.store->Begin(
         key_, Fingerprint(request_), deps_.options.lease,
         [self = this->shared_from_this()](absl::StatusOr<Claim> claim) mutable {
@@ -175,7 +191,6 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
         });
   }
 
- private:
   void OnClaim(absl::StatusOr<Claim> claim) {
     if (!claim.ok()) {
       return FinishError(WithRetryDelay(
@@ -382,6 +397,28 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
   OutcomeCallback<Response> done_;
 };
 
+// The reconciler's lookup for one family: what PayKKa holds for the
+// request's trans_id, as the bytes a completed record keeps.
+template <typename Ops>
+void FindStored(paykka::PaykkaClient& client, const MerchantConfig& merchant,
+                const std::string& request_bytes, absl::Time deadline,
+                absl::AnyInvocable<void(absl::StatusOr<std::string>) &&> done) {
+  typename Ops::Request request;
+  if (!request.ParseFromString(request_bytes)) {
+    return std::move(done)(MakeError(absl::StatusCode::kInternal,
+                                     Reason::kInternal,
+                                     "unreadable request in the index"));
+  }
+  Ops::Find(client, merchant, request, deadline,
+            [done = std::move(done)](
+                absl::StatusOr<typename Ops::Response> found) mutable {
+              if (!found.ok()) return std::move(done)(found.status());
+              internal::StoredOutcome record;
+              record.set_response(found->SerializeAsString());
+              std::move(done)(record.SerializeAsString());
+            });
+}
+
 template <typename Response>
 void FinishNow(OutcomeCallback<Response>& done, absl::Status error) {
   Outcome<Response> outcome;
@@ -550,6 +587,32 @@ void PaymentService::GetOrder(const v1::GetOrderRequest& request,
               std::move(done)(std::move(outcome));
             });
       });
+}
+
+}  // namespace payorch::service
+
+namespace payorch::service {
+
+void FindStoredOutcome(
+    paykka::PaykkaClient* client, const MerchantRegistry& merchants,
+    const cache::UnsettledEntry& entry, absl::Time deadline,
+    absl::AnyInvocable<void(absl::StatusOr<std::string>) &&> done) {
+  auto it = merchants.find(entry.key.merchant_id);
+  if (it == merchants.end() || it->second == nullptr) {
+    return std::move(done)(MakeError(absl::StatusCode::kFailedPrecondition,
+                                     Reason::kMerchantNotConfigured,
+                                     "merchant_id is not configured"));
+  }
+  if (entry.key.family == kCheckoutFamily) {
+    return FindStored<CheckoutOps>(*client, *it->second, entry.request,
+                                   deadline, std::move(done));
+  }
+  if (entry.key.family == kChargeFamily) {
+    return FindStored<ChargeOps>(*client, *it->second, entry.request, deadline,
+                                 std::move(done));
+  }
+  std::move(done)(MakeError(absl::StatusCode::kInternal, Reason::kInternal,
+                            "unknown RPC family in the index"));
 }
 
 }  // namespace payorch::service

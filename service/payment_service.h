@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "adapters/paykka/paykka_client.h"
 #include "cache/idempotency_store.h"
+#include "cache/unsettled_index.h"
 #include "common/event_loop.h"
 #include "payorch/v1/payorch.pb.h"
 
@@ -90,7 +91,21 @@ struct PaymentServiceOptions {
   // RetryInfo for PSP_OUTCOME_UNKNOWN and IDEMPOTENCY_STORE_UNAVAILABLE.
   absl::Duration outcome_unknown_retry_delay = absl::Seconds(1);
   absl::Duration store_unavailable_retry_delay = absl::Seconds(1);
+  // When set, every mutating call adds its record to this index before
+  // claiming it, so the reconciler (service/reconciler.h) can settle it if
+  // its outcome stays unknown. Must outlive the service.
+  cache::UnsettledIndex* unsettled_index = nullptr;
 };
+
+// The reconciler's PayKKa lookup (service/reconciler.h ReconcileLookup):
+// asks PayKKa for the entry's trans_id as a retry's reconcile step does, and
+// answers the StoredOutcome bytes the record keeps when PayKKa holds a
+// matching object, NOT_FOUND, TRANS_ID_REUSED (different content), or the
+// query's error. `merchants` must outlive the call.
+void FindStoredOutcome(
+    paykka::PaykkaClient* client, const MerchantRegistry& merchants,
+    const cache::UnsettledEntry& entry, absl::Time deadline,
+    absl::AnyInvocable<void(absl::StatusOr<std::string>) &&> done);
 
 // Thread-safe. `client`, `store` and `clock` must outlive the service, and
 // the service must outlive every call in flight (the server drains first).
