@@ -21,10 +21,10 @@ namespace {
 using cache::Claim;
 using cache::UnsettledEntry;
 
+// PayKKa has no object under the trans_id (ORDER_NOT_FOUND or
+// SESSION_NOT_FOUND: the lookup's only NOT_FOUND answers).
 bool NothingAtPaykka(const absl::Status& s) {
-  return s.code() == absl::StatusCode::kNotFound &&
-         (HasReason(s, Reason::kOrderNotFound) ||
-          HasReason(s, Reason::kSessionNotFound));
+  return s.code() == absl::StatusCode::kNotFound;
 }
 
 // The reconciler's metrics (no-ops without a registry).
