@@ -250,13 +250,43 @@ check "no helm test pod when tests.health.enabled=false [norollsecrets]" \
 check "security context of the test pod [netpolstrict]" assert netpolstrict securityContext
 
 image_default() {
-  local app want
+  local app version want
   app=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$chart/Chart.yaml")
+  # scripts/image.sh tags localhost/payorch/payorchd:<CMake project version>.
+  version=$(sed -n 's/^project(payorch VERSION \([0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")
+  [ "$app" = "$version" ] || { echo "Chart appVersion $app != CMake project version $version"; return 1; }
   want="localhost/payorch/payorchd:$app"
   grep -q "image: \"$want\"" "$out/default.yaml" || { echo "payorchd image is not $want"; return 1; }
   echo "image $want"
 }
-check "image defaults to localhost/payorch/payorchd:<appVersion> (scripts/image.sh's name)" image_default
+check "image defaults to scripts/image.sh's localhost/payorch/payorchd:<version> (= appVersion)" image_default
+
+test_pod_script() {
+  # Runs the helm test pod's shell script with /bin/sh and a stub payorchctl that answers like the
+  # real one: SERVING must pass, NOT_SERVING and an unreachable server must fail after the retries.
+  local dir=$out/test-pod status
+  mkdir -p "$dir/bin" || return 1
+  "$helm" template payorch "$chart" --namespace payments --set tests.health.attempts=2 \
+    --show-only templates/tests/test-health.yaml >"$dir/pod.yaml" || return 1
+  node -e 'const Y=require("yaml"),fs=require("fs");const c=Y.parse(fs.readFileSync(process.argv[1],"utf8")).spec.containers[0];
+    fs.writeFileSync(process.argv[2],c.args[0])' "$dir/pod.yaml" "$dir/script.sh" || return 1
+  printf '%s\n' '#!/bin/sh' 'echo "$@" >>"$STUB_DIR/calls"' \
+    'case "$STUB_STATUS" in down) echo "UNAVAILABLE: failed to connect" >&2; exit 14 ;; esac' \
+    'printf "{\n \"status\": \"%s\"\n}\n" "$STUB_STATUS"' >"$dir/bin/payorchctl"
+  chmod +x "$dir/bin/payorchctl"
+  for status in SERVING NOT_SERVING down; do
+    rm -f "$dir/calls"
+    if PATH=$dir/bin:/usr/bin:/bin STUB_DIR=$dir STUB_STATUS=$status /bin/sh "$dir/script.sh" >"$dir/$status.log" 2>&1; then
+      [ "$status" = SERVING ] || { echo "passed with $status"; cat "$dir/$status.log"; return 1; }
+    else
+      [ "$status" != SERVING ] || { echo "failed with SERVING"; cat "$dir/$status.log"; return 1; }
+      [ "$(wc -l <"$dir/calls")" -eq 2 ] || { echo "$status: not retried twice"; return 1; }
+    fi
+    echo "$status: $(tail -n 1 "$dir/$status.log")"
+  done
+  grep -q -- '--target=payorch.payments.svc:50051 --timeout=3s health {"service":""}' "$dir/calls"
+}
+check "helm test script: SERVING passes; NOT_SERVING, unreachable fail after the retries" test_pod_script
 
 # --- alerts and dashboard (promtool) -------------------------------------------------------------
 
