@@ -8,7 +8,8 @@ Fails (exit 1, one line per problem) when a tracked file
   - cites docs/paykka.md by a section number that has no heading there (e.g. "§2.6", "section 5",
     "8.1", "2.2-2.3"), or docs/architecture.md by a quoted section name that has no heading;
   - names a docs/*.md file that does not exist, or (in Markdown) links to a relative path that
-    does not exist.
+    does not exist or names a path in one of the repository's top-level folders that does not exist
+    (`cache/README.md`; a stem such as `common/errors` stands for errors.h / errors.cc).
 Run from anywhere: scripts/check_repo_refs.py [repo root]. CI runs it from scripts/test.sh.
 """
 import bisect
@@ -41,6 +42,16 @@ PAYKKA_SELF_CITE = re.compile(r"§\s*(\d+(?:\.\d+)?)(?:\s*[-\u2013]\s*(\d+(?:\.\
 ARCH_CITE = re.compile(r"docs/architecture\.md(?:'s)?\)?[,:]?\s*\"([^\"]+)\"")
 DOCS_NAME = re.compile(r"\bdocs/([\w.-]+\.md)\b")
 MD_LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
+TOP_DIRS = ["adapters", "bench", "cache", "clients", "cmake", "common", "docs", "examples", "helm",
+            "proto", "sandbox", "scripts", "server", "service", "tests"]
+REPO_PATH = re.compile(r"(?<![\w./-])((?:%s)/[\w./-]*\w)" % "|".join(TOP_DIRS))
+STEM_EXTENSIONS = ["", ".h", ".cc", ".md", ".py", ".sh", ".js", ".yaml", ".json", ".proto"]
+
+
+def repo_path_exists(path):
+    if "node_modules" in path.split("/"):
+        return True  # installed by npm, git-ignored
+    return any(os.path.exists(os.path.join(ROOT, path + ext)) for ext in STEM_EXTENSIONS)
 
 
 def tracked_files():
@@ -131,6 +142,10 @@ def main():
                 problems.append('%s:%d: cites docs/architecture.md "%s", which has no heading'
                                 % (path, joined_line(m.start()), m.group(1)))
         if path.endswith(".md"):
+            for m in REPO_PATH.finditer(text):
+                if not repo_path_exists(m.group(1)):
+                    problems.append("%s:%d: names %s, which does not exist"
+                                    % (path, line_of(text, m.start()), m.group(1)))
             base = os.path.dirname(path)
             for m in MD_LINK.finditer(text):
                 target = m.group(1)
