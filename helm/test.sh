@@ -217,6 +217,11 @@ check "security context hardened [full]" assert full securityContext
 check "readiness is a gRPC probe, liveness HTTP /healthz [default]" assert default probes
 check "readiness is a gRPC probe, liveness HTTP /healthz [merchants]" assert merchants probes
 check "liveness becomes a gRPC probe when asked [grpcliveness]" assert grpcliveness probes grpc-liveness
+readiness_service() {
+  "$helm" template payorch "$chart" --namespace payments --set probes.readiness.grpcService=payorch.serving |
+    grep -A3 'readinessProbe:' | grep -q 'service: "payorch.serving"'
+}
+check "readiness probe checks probes.readiness.grpcService when set" readiness_service
 check "gRPC probes [full]" assert full probes grpc-liveness
 check "preStop sleep + drain fit in terminationGracePeriodSeconds" assert default drain
 check "ConfigMap: empty merchants.json, no secrets [default]" assert default configMap 0
