@@ -162,12 +162,11 @@ absl::Status ToStoreError(const absl::StatusOr<RedisReply>& reply,
     const std::string detail =
         reply.ok() ? reply->str : std::string(reply.status().message());
     return WithRetryDelay(
-        MakeError(absl::StatusCode::kUnavailable,
-                  Reason::kIdempotencyStoreUnavailable,
+        MakeError(Reason::kIdempotencyStoreUnavailable,
                   absl::StrCat("idempotency store unavailable: ", detail)),
         retry_delay);
   }
-  return MakeError(absl::StatusCode::kInternal, Reason::kInternal,
+  return MakeError(Reason::kInternal,
                    absl::StrCat("idempotency store error: ", reply->str));
 }
 
@@ -177,7 +176,7 @@ absl::Status OwnerCheck(const absl::StatusOr<RedisReply>& reply, const char* op,
   if (absl::Status s = ToStoreError(reply, retry_delay); !s.ok()) return s;
   if (reply->type != RedisReply::Type::kInteger) {
     return MakeError(
-        absl::StatusCode::kInternal, Reason::kInternal,
+        Reason::kInternal,
         absl::StrCat("idempotency store: unexpected ", op, " reply"));
   }
   if (reply->integer == 1) return absl::OkStatus();
@@ -271,7 +270,7 @@ void RedisIdempotencyStore::Begin(
         }
         const auto& e = reply->elements;
         const auto bad = [&] {
-          return MakeError(absl::StatusCode::kInternal, Reason::kInternal,
+          return MakeError(Reason::kInternal,
                            "idempotency store: unexpected Begin reply");
         };
         if (reply->type != RedisReply::Type::kArray || e.empty() ||

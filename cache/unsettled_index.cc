@@ -103,7 +103,7 @@ bool ReadPart(absl::string_view in, size_t& pos, std::string& part) {
 }
 
 absl::Status Unexpected(const char* what) {
-  return MakeError(absl::StatusCode::kInternal, Reason::kInternal,
+  return MakeError(Reason::kInternal,
                    absl::StrCat("unsettled index: unexpected ", what));
 }
 

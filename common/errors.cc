@@ -15,6 +15,52 @@ constexpr absl::string_view kMetadataUrl = "payorch/metadata";
 constexpr absl::string_view kViolationsUrl = "payorch/field_violations";
 constexpr absl::string_view kRetryUrl = "payorch/retry_delay_ms";
 
+struct ReasonRow {
+  Reason reason;
+  absl::string_view name;
+  absl::StatusCode code;
+};
+
+// THE reason -> gRPC code table, in declaration order of Reason. The README's
+// "Errors" table lists the same rows (checked by errors_test).
+// clang-format off
+constexpr ReasonRow kReasons[] = {
+    {Reason::kInvalidField,                "INVALID_FIELD",                 absl::StatusCode::kInvalidArgument},
+    {Reason::kTransIdReused,               "TRANS_ID_REUSED",               absl::StatusCode::kAlreadyExists},
+    {Reason::kRequestInProgress,           "REQUEST_IN_PROGRESS",           absl::StatusCode::kAborted},
+    {Reason::kOrderNotFound,               "ORDER_NOT_FOUND",               absl::StatusCode::kNotFound},
+    {Reason::kSessionNotFound,             "SESSION_NOT_FOUND",             absl::StatusCode::kNotFound},
+    {Reason::kSessionExpired,              "SESSION_EXPIRED",               absl::StatusCode::kNotFound},
+    {Reason::kPspOutcomeUnknown,           "PSP_OUTCOME_UNKNOWN",           absl::StatusCode::kUnavailable},
+    {Reason::kPspUnavailable,              "PSP_UNAVAILABLE",               absl::StatusCode::kUnavailable},
+    {Reason::kPspRateLimited,              "PSP_RATE_LIMITED",              absl::StatusCode::kResourceExhausted},
+    {Reason::kPspAuthFailed,               "PSP_AUTH_FAILED",               absl::StatusCode::kInternal},
+    {Reason::kPspRejected,                 "PSP_REJECTED",                  absl::StatusCode::kFailedPrecondition},
+    {Reason::kPspBadResponse,              "PSP_BAD_RESPONSE",              absl::StatusCode::kUnavailable},
+    {Reason::kIdempotencyStoreUnavailable, "IDEMPOTENCY_STORE_UNAVAILABLE", absl::StatusCode::kUnavailable},
+    {Reason::kMerchantNotConfigured,       "MERCHANT_NOT_CONFIGURED",       absl::StatusCode::kFailedPrecondition},
+    {Reason::kDeadlineExceeded,            "DEADLINE_EXCEEDED",             absl::StatusCode::kDeadlineExceeded},
+    {Reason::kInternal,                    "INTERNAL",                      absl::StatusCode::kInternal},
+};
+// clang-format on
+
+constexpr bool TableFollowsDeclarationOrder() {
+  for (size_t i = 0; i < sizeof(kReasons) / sizeof(kReasons[0]); ++i) {
+    if (static_cast<size_t>(kReasons[i].reason) != i) return false;
+  }
+  return static_cast<size_t>(Reason::kInternal) + 1 ==
+         sizeof(kReasons) / sizeof(kReasons[0]);
+}
+static_assert(TableFollowsDeclarationOrder(),
+              "kReasons must list every Reason once, in declaration order");
+
+const ReasonRow& RowOf(Reason reason) {
+  const auto i = static_cast<size_t>(reason);
+  return i < sizeof(kReasons) / sizeof(kReasons[0])
+             ? kReasons[i]
+             : kReasons[static_cast<size_t>(Reason::kInternal)];
+}
+
 // Tabs and newlines separate entries, so they are replaced in values.
 std::string Clean(absl::string_view s) {
   std::string out(s);
@@ -46,57 +92,21 @@ std::vector<std::pair<std::string, std::string>> DecodePairs(
 
 }  // namespace
 
-absl::string_view ReasonName(Reason reason) {
-  switch (reason) {
-    case Reason::kInvalidField:
-      return "INVALID_FIELD";
-    case Reason::kTransIdReused:
-      return "TRANS_ID_REUSED";
-    case Reason::kRequestInProgress:
-      return "REQUEST_IN_PROGRESS";
-    case Reason::kOrderNotFound:
-      return "ORDER_NOT_FOUND";
-    case Reason::kSessionNotFound:
-      return "SESSION_NOT_FOUND";
-    case Reason::kSessionExpired:
-      return "SESSION_EXPIRED";
-    case Reason::kPspOutcomeUnknown:
-      return "PSP_OUTCOME_UNKNOWN";
-    case Reason::kPspUnavailable:
-      return "PSP_UNAVAILABLE";
-    case Reason::kPspRateLimited:
-      return "PSP_RATE_LIMITED";
-    case Reason::kPspAuthFailed:
-      return "PSP_AUTH_FAILED";
-    case Reason::kPspRejected:
-      return "PSP_REJECTED";
-    case Reason::kPspBadResponse:
-      return "PSP_BAD_RESPONSE";
-    case Reason::kIdempotencyStoreUnavailable:
-      return "IDEMPOTENCY_STORE_UNAVAILABLE";
-    case Reason::kMerchantNotConfigured:
-      return "MERCHANT_NOT_CONFIGURED";
-    case Reason::kDeadlineExceeded:
-      return "DEADLINE_EXCEEDED";
-    case Reason::kInternal:
-      return "INTERNAL";
-  }
-  return "INTERNAL";
-}
+absl::string_view ReasonName(Reason reason) { return RowOf(reason).name; }
+
+absl::StatusCode CodeOf(Reason reason) { return RowOf(reason).code; }
 
 std::vector<Reason> AllReasons() {
   std::vector<Reason> out;
-  for (int r = static_cast<int>(Reason::kInvalidField);
-       r <= static_cast<int>(Reason::kInternal); ++r) {
-    out.push_back(static_cast<Reason>(r));
-  }
+  for (const ReasonRow& row : kReasons) out.push_back(row.reason);
   return out;
 }
 
-absl::Status MakeError(absl::StatusCode code, Reason reason,
-                       absl::string_view message, const Metadata& metadata) {
-  absl::Status status(code, message);
-  status.SetPayload(kReasonUrl, absl::Cord(ReasonName(reason)));
+absl::Status MakeError(Reason reason, absl::string_view message,
+                       const Metadata& metadata) {
+  const ReasonRow& row = RowOf(reason);
+  absl::Status status(row.code, message);
+  status.SetPayload(kReasonUrl, absl::Cord(row.name));
   if (!metadata.empty()) status.SetPayload(kMetadataUrl, EncodePairs(metadata));
   return status;
 }
@@ -109,8 +119,7 @@ absl::Status InvalidFields(std::vector<FieldViolation> violations) {
     pairs.emplace_back(v.field, v.description);
   }
   if (!message.empty() && message.back() == ';') message.pop_back();
-  absl::Status status = MakeError(absl::StatusCode::kInvalidArgument,
-                                  Reason::kInvalidField, message);
+  absl::Status status = MakeError(Reason::kInvalidField, message);
   status.SetPayload(kViolationsUrl, EncodePairs(pairs));
   return status;
 }

@@ -21,29 +21,34 @@ namespace payorch {
 // ErrorInfo.domain of every payorch error.
 inline constexpr absl::string_view kErrorDomain = "payorch";
 
-// The closed list of ErrorInfo reasons. The README's "Errors" table documents
-// each one's gRPC code and what a caller should do; keep them in step.
+// The closed list of ErrorInfo reasons. Each reason's gRPC code is chosen in
+// ONE place, the table in errors.cc (CodeOf); the README's "Errors" table
+// documents the same pairs and tests/common/errors_test.cc checks the two
+// agree. Layers below the service report what happened as a reason; none of
+// them picks a code.
 enum class Reason {
-  kInvalidField,       // INVALID_ARGUMENT
-  kTransIdReused,      // ALREADY_EXISTS
-  kRequestInProgress,  // ABORTED + RetryInfo
-  kOrderNotFound,      // NOT_FOUND
-  kSessionNotFound,    // NOT_FOUND
-  kSessionExpired,     // NOT_FOUND (expired unpaid: no order will come)
-  kPspOutcomeUnknown,  // UNAVAILABLE + RetryInfo
-  kPspUnavailable,     // UNAVAILABLE + RetryInfo
-  kPspRateLimited,     // RESOURCE_EXHAUSTED + RetryInfo
-  kPspAuthFailed,      // INTERNAL (PayKKa rejected our credentials)
-  kPspRejected,        // FAILED_PRECONDITION (PayKKa refused the request)
-  kPspBadResponse,     // INTERNAL / UNAVAILABLE (unparsable or unsigned)
-  kIdempotencyStoreUnavailable,  // UNAVAILABLE + RetryInfo
-  kMerchantNotConfigured,        // FAILED_PRECONDITION
-  kDeadlineExceeded,  // DEADLINE_EXCEEDED (nothing was sent upstream)
-  kInternal,          // INTERNAL (a payorch bug)
+  kInvalidField,       // the request breaks a rule
+  kTransIdReused,      // trans_id used with different content
+  kRequestInProgress,  // the same request is running now (+ RetryInfo)
+  kOrderNotFound,      // no order for that lookup
+  kSessionNotFound,    // no such session at PayKKa
+  kSessionExpired,     // expired unpaid: no order will come
+  kPspOutcomeUnknown,  // PayKKa may or may not have acted (+ RetryInfo)
+  kPspUnavailable,     // PayKKa unreachable or failed; nothing happened
+  kPspRateLimited,     // PayKKa answered 429 (+ RetryInfo)
+  kPspAuthFailed,      // PayKKa rejected our credentials or signature
+  kPspRejected,        // PayKKa refused the request
+  kPspBadResponse,     // a query's answer was unparsable or unsigned
+  kIdempotencyStoreUnavailable,  // Redis unreachable (+ RetryInfo)
+  kMerchantNotConfigured,        // no configuration for merchant_id
+  kDeadlineExceeded,             // the deadline passed before anything was sent
+  kInternal,                     // a payorch bug
 };
 
 // "INVALID_FIELD", "TRANS_ID_REUSED", ...
 absl::string_view ReasonName(Reason reason);
+// The gRPC code every error with `reason` carries.
+absl::StatusCode CodeOf(Reason reason);
 // Every reason, in declaration order (for docs and tests).
 std::vector<Reason> AllReasons();
 
@@ -56,10 +61,10 @@ struct FieldViolation {
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
 
-// An error with `code`, `reason` and ErrorInfo metadata. `message` is for
-// humans and must never contain secrets, card data or whole PayKKa bodies.
-absl::Status MakeError(absl::StatusCode code, Reason reason,
-                       absl::string_view message,
+// An error with `reason`, its code CodeOf(reason) and ErrorInfo metadata.
+// `message` is for humans and must never contain secrets, card data or whole
+// PayKKa bodies.
+absl::Status MakeError(Reason reason, absl::string_view message,
                        const Metadata& metadata = {});
 
 // INVALID_ARGUMENT / INVALID_FIELD listing every violation.

@@ -30,6 +30,13 @@ void PackDeterministic(const google::protobuf::Message& message,
   any->set_value(std::move(bytes));
 }
 
+// Copies onto `to` every payload of `from` that `to` does not have yet.
+void CopyMissingPayloads(const absl::Status& from, absl::Status* to) {
+  from.ForEachPayload([to](absl::string_view url, const absl::Cord& c) {
+    if (!to->GetPayload(url).has_value()) to->SetPayload(url, c);
+  });
+}
+
 }  // namespace
 
 google::rpc::Status ToRpcStatus(const absl::Status& status) {
@@ -79,9 +86,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 grpc::Status GrpcStatusFromRpcStatusBytes(const std::string& rpc_status) {
   google::rpc::Status parsed;
   if (!parsed.ParseFromString(rpc_status) || parsed.code() == 0) {
-    return ToGrpcStatus(MakeError(absl::StatusCode::kInternal,
-                                  Reason::kInternal,
-                                  "stored error is unreadable"));
+    return ToGrpcStatus(
+        MakeError(Reason::kInternal, "stored error is unreadable"));
   }
   return grpc::Status(static_cast<grpc::StatusCode>(parsed.code()),
                       parsed.message(), rpc_status);
@@ -115,15 +121,15 @@ absl::Status FromRpcStatus(const google::rpc::Status& rpc_status) {
               absl::Nanoseconds(retry.retry_delay().nanos());
     }
   }
-  absl::Status out = MakeError(code, reason.value_or(Reason::kInternal),
-                               rpc_status.message(), metadata);
+  // The code is the one on the wire (chosen by CodeOf when the status was
+  // made); the reason, metadata and violations are copied onto it.
+  absl::Status out(code, rpc_status.message());
+  CopyMissingPayloads(MakeError(reason.value_or(Reason::kInternal),
+                                rpc_status.message(), metadata),
+                      &out);
+  // common/errors.h attaches violations only through InvalidFields().
   if (!violations.empty()) {
-    // common/errors.h attaches violations only through InvalidFields(): copy
-    // its violation payload (the one `out` does not have yet).
-    absl::Status fields = InvalidFields(std::move(violations));
-    fields.ForEachPayload([&out](absl::string_view url, const absl::Cord& c) {
-      if (!out.GetPayload(url).has_value()) out.SetPayload(url, c);
-    });
+    CopyMissingPayloads(InvalidFields(std::move(violations)), &out);
   }
   if (delay) out = WithRetryDelay(std::move(out), *delay);
   return out;

@@ -88,7 +88,7 @@ struct CheckoutOps {
           if ((s->amount() != 0 && s->amount() != amount) ||
               (!s->currency().empty() && s->currency() != currency)) {
             return std::move(done)(MakeError(
-                absl::StatusCode::kAlreadyExists, Reason::kTransIdReused,
+                Reason::kTransIdReused,
                 "PayKKa holds a session for this trans_id with a different "
                 "amount or currency"));
           }
@@ -136,7 +136,7 @@ struct ChargeOps {
           if ((order->amount() != 0 && order->amount() != amount) ||
               (!order->currency().empty() && order->currency() != currency)) {
             return std::move(done)(MakeError(
-                absl::StatusCode::kAlreadyExists, Reason::kTransIdReused,
+                Reason::kTransIdReused,
                 "PayKKa holds an order for this trans_id with a different "
                 "amount or currency"));
           }
@@ -194,8 +194,7 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
   void OnClaim(absl::StatusOr<Claim> claim) {
     if (!claim.ok()) {
       return FinishError(WithRetryDelay(
-          MakeError(absl::StatusCode::kUnavailable,
-                    Reason::kIdempotencyStoreUnavailable,
+          MakeError(Reason::kIdempotencyStoreUnavailable,
                     "the idempotency store is unavailable; nothing was sent "
                     "to PayKKa, retry with the same trans_id"),
           deps_.options.store_unavailable_retry_delay));
@@ -203,7 +202,7 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
     switch (claim->outcome) {
       case Claim::Outcome::kMismatch:
         return FinishError(MakeError(
-            absl::StatusCode::kAlreadyExists, Reason::kTransIdReused,
+            Reason::kTransIdReused,
             "trans_id was already used with different request content",
             {{"trans_id", request_.trans_id()}}));
       case Claim::Outcome::kInProgress: {
@@ -211,7 +210,7 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
             std::clamp(claim->retry_after, deps_.options.min_retry_delay,
                        deps_.options.max_in_progress_retry_delay);
         return FinishError(WithRetryDelay(
-            MakeError(absl::StatusCode::kAborted, Reason::kRequestInProgress,
+            MakeError(Reason::kRequestInProgress,
                       "a request with this trans_id is in flight; retry "
                       "later with the same content",
                       {{"trans_id", request_.trans_id()}}),
@@ -236,9 +235,8 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
   void Replay(const std::string& stored) {
     internal::StoredOutcome record;
     if (!record.ParseFromString(stored)) {
-      return FinishError(MakeError(absl::StatusCode::kInternal,
-                                   Reason::kInternal,
-                                   "the stored outcome is unreadable"));
+      return FinishError(
+          MakeError(Reason::kInternal, "the stored outcome is unreadable"));
     }
     if (record.has_error()) {
       outcome_.rpc_status = record.error().SerializeAsString();
@@ -247,9 +245,8 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
     }
     Response response;
     if (!response.ParseFromString(record.response())) {
-      return FinishError(MakeError(absl::StatusCode::kInternal,
-                                   Reason::kInternal,
-                                   "the stored response is unreadable"));
+      return FinishError(
+          MakeError(Reason::kInternal, "the stored response is unreadable"));
     }
     outcome_.result = std::move(response);
     Finish();
@@ -343,7 +340,7 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
       metadata.emplace_back("cause", std::string(ReasonName(*r)));
     }
     outcome_.result = WithRetryDelay(
-        MakeError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown,
+        MakeError(Reason::kPspOutcomeUnknown,
                   "PayKKa's outcome is unknown; retry with the same trans_id "
                   "and content",
                   metadata),
@@ -405,9 +402,8 @@ void FindStored(paykka::PaykkaClient& client, const MerchantConfig& merchant,
                 absl::AnyInvocable<void(absl::StatusOr<std::string>) &&> done) {
   typename Ops::Request request;
   if (!request.ParseFromString(request_bytes)) {
-    return std::move(done)(MakeError(absl::StatusCode::kInternal,
-                                     Reason::kInternal,
-                                     "unreadable request in the index"));
+    return std::move(done)(
+        MakeError(Reason::kInternal, "unreadable request in the index"));
   }
   Ops::Find(client, merchant, request, deadline,
             [done = std::move(done)](
@@ -448,8 +444,7 @@ absl::StatusOr<std::shared_ptr<const MerchantConfig>> PaymentService::Merchant(
     const std::string& merchant_id) const {
   auto it = merchants_.find(merchant_id);
   if (it == merchants_.end() || it->second == nullptr) {
-    return MakeError(absl::StatusCode::kFailedPrecondition,
-                     Reason::kMerchantNotConfigured,
+    return MakeError(Reason::kMerchantNotConfigured,
                      "merchant_id is not configured in payorch",
                      {{"merchant_id", merchant_id}});
   }
@@ -574,10 +569,10 @@ void PaymentService::GetOrder(const v1::GetOrderRequest& request,
               outcome.info.upstream_calls++;
               outcome.info.upstream_latency += clock->Now() - second_start;
               if (s.ok() && s->status() == v1::SESSION_STATUS_EXPIRED) {
-                outcome.result = MakeError(
-                    absl::StatusCode::kNotFound, Reason::kSessionExpired,
-                    "the session expired unpaid; no order will come",
-                    {{"session_id", s->session_id()}});
+                outcome.result =
+                    MakeError(Reason::kSessionExpired,
+                              "the session expired unpaid; no order will come",
+                              {{"session_id", s->session_id()}});
               } else if (!s.ok() &&
                          HasReason(s.status(), Reason::kSessionNotFound)) {
                 outcome.result = s.status();
@@ -599,8 +594,7 @@ void FindStoredOutcome(
     absl::AnyInvocable<void(absl::StatusOr<std::string>) &&> done) {
   auto it = merchants.find(entry.key.merchant_id);
   if (it == merchants.end() || it->second == nullptr) {
-    return std::move(done)(MakeError(absl::StatusCode::kFailedPrecondition,
-                                     Reason::kMerchantNotConfigured,
+    return std::move(done)(MakeError(Reason::kMerchantNotConfigured,
                                      "merchant_id is not configured"));
   }
   if (entry.key.family == kCheckoutFamily) {
@@ -611,8 +605,8 @@ void FindStoredOutcome(
     return FindStored<ChargeOps>(*client, *it->second, entry.request, deadline,
                                  std::move(done));
   }
-  std::move(done)(MakeError(absl::StatusCode::kInternal, Reason::kInternal,
-                            "unknown RPC family in the index"));
+  std::move(done)(
+      MakeError(Reason::kInternal, "unknown RPC family in the index"));
 }
 
 }  // namespace payorch::service

@@ -50,9 +50,9 @@ class Call : public std::enable_shared_from_this<Call<T>> {
       // Never call back on the caller's own thread, from inside its call.
       auto self = this->shared_from_this();
       env_->loop->Post([self] {
-        self->Deliver(MakeError(
-            absl::StatusCode::kDeadlineExceeded, Reason::kDeadlineExceeded,
-            "deadline passed before the PayKKa request was sent"));
+        self->Deliver(
+            MakeError(Reason::kDeadlineExceeded,
+                      "deadline passed before the PayKKa request was sent"));
       });
       return;
     }
@@ -71,8 +71,7 @@ class Call : public std::enable_shared_from_this<Call<T>> {
     absl::StatusOr<HttpHeaders> signed_headers =
         SignPaykkaRequest(merchant_, path_, body_, env_->clock->Now());
     if (!signed_headers.ok()) {
-      Deliver(MakeError(absl::StatusCode::kInternal, Reason::kInternal,
-                        signed_headers.status().message()));
+      Deliver(MakeError(Reason::kInternal, signed_headers.status().message()));
       return;
     }
     HttpRequest request;

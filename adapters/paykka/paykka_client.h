@@ -52,24 +52,24 @@ using Callback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
 // thread, never inside the call itself (keep it short). `deadline` bounds the
 // whole call including retries.
 //
-// Errors (reasons from common/errors.h, metadata "psp_ret_code",
-// "psp_ret_msg", "psp_http_status" where known):
-// - NOT_FOUND ORDER_NOT_FOUND (PayKKa 206024) / SESSION_NOT_FOUND (206011).
-// - UNAVAILABLE PSP_OUTCOME_UNKNOWN: a mutating call (CreateSession,
-//   InitiateRecurring) whose request may have reached PayKKa without a
-//   definitive answer (timeout or reset after sending, HTTP 5xx, unparsable
-//   or wrongly signed response). Never returned by queries.
-// - UNAVAILABLE PSP_UNAVAILABLE: the request was certainly not processed
-//   (connection refused, DNS), or a query failed transiently.
-// - RESOURCE_EXHAUSTED PSP_RATE_LIMITED: HTTP 429 (not processed).
-// - INTERNAL PSP_AUTH_FAILED: PayKKa rejected payorch's credentials or
-//   signature (HTTP 401/403, ret_code 2060xx).
-// - FAILED_PRECONDITION PSP_REJECTED: PayKKa refused the request definitively
-//   (e.g. 010000 parameter error, duplicate trans_id, recurring rule codes).
-// - UNAVAILABLE PSP_BAD_RESPONSE: a query's response was unparsable or its
-//   signature did not verify.
-// - DEADLINE_EXCEEDED DEADLINE_EXCEEDED: the deadline passed before anything
-//   was sent.
+// Errors report what happened as a reason (common/errors.h; its gRPC code is
+// common/errors.cc's CodeOf, not the adapter's choice), with metadata
+// "psp_ret_code", "psp_ret_msg", "psp_http_status" where known:
+// - ORDER_NOT_FOUND (PayKKa 206024) / SESSION_NOT_FOUND (206011).
+// - PSP_OUTCOME_UNKNOWN: a mutating call (CreateSession, InitiateRecurring)
+//   whose request may have reached PayKKa without a definitive answer
+//   (timeout or reset after sending, HTTP 5xx, unparsable or wrongly signed
+//   response). Never returned by queries.
+// - PSP_UNAVAILABLE: the request was certainly not processed (connection
+//   refused, DNS), or a query failed transiently.
+// - PSP_RATE_LIMITED: HTTP 429 (not processed).
+// - PSP_AUTH_FAILED: PayKKa rejected payorch's credentials or signature
+//   (HTTP 401/403, ret_code 2060xx).
+// - PSP_REJECTED: PayKKa refused the request definitively (e.g. 010000
+//   parameter error, duplicate trans_id, recurring rule codes).
+// - PSP_BAD_RESPONSE: a query's response was unparsable or its signature did
+//   not verify.
+// - DEADLINE_EXCEEDED: the deadline passed before anything was sent.
 // A card decline is NOT an error: OK with Order.status FAILURE.
 class PaykkaClient {
  public:

@@ -13,10 +13,10 @@ namespace {
 
 // What a definitive ret_code means for payorch.
 enum class Outcome {
-  kOrderNotFound,    // NOT_FOUND ORDER_NOT_FOUND
-  kSessionNotFound,  // NOT_FOUND SESSION_NOT_FOUND
-  kAuthFailed,       // INTERNAL PSP_AUTH_FAILED: our credentials or signature
-  kRejected,         // FAILED_PRECONDITION PSP_REJECTED
+  kOrderNotFound,    // ORDER_NOT_FOUND
+  kSessionNotFound,  // SESSION_NOT_FOUND
+  kAuthFailed,       // PSP_AUTH_FAILED: our credentials or signature
+  kRejected,         // PSP_REJECTED
   // Not definitive: PSP_OUTCOME_UNKNOWN for a mutating call,
   // PSP_UNAVAILABLE for a query.
   kTransient,
@@ -29,6 +29,7 @@ struct RetCodeRow {
 
 // ret_codes with a meaning of their own (docs/paykka.md 8.1). Every other
 // non-"000000" code is a definitive refusal: PSP_REJECTED.
+// clang-format off
 constexpr RetCodeRow kRetCodes[] = {
     {"206024", Outcome::kOrderNotFound},    // the order doesn't exist
     {"206011", Outcome::kSessionNotFound},  // the session does not exist
@@ -36,13 +37,14 @@ constexpr RetCodeRow kRetCodes[] = {
     {"206003", Outcome::kAuthFailed},       // signature error
     {"206004", Outcome::kAuthFailed},       // signature expired (clock skew)
     {"206005", Outcome::kAuthFailed},       // merchant does not exist
-    {"206006", Outcome::kAuthFailed},  // merchant public key not configured
-    {"206007", Outcome::kAuthFailed},  // merchant status disabled
-    {"206008", Outcome::kAuthFailed},  // member status disabled
-    {"010000", Outcome::kRejected},    // invalid request / parameter error
+    {"206006", Outcome::kAuthFailed},       // merchant public key not configured
+    {"206007", Outcome::kAuthFailed},       // merchant status disabled
+    {"206008", Outcome::kAuthFailed},       // member status disabled
+    {"010000", Outcome::kRejected},         // invalid request / parameter error
     // "system exception": PayKKa itself does not know what happened.
     {"999999", Outcome::kTransient},
 };
+// clang-format on
 
 std::string Truncate(absl::string_view s) {
   if (s.size() <= kMaxRetMsgBytes) return std::string(s);
@@ -64,13 +66,13 @@ std::string TextField(const nlohmann::json& obj, const char* key) {
 absl::Status MaybeProcessed(CallKind kind, Reason query_reason,
                             absl::string_view what, const Metadata& md) {
   if (kind == CallKind::kMutating) {
-    return MakeError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown,
+    return MakeError(Reason::kPspOutcomeUnknown,
                      absl::StrCat(what,
                                   "; the request may have been "
                                   "processed by PayKKa"),
                      md);
   }
-  return MakeError(absl::StatusCode::kUnavailable, query_reason, what, md);
+  return MakeError(query_reason, what, md);
 }
 
 // PayKKa failed (5xx, transport): a query is PSP_UNAVAILABLE.
@@ -99,33 +101,28 @@ absl::Duration RetryAfter(const HttpResponse& response) {
 }  // namespace
 
 // THE classification table. Rows are tried top to bottom; the first that
-// matches decides.
+// matches decides. It names what happened as a reason; the gRPC code each
+// reason carries is common/errors.cc's table, not this one's.
 //
-// | # | transport / HTTP / body                  | mutating call         |
-// query                 |
+// clang-format off
+// | # | transport / HTTP / body                  | mutating call         | query                 |
 // |---|------------------------------------------|-----------------------|-----------------------|
-// | 1 | not sent, deadline passed                | DEADLINE_EXCEEDED     |
-// DEADLINE_EXCEEDED     | | 2 | not sent (refused, DNS, TLS)             |
-// PSP_UNAVAILABLE       | PSP_UNAVAILABLE       | | 3 | maybe sent
-// (timeout/reset/EOF after send)| PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE | | 4
-// | HTTP 429                                 | PSP_RATE_LIMITED + RetryInfo
-// (Retry-After or 1 s)     | | 5 | HTTP 5xx                                 |
-// PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       | | 6 | HTTP 401 / 403 |
-// PSP_AUTH_FAILED (INTERNAL)                    | | 7 | signature missing or
-// wrong               | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      | | 8 |
-// 2xx, body not a JSON object              | PSP_OUTCOME_UNKNOWN   |
-// PSP_BAD_RESPONSE      | | 9 | 4xx, body not a JSON object              |
-// PSP_REJECTED          | PSP_REJECTED          | |10 | ret_code listed in
-// kRetCodes             | as listed (999999 behaves like row 5)         | |11 |
-// 2xx, ret_code "000000" or absent         | OK                    | OK | |12 |
-// other ret_code                           | PSP_REJECTED (FAILED_PRECONDITION)
-// | |13 | 4xx (400, 404, ...) with "000000"/none   | PSP_REJECTED          |
-// PSP_REJECTED          | |14 | anything else (1xx, 3xx)                 |
-// PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
+// | 1 | not sent, deadline passed                | DEADLINE_EXCEEDED     | DEADLINE_EXCEEDED     |
+// | 2 | not sent (refused, DNS, TLS)             | PSP_UNAVAILABLE       | PSP_UNAVAILABLE       |
+// | 3 | maybe sent (timeout/reset/EOF after send)| PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       |
+// | 4 | HTTP 429                                 | PSP_RATE_LIMITED + RetryInfo (Retry-After or 1 s)     |
+// | 5 | HTTP 5xx                                 | PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       |
+// | 6 | HTTP 401 / 403                           | PSP_AUTH_FAILED                               |
+// | 7 | signature missing or wrong               | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
+// | 8 | 2xx, body not a JSON object              | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
+// | 9 | 4xx, body not a JSON object              | PSP_REJECTED          | PSP_REJECTED          |
+// |10 | ret_code listed in kRetCodes             | as listed (999999 behaves like row 5)         |
+// |11 | 2xx, ret_code "000000" or absent         | OK                    | OK                    |
+// |12 | other ret_code                           | PSP_REJECTED                                  |
+// |13 | 4xx (400, 404, ...) with "000000"/none   | PSP_REJECTED          | PSP_REJECTED          |
+// |14 | anything else (1xx, 3xx)                 | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
+// clang-format on
 //
-// Codes: PSP_UNAVAILABLE / PSP_OUTCOME_UNKNOWN / PSP_BAD_RESPONSE are
-// UNAVAILABLE, PSP_RATE_LIMITED RESOURCE_EXHAUSTED, PSP_AUTH_FAILED INTERNAL,
-// PSP_REJECTED FAILED_PRECONDITION, *_NOT_FOUND NOT_FOUND.
 // Signature (row 7) is checked only for answers that would otherwise be
 // definitive (after rows 1-6): a forged "rejected" must not end a charge's
 // story.
@@ -137,13 +134,12 @@ absl::StatusOr<Envelope> ClassifyResponse(
     const absl::Status& error = result.status();
     if (SendStateOf(error) == SendState::kNotSent) {
       if (error.code() == absl::StatusCode::kDeadlineExceeded) {
-        return MakeError(absl::StatusCode::kDeadlineExceeded,
-                         Reason::kDeadlineExceeded,
+        return MakeError(Reason::kDeadlineExceeded,
                          absl::StrCat("PayKKa not reached before the "
                                       "deadline: ",
                                       error.message()));
       }
-      return MakeError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable,
+      return MakeError(Reason::kPspUnavailable,
                        absl::StrCat("PayKKa not reachable: ", error.message()));
     }
     return Transient(
@@ -174,7 +170,7 @@ absl::StatusOr<Envelope> ClassifyResponse(
   // Row 4.
   if (http == 429) {
     return WithRetryDelay(
-        MakeError(absl::StatusCode::kResourceExhausted, Reason::kPspRateLimited,
+        MakeError(Reason::kPspRateLimited,
                   absl::StrCat("PayKKa rate limit: ", described), md),
         RetryAfter(response));
   }
@@ -186,7 +182,7 @@ absl::StatusOr<Envelope> ClassifyResponse(
   // Row 6.
   if (http == 401 || http == 403) {
     return MakeError(
-        absl::StatusCode::kInternal, Reason::kPspAuthFailed,
+        Reason::kPspAuthFailed,
         absl::StrCat("PayKKa rejected payorch's credentials: ", described), md);
   }
   // Row 7.
@@ -201,9 +197,9 @@ absl::StatusOr<Envelope> ClassifyResponse(
   // Rows 8-9.
   if (!body) {
     if (is_4xx) {
-      return MakeError(
-          absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
-          absl::StrCat("PayKKa refused the request: ", described), md);
+      return MakeError(Reason::kPspRejected,
+                       absl::StrCat("PayKKa refused the request: ", described),
+                       md);
     }
     if (is_2xx) {
       return Unreadable(
@@ -218,22 +214,22 @@ absl::StatusOr<Envelope> ClassifyResponse(
     if (row.ret_code != ret_code) continue;
     switch (row.outcome) {
       case Outcome::kOrderNotFound:
-        return MakeError(absl::StatusCode::kNotFound, Reason::kOrderNotFound,
+        return MakeError(Reason::kOrderNotFound,
                          absl::StrCat("PayKKa has no such order: ", described),
                          md);
       case Outcome::kSessionNotFound:
         return MakeError(
-            absl::StatusCode::kNotFound, Reason::kSessionNotFound,
+            Reason::kSessionNotFound,
             absl::StrCat("PayKKa has no such session: ", described), md);
       case Outcome::kAuthFailed:
-        return MakeError(absl::StatusCode::kInternal, Reason::kPspAuthFailed,
+        return MakeError(Reason::kPspAuthFailed,
                          absl::StrCat("PayKKa rejected payorch's "
                                       "credentials: ",
                                       described),
                          md);
       case Outcome::kRejected:
         return MakeError(
-            absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
+            Reason::kPspRejected,
             absl::StrCat("PayKKa refused the request: ", described), md);
       case Outcome::kTransient:
         return Transient(kind, absl::StrCat("PayKKa system error: ", described),
@@ -252,9 +248,9 @@ absl::StatusOr<Envelope> ClassifyResponse(
   }
   // Rows 12-13.
   if (!success_code || is_4xx) {
-    return MakeError(
-        absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
-        absl::StrCat("PayKKa refused the request: ", described), md);
+    return MakeError(Reason::kPspRejected,
+                     absl::StrCat("PayKKa refused the request: ", described),
+                     md);
   }
   // Row 14.
   return Unreadable(kind, absl::StrCat("unexpected PayKKa answer: ", described),

@@ -1,14 +1,20 @@
 #include "common/errors.h"
 
+#include <fstream>
+#include <map>
 #include <optional>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -59,9 +65,58 @@ TEST(ErrorsTest, KnownReasonNames) {
   EXPECT_EQ(ReasonName(Reason::kInternal), "INTERNAL");
 }
 
+// reason -> gRPC code name, from the README's "Errors" table (rows like
+// "| `INVALID_FIELD` | INVALID_ARGUMENT | ... |").
+std::map<std::string, std::string> ReadmeErrorTable() {
+  std::ifstream file(PAYORCH_SOURCE_DIR "/README.md");
+  std::stringstream text;
+  text << file.rdbuf();
+  std::map<std::string, std::string> rows;
+  bool in_errors = false;
+  for (absl::string_view line : absl::StrSplit(text.str(), '\n')) {
+    if (absl::StartsWith(line, "## ")) in_errors = line == "## Errors";
+    if (!in_errors || !absl::StartsWith(line, "| `")) continue;
+    std::vector<std::string> cells = absl::StrSplit(line, '|');
+    if (cells.size() < 4) continue;
+    absl::string_view reason = absl::StripAsciiWhitespace(cells[1]);
+    absl::ConsumePrefix(&reason, "`");
+    absl::ConsumeSuffix(&reason, "`");
+    EXPECT_TRUE(rows.emplace(std::string(reason),
+                             std::string(absl::StripAsciiWhitespace(cells[2])))
+                    .second)
+        << "README lists " << reason << " twice";
+  }
+  return rows;
+}
+
+TEST(ErrorsTest, ReadmeErrorTableMatchesTheCodeTable) {
+  const std::map<std::string, std::string> readme = ReadmeErrorTable();
+  ASSERT_FALSE(readme.empty()) << "no Errors table in README.md";
+  std::set<std::string> names;
+  for (Reason r : AllReasons()) {
+    const std::string name(ReasonName(r));
+    names.insert(name);
+    auto row = readme.find(name);
+    ASSERT_NE(row, readme.end()) << name << " is missing from README.md";
+    EXPECT_EQ(row->second, absl::StatusCodeToString(CodeOf(r))) << name;
+  }
+  for (const auto& [reason, code] : readme) {
+    EXPECT_TRUE(names.count(reason)) << "README.md documents " << reason << " ("
+                                     << code << "), not a Reason";
+  }
+}
+
+TEST(ErrorsTest, MakeErrorTakesTheCodeFromTheTable) {
+  for (Reason r : AllReasons()) {
+    EXPECT_EQ(MakeError(r, "m").code(), CodeOf(r)) << ReasonName(r);
+  }
+  EXPECT_EQ(CodeOf(Reason::kPspBadResponse), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(CodeOf(Reason::kPspAuthFailed), absl::StatusCode::kInternal);
+}
+
 TEST(ErrorsTest, EveryReasonRoundTripsThroughMakeError) {
   for (Reason r : AllReasons()) {
-    absl::Status s = MakeError(absl::StatusCode::kUnavailable, r, "m");
+    absl::Status s = MakeError(r, "m");
     EXPECT_THAT(ReasonOf(s), Optional(r)) << ReasonName(r);
     EXPECT_TRUE(HasReason(s, r));
   }
@@ -69,8 +124,7 @@ TEST(ErrorsTest, EveryReasonRoundTripsThroughMakeError) {
 
 TEST(ErrorsTest, MakeErrorKeepsCodeMessageAndReason) {
   absl::Status s =
-      MakeError(absl::StatusCode::kNotFound, Reason::kOrderNotFound,
-                "no order for trans_id t-1");
+      MakeError(Reason::kOrderNotFound, "no order for trans_id t-1");
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(s.message(), "no order for trans_id t-1");
   EXPECT_THAT(ReasonOf(s), Optional(Reason::kOrderNotFound));
@@ -94,8 +148,7 @@ TEST(ErrorsTest, MetadataRoundTripsInOrder) {
                              {"psp_code", "E001"},
                              {"empty", ""},
                              {"trans_id", "dup"}};
-  absl::Status s = MakeError(absl::StatusCode::kFailedPrecondition,
-                             Reason::kPspRejected, "rejected", metadata);
+  absl::Status s = MakeError(Reason::kPspRejected, "rejected", metadata);
   EXPECT_EQ(MetadataOf(s), metadata);
 }
 
@@ -103,8 +156,7 @@ TEST(ErrorsTest, TabsAndNewlinesInMetadataDoNotCorruptTheEncoding) {
   const Metadata metadata = {{"before", "1"},
                              {"multi\tkey", "line one\nline two\tcol\r\n"},
                              {"after", "2"}};
-  absl::Status s = MakeError(absl::StatusCode::kInternal,
-                             Reason::kPspBadResponse, "bad", metadata);
+  absl::Status s = MakeError(Reason::kPspBadResponse, "bad", metadata);
   const Metadata got = MetadataOf(s);
   ASSERT_THAT(got, SizeIs(3));
   EXPECT_THAT(got[0], Pair("before", "1"));
@@ -151,8 +203,7 @@ TEST(ErrorsTest, InvalidFieldsWithNoViolationsIsStillInvalidArgument) {
 
 TEST(ErrorsTest, WithRetryDelayAddsDelayAndKeepsEverythingElse) {
   absl::Status s = WithRetryDelay(
-      MakeError(absl::StatusCode::kAborted, Reason::kRequestInProgress,
-                "in flight", {{"trans_id", "t-1"}}),
+      MakeError(Reason::kRequestInProgress, "in flight", {{"trans_id", "t-1"}}),
       absl::Milliseconds(1500));
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
   EXPECT_EQ(s.message(), "in flight");
@@ -179,8 +230,7 @@ TEST(ErrorsTest, WithRetryDelayOnOkStaysOk) {
 
 TEST(ErrorsTest, PayloadsSurviveCopyAndMove) {
   absl::Status original = WithRetryDelay(
-      MakeError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable, "down",
-                {{"attempt", "3"}}),
+      MakeError(Reason::kPspUnavailable, "down", {{"attempt", "3"}}),
       absl::Milliseconds(250));
   absl::Status copy = original;
   absl::Status assigned;
@@ -200,8 +250,7 @@ TEST(ErrorsTest, PayloadsSurviveCopyAndMove) {
 
 TEST(ErrorsTest, PayloadsSurviveStatusOr) {
   absl::StatusOr<int> v =
-      MakeError(absl::StatusCode::kNotFound, Reason::kSessionNotFound, "gone",
-                {{"session_id", "s-1"}});
+      MakeError(Reason::kSessionNotFound, "gone", {{"session_id", "s-1"}});
   absl::StatusOr<int> copy = v;
   EXPECT_TRUE(HasReason(copy.status(), Reason::kSessionNotFound));
   EXPECT_THAT(MetadataOf(copy.status()),

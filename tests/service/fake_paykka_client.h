@@ -102,8 +102,7 @@ class FakePaykkaClient : public paykka::PaykkaClient {
     Failure failure = Start(Op::kCreateSession, deadline);
     if (failure.error.ok() || failure.when == When::kAfterCommit) {
       if (sessions_.count(request.trans_id()) != 0) {
-        result = MakeError(absl::StatusCode::kFailedPrecondition,
-                           Reason::kPspRejected, "PayKKa rejected the request",
+        result = MakeError(Reason::kPspRejected, "PayKKa rejected the request",
                            {{"psp_ret_code", "010000"},
                             {"psp_ret_msg", "Duplicate trans_id"}});
         return Finish(Op::kCreateSession, std::move(done), std::move(result));
@@ -139,8 +138,8 @@ class FakePaykkaClient : public paykka::PaykkaClient {
       absl::Time deadline,
       paykka::Callback<v1::GetSessionStatusResponse> done) override {
     absl::StatusOr<v1::GetSessionStatusResponse> result =
-        MakeError(absl::StatusCode::kNotFound, Reason::kSessionNotFound,
-                  "the session does not exist", {{"psp_ret_code", "206011"}});
+        MakeError(Reason::kSessionNotFound, "the session does not exist",
+                  {{"psp_ret_code", "206011"}});
     absl::MutexLock lock(&mu_);
     Failure failure = Start(Op::kQuerySession, deadline);
     bool by_trans = lookup.kind == paykka::SessionLookup::Kind::kTransId;
@@ -160,8 +159,8 @@ class FakePaykkaClient : public paykka::PaykkaClient {
                         paykka::OrderLookup lookup, absl::Time deadline,
                         paykka::Callback<v1::Order> done) override {
     absl::StatusOr<v1::Order> result =
-        MakeError(absl::StatusCode::kNotFound, Reason::kOrderNotFound,
-                  "the order doesn't exist", {{"psp_ret_code", "206024"}});
+        MakeError(Reason::kOrderNotFound, "the order doesn't exist",
+                  {{"psp_ret_code", "206024"}});
     absl::MutexLock lock(&mu_);
     Failure failure = Start(Op::kQueryTransaction, deadline);
     const char* kinds[] = {"order_id=", "session_id=", "trans_id="};
@@ -190,8 +189,7 @@ class FakePaykkaClient : public paykka::PaykkaClient {
     Failure failure = Start(Op::kInitiate, deadline);
     if (failure.error.ok() || failure.when == When::kAfterCommit) {
       if (orders_.count(request.trans_id()) != 0) {
-        result = MakeError(absl::StatusCode::kFailedPrecondition,
-                           Reason::kPspRejected, "PayKKa rejected the request",
+        result = MakeError(Reason::kPspRejected, "PayKKa rejected the request",
                            {{"psp_ret_code", "010000"},
                             {"psp_ret_msg", "duplicate trans_id"}});
         return Finish(Op::kInitiate, std::move(done), std::move(result));
@@ -298,8 +296,7 @@ class UnavailableIdempotencyStore : public cache::IdempotencyStore {
 
  private:
   static absl::Status Down() {
-    return MakeError(absl::StatusCode::kUnavailable,
-                     Reason::kIdempotencyStoreUnavailable,
+    return MakeError(Reason::kIdempotencyStoreUnavailable,
                      "redis: connection refused");
   }
 };

@@ -178,8 +178,7 @@ TEST_F(GrpcServiceTest, StoredRejectionIsReplayedByteForByte) {
   paykka_.FailNext(
       Op::kInitiate,
       MakeError(
-          absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
-          "PayKKa rejected the request",
+          Reason::kPspRejected, "PayKKa rejected the request",
           {{"psp_ret_code", "010000"}, {"psp_ret_msg", "bad agreement"}}));
   v1::ChargeRecurringResponse resp;
   grpc::ClientContext c1, c2;

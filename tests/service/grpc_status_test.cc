@@ -49,9 +49,8 @@ TEST(GrpcStatusTest, OkIsOkWithoutDetails) {
 }
 
 TEST(GrpcStatusTest, KeepsCodeAndMessageAndAddsOneErrorInfo) {
-  absl::Status error =
-      MakeError(absl::StatusCode::kAlreadyExists, Reason::kTransIdReused,
-                "trans_id reused", {{"trans_id", "T-1"}, {"merchant_id", "M"}});
+  absl::Status error = MakeError(Reason::kTransIdReused, "trans_id reused",
+                                 {{"trans_id", "T-1"}, {"merchant_id", "M"}});
   grpc::Status s = ToGrpcStatus(error);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(s.error_message(), "trans_id reused");
@@ -89,8 +88,7 @@ TEST(GrpcStatusTest, FieldViolationsBecomeBadRequest) {
 
 TEST(GrpcStatusTest, RetryDelayBecomesRetryInfo) {
   grpc::Status s = ToGrpcStatus(WithRetryDelay(
-      MakeError(absl::StatusCode::kAborted, Reason::kRequestInProgress, "busy"),
-      absl::Milliseconds(2500)));
+      MakeError(Reason::kRequestInProgress, "busy"), absl::Milliseconds(2500)));
   Parsed p = Parse(s);
   EXPECT_EQ(p.info.reason(), "REQUEST_IN_PROGRESS");
   ASSERT_TRUE(p.retry.has_value());
@@ -99,10 +97,10 @@ TEST(GrpcStatusTest, RetryDelayBecomesRetryInfo) {
 }
 
 TEST(GrpcStatusTest, RpcStatusRoundTripsAndReplaysByteForByte) {
-  absl::Status error = WithRetryDelay(
-      MakeError(absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
-                "rejected", {{"psp_ret_code", "010000"}, {"b", "2"}}),
-      absl::Seconds(1));
+  absl::Status error =
+      WithRetryDelay(MakeError(Reason::kPspRejected, "rejected",
+                               {{"psp_ret_code", "010000"}, {"b", "2"}}),
+                     absl::Seconds(1));
   google::rpc::Status rpc = ToRpcStatus(error);
   // Deterministic, whatever the map order.
   EXPECT_EQ(rpc.SerializeAsString(), ToRpcStatus(error).SerializeAsString());

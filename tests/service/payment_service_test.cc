@@ -28,8 +28,8 @@ using ::testing::IsEmpty;
 using Op = FakePaykkaClient::Op;
 using When = FakePaykkaClient::When;
 
-absl::Status PspError(absl::StatusCode code, Reason reason) {
-  return MakeError(code, reason, std::string(ReasonName(reason)),
+absl::Status PspError(Reason reason) {
+  return MakeError(reason, std::string(ReasonName(reason)),
                    {{"psp_ret_code", "999999"}});
 }
 
@@ -206,8 +206,7 @@ TYPED_TEST(MutationTest, InvalidRequestStoresNothingAndSendsNothing) {
 TYPED_TEST(MutationTest, DefinitiveRejectionIsStoredAndReplayedByteIdentical) {
   this->paykka_.FailNext(
       TypeParam::kCreate,
-      MakeError(absl::StatusCode::kFailedPrecondition, Reason::kPspRejected,
-                "PayKKa rejected the request",
+      MakeError(Reason::kPspRejected, "PayKKa rejected the request",
                 {{"psp_ret_code", "010000"}, {"psp_ret_msg", "bad param"}}));
   auto first = this->Run(this->Valid());
   EXPECT_EQ(first.result.status().code(),
@@ -230,10 +229,9 @@ TYPED_TEST(MutationTest, DefinitiveRejectionIsStoredAndReplayedByteIdentical) {
 
 TYPED_TEST(MutationTest, UnknownOutcomeIsRecordedAndRetryAdoptsWhatExists) {
   // PayKKa processes the create, but the answer is lost (timeout).
-  this->paykka_.FailNext(
-      TypeParam::kCreate,
-      PspError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown),
-      When::kAfterCommit);
+  this->paykka_.FailNext(TypeParam::kCreate,
+                         PspError(Reason::kPspOutcomeUnknown),
+                         When::kAfterCommit);
   auto first = this->Run(this->Valid());
   EXPECT_EQ(first.result.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(HasReason(first.result.status(), Reason::kPspOutcomeUnknown));
@@ -256,10 +254,9 @@ TYPED_TEST(MutationTest, UnknownOutcomeIsRecordedAndRetryAdoptsWhatExists) {
 }
 
 TYPED_TEST(MutationTest, RetryAfterUnknownCreatesWhenPaykkaHasNothing) {
-  this->paykka_.FailNext(
-      TypeParam::kCreate,
-      PspError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown),
-      When::kBeforeCommit);
+  this->paykka_.FailNext(TypeParam::kCreate,
+                         PspError(Reason::kPspOutcomeUnknown),
+                         When::kBeforeCommit);
   EXPECT_TRUE(HasReason(this->Run(this->Valid()).result.status(),
                         Reason::kPspOutcomeUnknown));
   auto retry = this->Run(this->Valid());
@@ -279,9 +276,7 @@ TYPED_TEST(MutationTest, UnknownReasonFromCreateIsTreatedAsUnknownOutcome) {
 }
 
 TYPED_TEST(MutationTest, NotSentFailureReleasesTheRecord) {
-  this->paykka_.FailNext(
-      TypeParam::kCreate,
-      PspError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable));
+  this->paykka_.FailNext(TypeParam::kCreate, PspError(Reason::kPspUnavailable));
   auto first = this->Run(this->Valid());
   EXPECT_TRUE(HasReason(first.result.status(), Reason::kPspUnavailable));
   EXPECT_EQ(this->store_.size(), 0u);
@@ -292,12 +287,8 @@ TYPED_TEST(MutationTest, NotSentFailureReleasesTheRecord) {
 }
 
 TYPED_TEST(MutationTest, RateLimitedAndAuthFailedAreNotStored) {
-  this->paykka_.FailNext(
-      TypeParam::kCreate,
-      PspError(absl::StatusCode::kResourceExhausted, Reason::kPspRateLimited));
-  this->paykka_.FailNext(
-      TypeParam::kCreate,
-      PspError(absl::StatusCode::kInternal, Reason::kPspAuthFailed));
+  this->paykka_.FailNext(TypeParam::kCreate, PspError(Reason::kPspRateLimited));
+  this->paykka_.FailNext(TypeParam::kCreate, PspError(Reason::kPspAuthFailed));
   EXPECT_TRUE(HasReason(this->Run(this->Valid()).result.status(),
                         Reason::kPspRateLimited));
   EXPECT_TRUE(HasReason(this->Run(this->Valid()).result.status(),
@@ -354,13 +345,10 @@ TYPED_TEST(MutationTest,
 }
 
 TYPED_TEST(MutationTest, ReconcileQueryFailureKeepsOutcomeUnknown) {
-  this->paykka_.FailNext(
-      TypeParam::kCreate,
-      PspError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown));
+  this->paykka_.FailNext(TypeParam::kCreate,
+                         PspError(Reason::kPspOutcomeUnknown));
   this->Run(this->Valid());
-  this->paykka_.FailNext(
-      TypeParam::kFind,
-      PspError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable));
+  this->paykka_.FailNext(TypeParam::kFind, PspError(Reason::kPspUnavailable));
   auto retry = this->Run(this->Valid());
   EXPECT_EQ(retry.result.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(HasReason(retry.result.status(), Reason::kPspOutcomeUnknown));
@@ -458,10 +446,8 @@ TYPED_TEST(MutationTest, ShortLeaseKeepsAQuarterAsMargin) {
 class CheckoutTest : public ::testing::Test, public ServiceFixture {};
 
 TEST_F(CheckoutTest, AdoptedSessionCarriesTheMerchantsClientKey) {
-  paykka_.FailNext(
-      Op::kCreateSession,
-      PspError(absl::StatusCode::kUnavailable, Reason::kPspOutcomeUnknown),
-      When::kAfterCommit);
+  paykka_.FailNext(Op::kCreateSession, PspError(Reason::kPspOutcomeUnknown),
+                   When::kAfterCommit);
   Capture<v1::CreateCheckoutResponse> first, retry;
   service_->CreateCheckout(testing::ValidCheckout(clock_.Now()), Deadline(),
                            first.Callback());

@@ -84,8 +84,7 @@ class ScriptedPaykka {
 };
 
 absl::Status NotFound() {
-  return MakeError(absl::StatusCode::kNotFound, Reason::kOrderNotFound,
-                   "the order doesn't exist");
+  return MakeError(Reason::kOrderNotFound, "the order doesn't exist");
 }
 
 class ReconcilerTest : public ::testing::Test {

@@ -9,10 +9,7 @@ namespace {
 const absl::Time kNow = absl::FromUnixSeconds(1767225600);
 const absl::Time kFar = kNow + absl::Hours(1);
 
-absl::Status Unavailable() {
-  return MakeError(absl::StatusCode::kUnavailable, Reason::kPspUnavailable,
-                   "x");
-}
+absl::Status Unavailable() { return MakeError(Reason::kPspUnavailable, "x"); }
 
 RetryOptions Options() {
   RetryOptions o;
@@ -64,21 +61,13 @@ TEST(RetryPolicyTest, OnlyTransientQueryErrorsAreRetried) {
   RetryPolicy policy(Options(), [] { return 0.5; });
   for (Reason r : {Reason::kPspUnavailable, Reason::kPspRateLimited,
                    Reason::kPspBadResponse}) {
-    EXPECT_TRUE(
-        policy
-            .NextDelay(1, MakeError(absl::StatusCode::kUnavailable, r, "x"),
-                       kNow, kFar)
-            .has_value())
+    EXPECT_TRUE(policy.NextDelay(1, MakeError(r, "x"), kNow, kFar).has_value())
         << ReasonName(r);
   }
   for (Reason r : {Reason::kPspOutcomeUnknown, Reason::kPspRejected,
                    Reason::kPspAuthFailed, Reason::kOrderNotFound,
                    Reason::kDeadlineExceeded}) {
-    EXPECT_FALSE(
-        policy
-            .NextDelay(1, MakeError(absl::StatusCode::kUnavailable, r, "x"),
-                       kNow, kFar)
-            .has_value())
+    EXPECT_FALSE(policy.NextDelay(1, MakeError(r, "x"), kNow, kFar).has_value())
         << ReasonName(r);
   }
   EXPECT_FALSE(policy.NextDelay(1, absl::UnavailableError("plain"), kNow, kFar)
@@ -88,9 +77,7 @@ TEST(RetryPolicyTest, OnlyTransientQueryErrorsAreRetried) {
 TEST(RetryPolicyTest, RateLimitWaitsAtLeastRetryAfter) {
   RetryPolicy policy(Options(), [] { return 0.5; });
   absl::Status limited =
-      WithRetryDelay(MakeError(absl::StatusCode::kResourceExhausted,
-                               Reason::kPspRateLimited, "x"),
-                     absl::Seconds(2));
+      WithRetryDelay(MakeError(Reason::kPspRateLimited, "x"), absl::Seconds(2));
   EXPECT_EQ(policy.NextDelay(1, limited, kNow, kFar), absl::Seconds(2));
   // ... unless the deadline comes first.
   EXPECT_FALSE(
