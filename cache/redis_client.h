@@ -2,9 +2,12 @@
 #define PAYORCH_CACHE_REDIS_CLIENT_H_
 
 // A small, safe wrapper over hiredis's asynchronous API on payorch's
-// EventLoop: one multiplexed connection to one Redis primary, pipelined
-// commands, a per-command timeout (hiredis 0.14 has none), reconnection with
-// exponential backoff and jitter, and a Healthy() flag for readiness.
+// EventLoop, for one Redis primary or a Redis Cluster. Per primary: one
+// multiplexed connection, pipelined commands, a per-command timeout (hiredis
+// 0.14 has none), reconnection with exponential backoff and jitter. In Cluster
+// mode each command goes to the primary that owns its key's slot (slot map
+// from CLUSTER SLOTS; MOVED, ASK, TRYAGAIN and CLUSTERDOWN handled; the map is
+// refreshed on redirects, connection loss and periodically). cache/README.md.
 //
 // Threading: every hiredis call happens on the loop thread. Public methods may
 // be called from any thread; they Post() to the loop (or run inline when
@@ -32,12 +35,26 @@ struct RedisEndpoint {
   int db = 0;
 };
 
-// Parses a redis:// URI (the password may be percent-encoded). kInvalidArgument
+// Parses a redis:// URL (the password may be percent-encoded). kInvalidArgument
 // on anything else, including rediss:// (hiredis 0.14 has no TLS).
 absl::StatusOr<RedisEndpoint> ParseRedisUri(const std::string& uri);
 
+// What a URL names: one server, or a Cluster reached through seed nodes.
+struct RedisTarget {
+  bool cluster = false;
+  // One endpoint (redis://), or the seeds (redis+cluster://), all with the
+  // URL's credentials. Cluster seeds have db 0 (a Cluster has no others).
+  std::vector<RedisEndpoint> endpoints;
+};
+
+// redis://[[user]:password@]host[:port][/db], or
+// redis+cluster://[[user]:password@]host[:port][,host[:port]...]: any reachable
+// seed gives the slot map, so list a few of the Cluster's nodes.
+absl::StatusOr<RedisTarget> ParseRedisUrl(const std::string& url);
+
 struct RedisClientOptions {
-  std::string uri = "redis://127.0.0.1:6379";
+  // redis://... or redis+cluster://... (ParseRedisUrl).
+  std::string url = "redis://127.0.0.1:6379";
   // When set, replaces the URI's password (so it can come from a mounted
   // Secret file instead of a flag).
   std::string password;
@@ -51,9 +68,20 @@ struct RedisClientOptions {
   // drawn uniformly from [d/2, d] so replicas do not reconnect in lockstep.
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
-  // An idle connection is PINGed this often so Healthy() notices a dead or
-  // hung server without traffic. Zero disables.
+  // An idle connection is probed (ROLE, which also counts the primary's
+  // replicas) this often so Healthy() notices a dead or hung server without
+  // traffic. In Cluster mode the slot map is refreshed as often. Zero
+  // disables both.
   absl::Duration ping_interval = absl::Seconds(1);
+};
+
+// WAIT after a write: how many replicas must confirm it, and for how long to
+// wait (less than command_timeout).
+struct ReplicationWait {
+  // -1: one when the primary has a connected replica (ROLE / CLUSTER SLOTS),
+  // else none. 0: never wait.
+  int replicas = -1;
+  absl::Duration timeout = absl::Milliseconds(200);
 };
 
 // One reply, copied out of hiredis. Error replies (e.g. "NOSCRIPT ...") are
@@ -93,10 +121,32 @@ class RedisClient {
   // connected, the connection is lost before the reply, or command_timeout
   // passes (the command may or may not have run). When called on the loop
   // thread, `done` may run before Command() returns.
+  //
+  // In Cluster mode the command goes to the primary of its first key's slot
+  // (RoutingKey() in cache/redis_cluster.h: args[1], or the first key of
+  // EVAL/EVALSHA/FCALL; keyless commands go to any primary). Redirects
+  // (MOVED, ASK) and refusals that mean nothing ran (TRYAGAIN, CLUSTERDOWN)
+  // are retried a bounded number of times; if they persist, `done` gets that
+  // error reply. Every key of one command must share a slot (hash tags).
   void Command(std::vector<std::string> args, Callback done);
 
-  // True from a completed handshake until the connection is lost or a
-  // command (or PING) times out. Any thread.
+  // As Command(), routed by `key` instead of the command's own first key.
+  void CommandForKey(std::string key, std::vector<std::string> args,
+                     Callback done);
+
+  // As Command(); then, when the reply is not an error and `wait_if(reply)`
+  // holds, sends WAIT on the same connection (so it covers this command's
+  // writes) and answers `done` with the reply only if enough replicas
+  // confirmed. Otherwise `done` gets kUnavailable: the command WAS applied
+  // on the primary but may be lost if it fails now.
+  void CommandThenWait(
+      std::vector<std::string> args, ReplicationWait wait,
+      absl::AnyInvocable<bool(const RedisReply&) const> wait_if, Callback done);
+
+  // True while Redis can take commands: single node, from a completed
+  // handshake until the connection is lost or a command (or probe) times
+  // out; Cluster, while the slot map is known and at least one primary is
+  // connected (a shard that is down fails only its own keys). Any thread.
   bool Healthy() const;
 
   class Impl;
@@ -104,6 +154,7 @@ class RedisClient {
  private:
   RedisClient(EventLoop* loop, std::shared_ptr<Impl> impl)
       : loop_(loop), impl_(std::move(impl)) {}
+  void Post(absl::AnyInvocable<void()> fn);
   EventLoop* loop_;
   std::shared_ptr<Impl> impl_;
 };

@@ -186,6 +186,21 @@ absl::Status OwnerCheck(const absl::StatusOr<RedisReply>& reply, const char* op,
       "expired and another attempt took over, or it was released)"));
 }
 
+// Begin's replies after which the claim must be replicated before use.
+bool IsAcquired(const RedisReply& reply) {
+  return reply.type == RedisReply::Type::kArray && !reply.elements.empty() &&
+         reply.elements[0].str == "ACQUIRED";
+}
+
+// Best effort, answer ignored: Release's script by its body (a rare path).
+void ReleaseQuietly(const std::weak_ptr<RedisClient>& weak_client,
+                    const std::string& redis_key, const std::string& owner) {
+  if (std::shared_ptr<RedisClient> client = weak_client.lock()) {
+    client->Command({"EVAL", ReleaseScript().body, "1", redis_key, owner},
+                    [](absl::StatusOr<RedisReply>) {});
+  }
+}
+
 }  // namespace
 
 absl::Status StoreErrorOf(const absl::StatusOr<RedisReply>& reply,
@@ -199,15 +214,13 @@ RedisIdempotencyStore::Create(EventLoop* loop,
   if (options.retention <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("retention must be positive");
   }
-  RedisClientOptions client_options;
-  client_options.uri = options.url;
-  client_options.password = options.password;
-  client_options.connect_timeout = options.connect_timeout;
-  client_options.command_timeout = options.command_timeout;
-  client_options.initial_backoff = options.initial_backoff;
-  client_options.max_backoff = options.max_backoff;
-  client_options.ping_interval = options.ping_interval;
-  auto client = RedisClient::Create(loop, std::move(client_options));
+  if (options.replication.replicas != 0 &&
+      (options.replication.timeout <= absl::ZeroDuration() ||
+       options.replication.timeout >= options.client.command_timeout)) {
+    return absl::InvalidArgumentError(
+        "replication.timeout must be positive and below command_timeout");
+  }
+  auto client = RedisClient::Create(loop, options.client);
   if (!client.ok()) return client.status();
   return std::make_unique<RedisIdempotencyStore>(
       std::shared_ptr<RedisClient>(*std::move(client)), std::move(options));
@@ -225,33 +238,41 @@ std::shared_ptr<RedisClient> RedisIdempotencyStore::client() const {
 
 void RedisIdempotencyStore::Run(const Script& script, const std::string& key,
                                 std::vector<std::string> args,
-                                RedisClient::Callback done) {
+                                RedisClient::Callback done, WaitIf wait_if) {
   std::vector<std::string> command = {"EVALSHA", script.sha1, "1", key};
   command.insert(command.end(), args.begin(), args.end());
-  client_->Command(
-      std::move(command),
-      // A weak reference: a callback must never be what destroys the client
-      // (that would free hiredis's context from inside its own callback).
-      [weak_client = std::weak_ptr<RedisClient>(client_), &script, key,
-       args = std::move(args),
-       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-        if (!reply.ok() || !reply->is_error() ||
-            !absl::StartsWith(reply->str, "NOSCRIPT")) {
-          std::move(done)(std::move(reply));
-          return;
-        }
-        std::shared_ptr<RedisClient> client = weak_client.lock();
-        if (client == nullptr) {
-          std::move(done)(absl::UnavailableError("Redis client is shut down"));
-          return;
-        }
-        // NOSCRIPT means nothing ran: sending the body is safe, and caches
-        // it for the next EVALSHA.
-        std::vector<std::string> eval = {"EVAL", script.body, "1",
-                                         std::move(key)};
-        for (std::string& a : args) eval.push_back(std::move(a));
-        client->Command(std::move(eval), std::move(done));
-      });
+  // A weak reference: a callback must never be what destroys the client
+  // (that would free hiredis's context from inside its own callback).
+  auto on_reply = [weak_client = std::weak_ptr<RedisClient>(client_), &script,
+                   key, args = std::move(args), wait_if,
+                   wait = options_.replication, done = std::move(done)](
+                      absl::StatusOr<RedisReply> reply) mutable {
+    if (!reply.ok() || !reply->is_error() ||
+        !absl::StartsWith(reply->str, "NOSCRIPT")) {
+      std::move(done)(std::move(reply));
+      return;
+    }
+    std::shared_ptr<RedisClient> client = weak_client.lock();
+    if (client == nullptr) {
+      std::move(done)(absl::UnavailableError("Redis client is shut down"));
+      return;
+    }
+    // NOSCRIPT means nothing ran: sending the body is safe, and caches
+    // it for the next EVALSHA.
+    std::vector<std::string> eval = {"EVAL", script.body, "1", std::move(key)};
+    for (std::string& a : args) eval.push_back(std::move(a));
+    if (wait_if == nullptr) {
+      client->Command(std::move(eval), std::move(done));
+    } else {
+      client->CommandThenWait(std::move(eval), wait, wait_if, std::move(done));
+    }
+  };
+  if (wait_if == nullptr) {
+    client_->Command(std::move(command), std::move(on_reply));
+  } else {
+    client_->CommandThenWait(std::move(command), options_.replication, wait_if,
+                             std::move(on_reply));
+  }
 }
 
 void RedisIdempotencyStore::Begin(
@@ -261,9 +282,18 @@ void RedisIdempotencyStore::Begin(
   std::string owner = RandomHex(16);
   std::vector<std::string> args = {fingerprint, owner, Millis(lease),
                                    Millis(options_.retention)};
-  Run(BeginScript(), key.RedisKey(), std::move(args),
+  Run(
+      BeginScript(), key.RedisKey(), std::move(args),
       [delay = options_.unavailable_retry_delay, owner = std::move(owner),
+       weak_client = std::weak_ptr<RedisClient>(client_),
+       redis_key = key.RedisKey(),
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        if (!reply.ok()) {
+          // The claim may exist (e.g. written but not confirmed by a
+          // replica): release it, so that a retry need not wait for the
+          // lease. Nothing was sent to PayKKa under it.
+          ReleaseQuietly(weak_client, redis_key, owner);
+        }
         if (absl::Status s = ToStoreError(reply, delay); !s.ok()) {
           std::move(done)(std::move(s));
           return;
@@ -300,7 +330,8 @@ void RedisIdempotencyStore::Begin(
           return;
         }
         std::move(done)(std::move(claim));
-      });
+      },
+      &IsAcquired);
 }
 
 void RedisIdempotencyStore::Complete(

@@ -20,23 +20,17 @@
 namespace payorch::cache {
 
 struct RedisIdempotencyStoreOptions {
-  // redis://[[user]:password@]host[:port][/db]
-  std::string url = "redis://127.0.0.1:6379";
-  // When set, replaces the URL's password (read it from a Secret file).
-  std::string password;
+  // Where Redis is (redis:// or redis+cluster://), timeouts, backoff, health
+  // probe: cache/redis_client.h. Per command, 500 ms absorbs a fork or a slow
+  // network and still fails a call closed long before a caller's deadline.
+  RedisClientOptions client;
   // Key TTL of a claimed, unknown or completed record (Complete() may pass
   // its own; zero or negative there means this one).
   absl::Duration retention = kDefaultRecordRetention;
-  // Per command. Redis answers in well under a millisecond on a LAN; 500 ms
-  // absorbs a fork or a slow network, and still fails a call closed long
-  // before a caller's multi-second deadline.
-  absl::Duration command_timeout = absl::Milliseconds(500);
-  absl::Duration connect_timeout = absl::Milliseconds(500);
-  // Reconnect backoff: exponential with jitter, from initial to max.
-  absl::Duration initial_backoff = absl::Milliseconds(100);
-  absl::Duration max_backoff = absl::Seconds(5);
-  // Idle health check, so Healthy() (readiness) follows an outage promptly.
-  absl::Duration ping_interval = absl::Seconds(1);
+  // After Begin() claims a record, replicas that must confirm the claim
+  // before it is reported (bounded loss on failover; cache/README.md). Not
+  // confirmed in time: the claim is released and Begin() fails UNAVAILABLE.
+  ReplicationWait replication;
   // RetryInfo attached to IDEMPOTENCY_STORE_UNAVAILABLE errors.
   absl::Duration unavailable_retry_delay = absl::Seconds(1);
 };
@@ -56,8 +50,8 @@ class RedisIdempotencyStore : public IdempotencyStore {
   static absl::StatusOr<std::unique_ptr<RedisIdempotencyStore>> Create(
       EventLoop* loop, RedisIdempotencyStoreOptions options);
 
-  // Over a client shared with other Redis users; only `retention` and
-  // `unavailable_retry_delay` of `options` are used. Callbacks never use the
+  // Over a client shared with other Redis users; `options.client` is not
+  // used. Callbacks never use the
   // store itself, so it may be destroyed with commands in flight (they then
   // complete, or fail with UNAVAILABLE when the client goes).
   RedisIdempotencyStore(std::shared_ptr<RedisClient> client,
@@ -80,12 +74,16 @@ class RedisIdempotencyStore : public IdempotencyStore {
 
   // A Lua script and its SHA-1 (redis_idempotency_store.cc).
   struct Script;
+  using WaitIf = bool (*)(const RedisReply&);
 
  private:
-  // EVALSHA `script` on `key` with `args`; on NOSCRIPT (Redis restarted or
-  // SCRIPT FLUSH) sends the body once with EVAL, which also caches it again.
+  // EVALSHA `script` on `key` with `args`; on NOSCRIPT (Redis restarted, a
+  // failover or resharding to a node that never ran it, SCRIPT FLUSH) sends
+  // the body once with EVAL, which also caches it on that node. With
+  // `wait_if`, WAITs for options_.replication when it holds for the reply.
   void Run(const Script& script, const std::string& key,
-           std::vector<std::string> args, RedisClient::Callback done);
+           std::vector<std::string> args, RedisClient::Callback done,
+           WaitIf wait_if = nullptr);
 
   std::shared_ptr<RedisClient> client_;
   const RedisIdempotencyStoreOptions options_;

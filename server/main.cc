@@ -213,18 +213,18 @@ int Run() {
                                                               options);
   } else {
     cache::RedisIdempotencyStoreOptions options;
-    options.url = redis_url;
+    options.client.url = redis_url;
     // The password comes from a file or PAYORCH_REDIS_PASSWORD (a Kubernetes
     // Secret reference), never from a flag that would show in `ps`.
     if (const char* password = std::getenv("PAYORCH_REDIS_PASSWORD");
         password != nullptr) {
-      options.password = password;
+      options.client.password = password;
     }
     if (std::string file = absl::GetFlag(FLAGS_redis_password_file);
         !file.empty()) {
       auto password = ReadFile(file);
       if (!password.ok()) Die("Redis password file", password.status());
-      options.password =
+      options.client.password =
           std::string(absl::StripTrailingAsciiWhitespace(*password));
     }
     options.retention = absl::GetFlag(FLAGS_idempotency_retention);

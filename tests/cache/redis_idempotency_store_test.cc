@@ -77,7 +77,7 @@ class RedisEnv {
  public:
   RedisEnv() : loop_(StartLoop()) {
     RedisIdempotencyStoreOptions options;
-    options.url = SharedServer().url();
+    options.client.url = SharedServer().url();
     auto store = RedisIdempotencyStore::Create(loop_.get(), options);
     EXPECT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
@@ -107,12 +107,12 @@ INSTANTIATE_TYPED_TEST_SUITE_P(Redis, IdempotencyStoreConformanceTest,
 // Options for tests that break Redis on purpose: short timeouts and backoff.
 RedisIdempotencyStoreOptions FastFailOptions(const std::string& url) {
   RedisIdempotencyStoreOptions options;
-  options.url = url;
-  options.command_timeout = absl::Milliseconds(300);
-  options.connect_timeout = absl::Milliseconds(300);
-  options.initial_backoff = absl::Milliseconds(50);
-  options.max_backoff = absl::Milliseconds(400);
-  options.ping_interval = absl::Milliseconds(100);
+  options.client.url = url;
+  options.client.command_timeout = absl::Milliseconds(300);
+  options.client.connect_timeout = absl::Milliseconds(300);
+  options.client.initial_backoff = absl::Milliseconds(50);
+  options.client.max_backoff = absl::Milliseconds(400);
+  options.client.ping_interval = absl::Milliseconds(100);
   options.unavailable_retry_delay = absl::Milliseconds(700);
   return options;
 }
@@ -127,7 +127,7 @@ void ExpectStoreUnavailable(const absl::Status& status) {
 TEST(RedisIdempotencyStoreTest, RecordIsOneHashWithOwnerLeaseAndRetention) {
   auto loop = StartLoop();
   RedisIdempotencyStoreOptions options;
-  options.url = SharedServer().url();
+  options.client.url = SharedServer().url();
   options.retention = absl::Minutes(10);
   auto store = RedisIdempotencyStore::Create(loop.get(), options);
   ASSERT_TRUE(store.ok()) << store.status();
@@ -161,8 +161,8 @@ TEST(RedisIdempotencyStoreTest, ConcurrentBeginsFromTwoReplicasAcquireOnce) {
   auto loop_a = StartLoop();
   auto loop_b = StartLoop();
   RedisIdempotencyStoreOptions options;
-  options.url = SharedServer().url();
-  options.command_timeout = absl::Seconds(5);
+  options.client.url = SharedServer().url();
+  options.client.command_timeout = absl::Seconds(5);
   auto store_a = RedisIdempotencyStore::Create(loop_a.get(), options);
   auto store_b = RedisIdempotencyStore::Create(loop_b.get(), options);
   ASSERT_TRUE(store_a.ok() && store_b.ok());
@@ -249,7 +249,8 @@ TEST(RedisIdempotencyStoreTest, HungServerTimesOutWithinTheCommandTimeout) {
   ASSERT_TRUE(server.ok()) << server.status();
   auto loop = StartLoop();
   RedisIdempotencyStoreOptions options = FastFailOptions((*server)->url());
-  options.ping_interval = absl::ZeroDuration();  // only the command notices
+  options.client.ping_interval =
+      absl::ZeroDuration();  // only the command notices
   auto store = RedisIdempotencyStore::Create(loop.get(), options);
   ASSERT_TRUE(store.ok()) << store.status();
   ASSERT_TRUE(WaitFor([&] { return (*store)->Healthy(); }));
@@ -290,7 +291,7 @@ TEST(RedisIdempotencyStoreTest, RedisDownAtStartIsUnhealthyAndFailsClosed) {
 TEST(RedisIdempotencyStoreTest, ScriptFlushFallsBackToEval) {
   auto loop = StartLoop();
   RedisIdempotencyStoreOptions options;
-  options.url = SharedServer().url();
+  options.client.url = SharedServer().url();
   auto store = RedisIdempotencyStore::Create(loop.get(), options);
   ASSERT_TRUE(store.ok());
   const IdempotencyKey key = FreshKey();
@@ -310,7 +311,7 @@ TEST(RedisIdempotencyStoreTest, ScriptFlushFallsBackToEval) {
 TEST(RedisIdempotencyStoreTest, ForeignValueUnderTheKeyIsInternal) {
   auto loop = StartLoop();
   RedisIdempotencyStoreOptions options;
-  options.url = SharedServer().url();
+  options.client.url = SharedServer().url();
   auto store = RedisIdempotencyStore::Create(loop.get(), options);
   ASSERT_TRUE(store.ok());
   const IdempotencyKey key = FreshKey();
@@ -338,8 +339,8 @@ TEST(RedisIdempotencyStoreTest, PasswordAndDatabaseFromTheUrl) {
   EXPECT_EQ(*(*server)->Command({"EXISTS", key.RedisKey()}, "s3cr/t", 0), "0");
 
   // The password option (from a Secret file) overrides the URL's.
-  options.url = (*server)->url();
-  options.password = "wrong";
+  options.client.url = (*server)->url();
+  options.client.password = "wrong";
   auto bad = RedisIdempotencyStore::Create(loop.get(), options);
   ASSERT_TRUE(bad.ok());
   auto refused = BeginSync(**bad, FreshKey(), "fp", absl::Seconds(30));
@@ -353,11 +354,11 @@ TEST(RedisIdempotencyStoreTest, PasswordAndDatabaseFromTheUrl) {
 TEST(RedisIdempotencyStoreTest, CreateRejectsBadOptions) {
   auto loop = StartLoop();
   RedisIdempotencyStoreOptions options;
-  options.url = "http://127.0.0.1:6379";
+  options.client.url = "http://127.0.0.1:6379";
   EXPECT_EQ(RedisIdempotencyStore::Create(loop.get(), options).status().code(),
             absl::StatusCode::kInvalidArgument);
-  options.url = "redis://127.0.0.1:6379";
-  options.command_timeout = absl::ZeroDuration();
+  options.client.url = "redis://127.0.0.1:6379";
+  options.client.command_timeout = absl::ZeroDuration();
   EXPECT_EQ(RedisIdempotencyStore::Create(loop.get(), options).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -402,7 +403,7 @@ TEST(ParseRedisUriTest, RejectsOthersWithoutEchoingSecrets) {
 TEST(RedisClientTest, BinarySafeArgumentsAndReplies) {
   auto loop = StartLoop();
   RedisClientOptions options;
-  options.uri = SharedServer().url();
+  options.url = SharedServer().url();
   auto client = RedisClient::Create(loop.get(), options);
   ASSERT_TRUE(client.ok());
   const std::string key = "payorch:test:" + RandomHex(8);
@@ -428,7 +429,7 @@ TEST(RedisClientTest, BinarySafeArgumentsAndReplies) {
 TEST(RedisClientTest, DestroyingWithCommandsInFlightFailsThemUnavailable) {
   auto loop = StartLoop();
   RedisClientOptions options;
-  options.uri = SharedServer().url();
+  options.url = SharedServer().url();
   auto client = RedisClient::Create(loop.get(), options);
   ASSERT_TRUE(client.ok());
   std::atomic<int> answered{0};

@@ -11,13 +11,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cache/hiredis_handles.h"
+#include "tests/testing/subprocess.h"
 
 namespace payorch::testing {
 namespace {
@@ -221,37 +228,236 @@ absl::Status RedisServer::Resume() {
 absl::StatusOr<std::string> RedisServer::Command(
     const std::vector<std::string>& args, const std::string& password,
     int db) const {
+  std::vector<std::vector<std::string>> commands;
+  if (!password.empty()) commands.push_back({"AUTH", password});
+  if (db != 0) commands.push_back({"SELECT", std::to_string(db)});
+  commands.push_back(args);
+  return Run(commands);
+}
+
+absl::StatusOr<std::string> RedisServer::ReplicaCommand(
+    const std::vector<std::string>& args) const {
+  return Run({{"READONLY"}, args});
+}
+
+// Runs `commands` in order on one fresh connection; the last one's reply.
+absl::StatusOr<std::string> RedisServer::Run(
+    const std::vector<std::vector<std::string>>& commands) const {
   timeval tv = absl::ToTimeval(absl::Seconds(2));
-  redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
+  cache::RedisContextPtr c(redisConnectWithTimeout("127.0.0.1", port_, tv));
   if (c == nullptr || c->err != 0) {
-    std::string error = c != nullptr ? c->errstr : "out of memory";
-    if (c != nullptr) redisFree(c);
-    return absl::UnavailableError(error);
+    return absl::UnavailableError(c != nullptr ? c->errstr : "out of memory");
   }
-  redisSetTimeout(c, tv);
+  redisSetTimeout(c.get(), tv);
   auto run =
-      [c](const std::vector<std::string>& argv) -> absl::StatusOr<std::string> {
+      [&c](
+          const std::vector<std::string>& argv) -> absl::StatusOr<std::string> {
     std::vector<const char*> ptrs;
     std::vector<size_t> lens;
     for (const std::string& a : argv) {
       ptrs.push_back(a.data());
       lens.push_back(a.size());
     }
-    auto* reply = static_cast<redisReply*>(redisCommandArgv(
-        c, static_cast<int>(ptrs.size()), ptrs.data(), lens.data()));
+    cache::RedisReplyPtr reply(static_cast<redisReply*>(redisCommandArgv(
+        c.get(), static_cast<int>(ptrs.size()), ptrs.data(), lens.data())));
     if (reply == nullptr) return absl::UnavailableError(c->errstr);
     std::string text = ReplyText(*reply);
-    const bool error = reply->type == REDIS_REPLY_ERROR;
-    freeReplyObject(reply);
-    if (error) return absl::InternalError(text);
+    if (reply->type == REDIS_REPLY_ERROR) return absl::InternalError(text);
     return text;
   };
   absl::StatusOr<std::string> result = std::string();
-  if (!password.empty()) result = run({"AUTH", password});
-  if (result.ok() && db != 0) result = run({"SELECT", std::to_string(db)});
-  if (result.ok()) result = run(args);
-  redisFree(c);
+  for (const auto& command : commands) {
+    result = run(command);
+    if (!result.ok()) break;
+  }
   return result;
+}
+
+}  // namespace payorch::testing
+
+namespace payorch::testing {
+namespace {
+
+// One line of CLUSTER NODES.
+struct NodeLine {
+  std::string id;
+  int port = 0;
+  std::vector<std::string> flags;
+  std::string master_id;
+  std::vector<std::pair<int, int>> slots;
+
+  bool Has(absl::string_view flag) const {
+    return std::find(flags.begin(), flags.end(), flag) != flags.end();
+  }
+};
+
+std::vector<NodeLine> ParseNodes(const std::string& text) {
+  std::vector<NodeLine> out;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() < 8) continue;
+    NodeLine n;
+    n.id = f[0];
+    absl::string_view addr = f[1];
+    addr = addr.substr(0, addr.find('@'));
+    absl::SimpleAtoi(addr.substr(addr.rfind(':') + 1), &n.port);
+    n.flags = absl::StrSplit(f[2], ',');
+    n.master_id = f[3];
+    for (size_t i = 8; i < f.size(); ++i) {
+      if (f[i].empty() || f[i][0] == '[') continue;  // migrating/importing
+      std::pair<std::string, std::string> range = absl::StrSplit(f[i], '-');
+      int first = 0, last = 0;
+      if (!absl::SimpleAtoi(range.first, &first)) continue;
+      if (range.second.empty() || !absl::SimpleAtoi(range.second, &last)) {
+        last = first;
+      }
+      n.slots.emplace_back(first, last);
+    }
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(
+    int primaries) {
+  std::unique_ptr<RedisCluster> cluster(new RedisCluster());
+  cluster->primaries_ = primaries;
+  std::string create = "redis-cli --cluster create";
+  for (int i = 0; i < 2 * primaries; ++i) {
+    auto node = RedisServer::Start(
+        {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+         "--cluster-node-timeout", "1000", "--cluster-require-full-coverage",
+         "no", "--cluster-replica-validity-factor", "0",
+         "--repl-diskless-sync-delay", "0"});
+    if (!node.ok()) return node.status();
+    absl::StrAppend(&create, " 127.0.0.1:", (*node)->port());
+    cluster->nodes_.push_back(*std::move(node));
+  }
+  absl::StrAppend(&create, " --cluster-replicas 1 --cluster-yes");
+  if (auto out = RunCommand(create + " >/dev/null"); !out.ok()) {
+    return out.status();
+  }
+  if (absl::Status s = cluster->WaitUntilStable(absl::Seconds(30), true);
+      !s.ok()) {
+    return s;
+  }
+  return cluster;
+}
+
+std::string RedisCluster::url() const {
+  std::vector<std::string> seeds;
+  for (int i = 0; i < primaries_; ++i) {
+    seeds.push_back(absl::StrCat("127.0.0.1:", nodes_[i]->port()));
+  }
+  return absl::StrCat("redis+cluster://", absl::StrJoin(seeds, ","));
+}
+
+absl::StatusOr<std::string> RedisCluster::Nodes() const {
+  absl::Status last = absl::UnavailableError("no node is running");
+  for (const auto& node : nodes_) {
+    if (!node->running()) continue;
+    auto text = node->Command({"CLUSTER", "NODES"});
+    if (text.ok()) return text;
+    last = text.status();
+  }
+  return last;
+}
+
+absl::StatusOr<int> RedisCluster::PrimaryForKey(const std::string& key) const {
+  absl::StatusOr<std::string> slot_text = absl::UnavailableError("no node");
+  for (const auto& node : nodes_) {
+    if (node->running()) {
+      slot_text = node->Command({"CLUSTER", "KEYSLOT", key});
+      break;
+    }
+  }
+  int slot = 0;
+  if (!slot_text.ok()) return slot_text.status();
+  if (!absl::SimpleAtoi(*slot_text, &slot)) {
+    return absl::InternalError("CLUSTER KEYSLOT: " + *slot_text);
+  }
+  auto text = Nodes();
+  if (!text.ok()) return text.status();
+  for (const NodeLine& n : ParseNodes(*text)) {
+    if (!n.Has("master")) continue;
+    for (auto [first, last] : n.slots) {
+      if (slot < first || slot > last) continue;
+      for (int i = 0; i < size(); ++i) {
+        if (nodes_[i]->port() == n.port) return i;
+      }
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("no primary serves slot ", slot));
+}
+
+absl::StatusOr<int> RedisCluster::ReplicaOf(int primary) const {
+  auto id = NodeId(primary);
+  auto text = Nodes();
+  if (!id.ok()) return id.status();
+  if (!text.ok()) return text.status();
+  for (const NodeLine& n : ParseNodes(*text)) {
+    if (n.master_id != *id || n.Has("fail")) continue;
+    for (int i = 0; i < size(); ++i) {
+      if (nodes_[i]->port() == n.port && nodes_[i]->running()) return i;
+    }
+  }
+  return absl::NotFoundError("no running replica");
+}
+
+absl::StatusOr<std::string> RedisCluster::CommandForKey(
+    const std::string& key, const std::vector<std::string>& args) const {
+  auto primary = PrimaryForKey(key);
+  if (!primary.ok()) return primary.status();
+  return nodes_[*primary]->Command(args);
+}
+
+absl::StatusOr<std::string> RedisCluster::NodeId(int i) const {
+  return nodes_[i]->Command({"CLUSTER", "MYID"});
+}
+
+absl::Status RedisCluster::WaitUntilStable(absl::Duration timeout,
+                                           bool with_replicas) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string why;
+  while (absl::Now() < deadline) {
+    why.clear();
+    int live_primaries = 0;
+    for (const auto& node : nodes_) {
+      if (!node->running()) continue;
+      auto info = node->Command({"CLUSTER", "INFO"});
+      if (!info.ok() || !absl::StrContains(*info, "cluster_state:ok")) {
+        why = absl::StrCat("node ", node->port(), " not ok");
+        break;
+      }
+      auto role = node->Command({"ROLE"});
+      if (!role.ok() || !absl::StartsWith(*role, "master")) continue;
+      ++live_primaries;
+      // ROLE, flattened: master, offset, then ip/port/offset per replica.
+      if (with_replicas && std::count(role->begin(), role->end(), '\n') < 4) {
+        why = absl::StrCat("primary ", node->port(), " has no replica yet");
+      }
+    }
+    if (why.empty() && live_primaries != primaries_) {
+      why = absl::StrCat(live_primaries, " live primaries");
+    }
+    if (why.empty()) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError("Redis Cluster not stable: " + why);
+}
+
+absl::Status RedisCluster::Reshard(int from, int to, int slots) {
+  auto from_id = NodeId(from);
+  auto to_id = NodeId(to);
+  if (!from_id.ok()) return from_id.status();
+  if (!to_id.ok()) return to_id.status();
+  auto out = RunCommand(absl::StrCat(
+      "redis-cli --cluster reshard 127.0.0.1:", nodes_[from]->port(),
+      " --cluster-from ", *from_id, " --cluster-to ", *to_id,
+      " --cluster-slots ", slots, " --cluster-yes >/dev/null"));
+  return out.status();
 }
 
 }  // namespace payorch::testing

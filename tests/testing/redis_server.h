@@ -54,17 +54,65 @@ class RedisServer {
   absl::StatusOr<std::string> Command(const std::vector<std::string>& args,
                                       const std::string& password = "",
                                       int db = 0) const;
+  // Command() on a Cluster replica, after READONLY (else it redirects).
+  absl::StatusOr<std::string> ReplicaCommand(
+      const std::vector<std::string>& args) const;
 
  private:
   RedisServer() = default;
   absl::Status Spawn();
   absl::Status WaitForPing();
+  absl::StatusOr<std::string> Run(
+      const std::vector<std::vector<std::string>>& commands) const;
 
   std::string dir_;
   int port_ = 0;
   pid_t pid_ = -1;
   std::vector<std::string> extra_args_;
   std::string password_;  // from --requirepass, for the PING probe
+};
+
+// A real Redis Cluster for tests: 2 * `primaries` RedisServers in cluster
+// mode (one replica each) joined with `redis-cli --cluster create`, with a
+// 1 s node timeout (a failover takes 1-3 s) and
+// cluster-require-full-coverage off (a shard that is down fails only its own
+// slots). Each node is a RedisServer above: stopped by PID, its directory
+// (with nodes.conf) removed. Not thread-safe.
+class RedisCluster {
+ public:
+  static absl::StatusOr<std::unique_ptr<RedisCluster>> Start(int primaries = 3);
+  ~RedisCluster() = default;
+
+  // redis+cluster://127.0.0.1:<port>,... with the first `primaries` nodes.
+  std::string url() const;
+  int size() const { return static_cast<int>(nodes_.size()); }
+  RedisServer& node(int i) { return *nodes_[i]; }
+  const RedisServer& node(int i) const { return *nodes_[i]; }
+
+  // The running node that serves `key`'s slot as a primary, from a running
+  // node's CLUSTER NODES view.
+  absl::StatusOr<int> PrimaryForKey(const std::string& key) const;
+  // Index of a running primary's replica.
+  absl::StatusOr<int> ReplicaOf(int primary) const;
+  // Runs `args` on the primary of `key` (for checks from tests).
+  absl::StatusOr<std::string> CommandForKey(
+      const std::string& key, const std::vector<std::string>& args) const;
+  // Waits until every running node reports cluster_state:ok and sees
+  // `primaries` primaries that are not failed, each with a connected replica
+  // when `with_replicas`.
+  absl::Status WaitUntilStable(absl::Duration timeout, bool with_replicas);
+  // Moves `slots` slots from node `from` to node `to` with
+  // `redis-cli --cluster reshard` (blocking; keys move with MIGRATE).
+  absl::Status Reshard(int from, int to, int slots);
+  // The node id (CLUSTER MYID).
+  absl::StatusOr<std::string> NodeId(int i) const;
+
+ private:
+  RedisCluster() = default;
+  absl::StatusOr<std::string> Nodes() const;  // CLUSTER NODES from any node
+
+  int primaries_ = 0;
+  std::vector<std::unique_ptr<RedisServer>> nodes_;
 };
 
 }  // namespace payorch::testing
