@@ -450,8 +450,10 @@ TEST(RedisClusterLoadTest, ReshardingUnderLoadLosesNothing) {
   ASSERT_TRUE(WaitFor([&] { return load.ops() > 200; }));
   // Move a third of node 0's slots to node 1, then some back to node 0 from
   // node 2: keys in flight follow MOVED and ASK.
-  ASSERT_TRUE(cluster->Reshard(0, 1, 1000).ok());
-  ASSERT_TRUE(cluster->Reshard(2, 0, 500).ok());
+  absl::Status moved = cluster->Reshard(0, 1, 1000);
+  ASSERT_TRUE(moved.ok()) << moved;
+  moved = cluster->Reshard(2, 0, 500);
+  ASSERT_TRUE(moved.ok()) << moved;
   const int ops_at_end = load.ops();
   ASSERT_TRUE(WaitFor([&] { return load.ops() > ops_at_end + 200; }));
   load.Stop();

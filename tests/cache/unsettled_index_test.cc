@@ -31,7 +31,7 @@ class UnsettledIndexTest : public ::testing::Test {
     loop_->Post([&running] { running.Notify(); });
     running.WaitForNotification();
     RedisClientOptions options;
-    options.uri = server_->url();
+    options.url = server_->url();
     auto client = RedisClient::Create(loop_.get(), options);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = std::shared_ptr<RedisClient>(*std::move(client));

@@ -96,7 +96,7 @@ class ReconcilerTest : public ::testing::Test {
     redis_loop_ = StartLoop("redis");
     loop_ = StartLoop("reconciler");
     cache::RedisIdempotencyStoreOptions options;
-    options.url = server_->url();
+    options.client.url = server_->url();
     auto store =
         cache::RedisIdempotencyStore::Create(redis_loop_.get(), options);
     ASSERT_TRUE(store.ok()) << store.status();

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -448,7 +449,47 @@ absl::Status RedisCluster::WaitUntilStable(absl::Duration timeout,
   return absl::DeadlineExceededError("Redis Cluster not stable: " + why);
 }
 
+namespace {
+
+// The slot layout as one node sees it: "id:first-last ..." of its primaries.
+std::string SlotSignature(const std::string& nodes_text) {
+  std::vector<std::string> parts;
+  for (const NodeLine& n : ParseNodes(nodes_text)) {
+    if (!n.Has("master")) continue;
+    for (auto [first, last] : n.slots) {
+      parts.push_back(absl::StrCat(n.id, ":", first, "-", last));
+    }
+  }
+  std::sort(parts.begin(), parts.end());
+  return absl::StrJoin(parts, " ");
+}
+
+}  // namespace
+
+absl::Status RedisCluster::WaitForAgreement(absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    std::set<std::string> views;
+    bool all = true;
+    for (const auto& node : nodes_) {
+      if (!node->running()) continue;
+      auto text = node->Command({"CLUSTER", "NODES"});
+      if (!text.ok()) {
+        all = false;
+        break;
+      }
+      views.insert(SlotSignature(*text));
+    }
+    if (all && views.size() == 1) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError("Cluster nodes disagree on slots");
+}
+
 absl::Status RedisCluster::Reshard(int from, int to, int slots) {
+  // redis-cli refuses to reshard while nodes disagree on the layout (as
+  // they do for a moment after the previous reshard).
+  if (absl::Status s = WaitForAgreement(absl::Seconds(10)); !s.ok()) return s;
   auto from_id = NodeId(from);
   auto to_id = NodeId(to);
   if (!from_id.ok()) return from_id.status();

@@ -104,6 +104,8 @@ class RedisCluster {
   // Moves `slots` slots from node `from` to node `to` with
   // `redis-cli --cluster reshard` (blocking; keys move with MIGRATE).
   absl::Status Reshard(int from, int to, int slots);
+  // Waits until every running node reports the same slot layout.
+  absl::Status WaitForAgreement(absl::Duration timeout) const;
   // The node id (CLUSTER MYID).
   absl::StatusOr<std::string> NodeId(int i) const;
 
