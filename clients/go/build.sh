@@ -14,7 +14,7 @@ rm -rf "$GEN/payorch.example/gen"
 # go_package in payorch.proto is payorch.example/gen/payorch/v1.
 protoc -I "$SRC/proto" --go_out="$GEN" --go-grpc_out="$GEN" payorch/v1/payorch.proto
 ln -sfn "$SRC/clients/go" "$GEN/payorch.example/client"
-export GO111MODULE=off GOFLAGS= GOPROXY=off GOPATH="$GOPATH_DIR:/usr/share/gocode" \
+export GO111MODULE=off GOFLAGS= GOPROXY=off GOENV=off GOPATH="$GOPATH_DIR:/usr/share/gocode" \
   GOCACHE="$OUT/gocache"
 go vet payorch.example/client/payorch
 go test -c -o "$OUT/payorch-go-client.test" payorch.example/client/payorch
