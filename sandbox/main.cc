@@ -32,7 +32,8 @@ constexpr char kUsage[] =
     "  [--fault=JSON] [--latency-ms=N] [--jitter-ms=N] [--http-status=N]\n"
     "  [--error-rate=R] [--timeout-after-commit-rate=R] [--reset-rate=R]\n"
     "  [--malformed-json-rate=R] [--bad-signature-rate=R]\n"
-    "  [--fault-endpoint=PATH]\n";
+    "  [--fault-endpoint=PATH]\n"
+    "  [--tls-listen=127.0.0.1:0 --tls-cert=CHAIN.pem --tls-key=KEY.pem]\n";
 
 [[noreturn]] void Die(const std::string& msg) {
   std::fprintf(stderr, "paykka-sandbox: %s\n", msg.c_str());
@@ -53,6 +54,15 @@ double ParseRate(const char* flag, const char* v) {
     Die(absl::StrCat("--", flag, " needs a number in [0,1]"));
   }
   return out;
+}
+
+void ParseHostPort(const char* flag, const std::string& v, std::string* host,
+                   int* port) {
+  size_t colon = v.rfind(':');
+  if (colon == std::string::npos)
+    Die(absl::StrCat("--", flag, " needs HOST:PORT"));
+  *host = v.substr(0, colon);
+  *port = static_cast<int>(ParseInt(flag, v.c_str() + colon + 1));
 }
 
 void RaiseFileLimit() {
@@ -94,6 +104,9 @@ int main(int argc, char** argv) {
     kMalformedRate,
     kBadSignRate,
     kFaultEndpoint,
+    kTlsListen,
+    kTlsCert,
+    kTlsKey,
     kHelp,
   };
   static const option kOptions[] = {
@@ -122,6 +135,9 @@ int main(int argc, char** argv) {
       {"malformed-json-rate", required_argument, nullptr, kMalformedRate},
       {"bad-signature-rate", required_argument, nullptr, kBadSignRate},
       {"fault-endpoint", required_argument, nullptr, kFaultEndpoint},
+      {"tls-listen", required_argument, nullptr, kTlsListen},
+      {"tls-cert", required_argument, nullptr, kTlsCert},
+      {"tls-key", required_argument, nullptr, kTlsKey},
       {"help", no_argument, nullptr, kHelp},
       {nullptr, 0, nullptr, 0},
   };
@@ -134,15 +150,20 @@ int main(int argc, char** argv) {
   int c;
   while ((c = getopt_long(argc, argv, "", kOptions, nullptr)) != -1) {
     switch (c) {
-      case kListen: {
-        std::string v = optarg;
-        size_t colon = v.rfind(':');
-        if (colon == std::string::npos) Die("--listen needs HOST:PORT");
-        options.listen_host = v.substr(0, colon);
-        options.listen_port =
-            static_cast<int>(ParseInt("listen", v.c_str() + colon + 1));
+      case kListen:
+        ParseHostPort("listen", optarg, &options.listen_host,
+                      &options.listen_port);
         break;
-      }
+      case kTlsListen:
+        ParseHostPort("tls-listen", optarg, &options.tls_listen_host,
+                      &options.tls_listen_port);
+        break;
+      case kTlsCert:
+        options.tls_cert_file = optarg;
+        break;
+      case kTlsKey:
+        options.tls_key_file = optarg;
+        break;
       case kConfig:
         config_path = optarg;
         break;
@@ -243,6 +264,10 @@ int main(int argc, char** argv) {
   }
   if (optind < argc) Die(absl::StrCat("unexpected argument ", argv[optind]));
   if (config_path.empty()) Die("--config is required");
+  if ((options.tls_listen_port >= 0) !=
+      (!options.tls_cert_file.empty() && !options.tls_key_file.empty())) {
+    Die("--tls-listen, --tls-cert and --tls-key go together");
+  }
 
   // Faults: --fault=JSON, then the single-rule flags as one more rule.
   Json fault_obj = Json::object();
@@ -315,6 +340,10 @@ int main(int argc, char** argv) {
   if (!server.ok()) Die(std::string(server.status().message()));
   std::printf("listening %s:%d\n", options.listen_host.c_str(),
               (*server)->port());
+  if ((*server)->tls_port() >= 0) {
+    std::printf("https listening %s:%d\n", options.tls_listen_host.c_str(),
+                (*server)->tls_port());
+  }
   std::fflush(stdout);
 
   int sig = 0;

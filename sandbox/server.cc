@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "common/event_loop.h"
+#include "sandbox/tls.h"
 
 namespace payorch::sandbox {
 namespace {
@@ -158,6 +159,7 @@ class Server::Impl {
   absl::Status Start();
   void Shutdown();
   int port() const { return port_; }
+  int tls_port() const { return tls_port_; }
 
  private:
   // One request the server has not answered yet.
@@ -187,6 +189,12 @@ class Server::Impl {
 
   static void OnRequest(evhttp_request* req, void* arg);
   static bufferevent* OnNewConnection(event_base* base, void* arg);
+  static bufferevent* OnNewTlsConnection(event_base* base, void* arg);
+  absl::Status Listen();
+  evhttp* NewHttp(bool tls);
+  // Whether `req` came on a connection that carried a request before;
+  // counts the connection the first time.
+  bool CountConnection(evhttp_request* req);
   static void OnConnectionClosed(evhttp_connection* conn, void* arg);
   static void OnWebhookDone(evhttp_request* req, void* arg);
 
@@ -242,8 +250,11 @@ class Server::Impl {
   FaultInjector faults_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<TlsServerContext> tls_;
   evhttp* http_ = nullptr;
+  evhttp* https_ = nullptr;
   int port_ = 0;
+  int tls_port_ = -1;
   bool shutting_down_ = false;
 
   uint64_t next_pending_id_ = 1;
@@ -269,9 +280,47 @@ class Server::Impl {
   std::map<int64_t, Delivery> deliveries_;
 
   // Buffer events of accepted connections that have not carried a request
-  // yet: a request on any other connection is a keep-alive reuse.
-  std::set<bufferevent*> fresh_connections_;
+  // yet (true: TLS): a request on any other connection is a keep-alive
+  // reuse. Connections that carried a request, and how many of the TLS ones
+  // resumed a session.
+  std::map<bufferevent*, bool> fresh_connections_;
+  int64_t connections_ = 0;
+  int64_t tls_connections_ = 0;
+  int64_t tls_resumed_connections_ = 0;
 };
+
+// A listening, non-blocking IPv4 socket; `*port` is updated with the port
+// bound.
+namespace {
+
+absl::StatusOr<int> ListenSocket(const std::string& host, int* port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(*port));
+  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError(
+        "listen address must be an IPv4 address: " + host);
+  }
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  socklen_t len = sizeof(addr);
+  if (fd < 0 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(fd, 65535) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    absl::Status status = absl::InternalError(absl::StrCat(
+        "cannot listen on ", host, ":", *port, ": ", std::strerror(errno)));
+    if (fd >= 0) close(fd);
+    return status;
+  }
+  evutil_make_socket_nonblocking(fd);
+  evutil_make_socket_closeonexec(fd);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+}  // namespace
 
 absl::Status Server::Impl::Start() {
   absl::StatusOr<std::unique_ptr<EventLoop>> loop =
@@ -280,66 +329,67 @@ absl::Status Server::Impl::Start() {
   loop_ = *std::move(loop);
   pool_ = std::make_unique<WorkerPool>(std::max(1, options_.signing_threads));
   faults_.Set(initial_faults_);
-
+  if (options_.tls_listen_port >= 0) {
+    absl::StatusOr<std::unique_ptr<TlsServerContext>> tls =
+        TlsServerContext::Load(options_.tls_cert_file, options_.tls_key_file);
+    if (!tls.ok()) return tls.status();
+    tls_ = *std::move(tls);
+  }
   absl::Status status;
   absl::Notification done;
   loop_->Post([this, &status, &done] {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(options_.listen_port));
-    if (inet_pton(AF_INET, options_.listen_host.c_str(), &addr.sin_addr) != 1) {
-      status = absl::InvalidArgumentError(
-          "listen address must be an IPv4 address: " + options_.listen_host);
-      done.Notify();
-      return;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    socklen_t len = sizeof(addr);
-    if (fd < 0 ||
-        bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        listen(fd, 65535) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      status = absl::InternalError(
-          absl::StrCat("cannot listen on ", options_.listen_host, ":",
-                       options_.listen_port, ": ", std::strerror(errno)));
-      if (fd >= 0) close(fd);
-      done.Notify();
-      return;
-    }
-    evutil_make_socket_nonblocking(fd);
-    evutil_make_socket_closeonexec(fd);
-    port_ = ntohs(addr.sin_port);
-    store_.set_public_base_url(
-        absl::StrCat("http://", options_.listen_host, ":", port_));
-    http_ = evhttp_new(loop_->base());
-    evhttp_set_allowed_methods(
-        http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    // Bodies over max_body_bytes get our 413 envelope; evhttp itself only
-    // cuts off absurd ones.
-    evhttp_set_max_body_size(
-        http_, static_cast<ev_ssize_t>(std::max<size_t>(
-                   options_.max_body_bytes * 4, size_t{16} << 20)));
-    // Held requests (latency, timeout after commit) must outlive evhttp's
-    // default 50 s connection timeout.
-    evhttp_set_timeout(
-        http_, static_cast<int>(absl::ToInt64Seconds(options_.max_hold)) + 60);
-    evhttp_set_gencb(http_, &Impl::OnRequest, this);
-    evhttp_set_bevcb(http_, &Impl::OnNewConnection, this);
-    held_poll_ =
-        event_new(loop_->base(), -1, EV_PERSIST, &Impl::OnHeldPoll, this);
-    timeval every{0, 200 * 1000};
-    evtimer_add(held_poll_, &every);
-    if (evhttp_accept_socket_with_handle(http_, fd) == nullptr) {
-      status = absl::InternalError("evhttp_accept_socket failed");
-    }
+    status = Listen();
     done.Notify();
   });
   done.WaitForNotification();
   return status;
+}
+
+absl::Status Server::Impl::Listen() {
+  port_ = options_.listen_port;
+  absl::StatusOr<int> fd = ListenSocket(options_.listen_host, &port_);
+  if (!fd.ok()) return fd.status();
+  store_.set_public_base_url(
+      absl::StrCat("http://", options_.listen_host, ":", port_));
+  http_ = NewHttp(false);
+  held_poll_ =
+      event_new(loop_->base(), -1, EV_PERSIST, &Impl::OnHeldPoll, this);
+  timeval every{0, 200 * 1000};
+  evtimer_add(held_poll_, &every);
+  if (evhttp_accept_socket_with_handle(http_, *fd) == nullptr) {
+    return absl::InternalError("evhttp_accept_socket failed");
+  }
+  if (tls_ == nullptr) return absl::OkStatus();
+  tls_port_ = options_.tls_listen_port;
+  absl::StatusOr<int> tls_fd =
+      ListenSocket(options_.tls_listen_host, &tls_port_);
+  if (!tls_fd.ok()) return tls_fd.status();
+  https_ = NewHttp(true);
+  if (evhttp_accept_socket_with_handle(https_, *tls_fd) == nullptr) {
+    return absl::InternalError("evhttp_accept_socket failed (https)");
+  }
+  return absl::OkStatus();
+}
+
+evhttp* Server::Impl::NewHttp(bool tls) {
+  evhttp* http = evhttp_new(loop_->base());
+  evhttp_set_allowed_methods(
+      http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+  // Bodies over max_body_bytes get our 413 envelope; evhttp itself only
+  // cuts off absurd ones.
+  evhttp_set_max_body_size(http,
+                           static_cast<ev_ssize_t>(std::max<size_t>(
+                               options_.max_body_bytes * 4, size_t{16} << 20)));
+  // Held requests (latency, timeout after commit) must outlive evhttp's
+  // default 50 s connection timeout.
+  evhttp_set_timeout(
+      http, static_cast<int>(absl::ToInt64Seconds(options_.max_hold)) + 60);
+  evhttp_set_gencb(http, &Impl::OnRequest, this);
+  evhttp_set_bevcb(
+      http, tls ? &Impl::OnNewTlsConnection : &Impl::OnNewConnection, this);
+  return http;
 }
 
 void Server::Impl::Shutdown() {
@@ -358,6 +408,8 @@ void Server::Impl::Shutdown() {
     held_poll_ = nullptr;
     if (http_ != nullptr) evhttp_free(http_);
     http_ = nullptr;
+    if (https_ != nullptr) evhttp_free(https_);
+    https_ = nullptr;
     done.Notify();
   });
   done.WaitForNotification();
@@ -371,8 +423,30 @@ void Server::Impl::OnRequest(evhttp_request* req, void* arg) {
 bufferevent* Server::Impl::OnNewConnection(event_base* base, void* arg) {
   // What evhttp creates by itself; evhttp sets the socket afterwards.
   bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-  if (bev != nullptr) static_cast<Impl*>(arg)->fresh_connections_.insert(bev);
+  if (bev != nullptr) static_cast<Impl*>(arg)->fresh_connections_[bev] = false;
   return bev;
+}
+
+bufferevent* Server::Impl::OnNewTlsConnection(event_base* base, void* arg) {
+  auto* self = static_cast<Impl*>(arg);
+  bufferevent* bev = self->tls_->NewAcceptingBufferevent(base);
+  if (bev != nullptr) self->fresh_connections_[bev] = true;
+  return bev;
+}
+
+bool Server::Impl::CountConnection(evhttp_request* req) {
+  evhttp_connection* conn = evhttp_request_get_connection(req);
+  bufferevent* bev =
+      conn != nullptr ? evhttp_connection_get_bufferevent(conn) : nullptr;
+  auto it = fresh_connections_.find(bev);
+  if (it == fresh_connections_.end()) return true;
+  ++connections_;
+  if (it->second) {
+    ++tls_connections_;
+    if (TlsServerContext::SessionReused(bev)) ++tls_resumed_connections_;
+  }
+  fresh_connections_.erase(it);
+  return false;
 }
 
 void Server::Impl::OnHeldPoll(evutil_socket_t, short, void* arg) {
@@ -497,11 +571,7 @@ void Server::Impl::Handle(evhttp_request* req) {
   size_t len = evbuffer_get_length(in);
   std::string body(len, '\0');
   if (len > 0) evbuffer_copyout(in, body.data(), len);
-  evhttp_connection* conn = evhttp_request_get_connection(req);
-  const bool reused =
-      fresh_connections_.erase(conn != nullptr
-                                   ? evhttp_connection_get_bufferevent(conn)
-                                   : nullptr) == 0;
+  const bool reused = CountConnection(req);
 
   if (absl::StartsWith(path, "/sandbox/")) {
     Pending* p = NewPending(req, false);
@@ -756,6 +826,9 @@ Json Server::Impl::CountersJson() const {
               {"creates_by_trans_id", store_.creates_by_trans_id()},
               {"charges_by_trans_id", store_.charges_by_trans_id()},
               {"in_flight", in_flight_},
+              {"connections", connections_},
+              {"tls_connections", tls_connections_},
+              {"tls_resumed_connections", tls_resumed_connections_},
               {"max_in_flight", max_in_flight_}};
 }
 
@@ -802,6 +875,7 @@ void Server::Impl::ResetAll() {
   create_requests_by_trans_id_.clear();
   max_in_flight_ = in_flight_;
   deliveries_.clear();
+  connections_ = tls_connections_ = tls_resumed_connections_ = 0;
 }
 
 void Server::Impl::HandleControl(Pending* p, evhttp_cmd_type method) {
@@ -1107,6 +1181,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 }
 
 int Server::port() const { return impl_->port(); }
+
+int Server::tls_port() const { return impl_->tls_port(); }
 
 std::string Server::address() const {
   return absl::StrCat("127.0.0.1:", impl_->port());

@@ -29,6 +29,12 @@ struct ServerOptions {
   // connection is closed.
   absl::Duration max_hold = absl::Minutes(5);
   int signing_threads = 2;
+  // An HTTPS listener beside the plain one when tls_listen_port >= 0 (0
+  // picks a free port): PEM certificate chain and private key files.
+  std::string tls_listen_host = "127.0.0.1";
+  int tls_listen_port = -1;
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class Server {
@@ -45,6 +51,8 @@ class Server {
   int port() const;
   // "127.0.0.1:<port>".
   std::string address() const;
+  // The HTTPS listener's port, or -1 without one.
+  int tls_port() const;
 
   class Impl;
 

@@ -76,6 +76,9 @@ ABSL_FLAG(
     absl::Duration, paykka_timeout, absl::Seconds(15),
     "upper bound of one PayKKa call (the caller's deadline is honoured too)");
 ABSL_FLAG(int, cpu_threads, 2, "threads for CPU work (RSA signing)");
+ABSL_FLAG(std::string, paykka_ca_file, "",
+          "PEM bundle of CAs trusted for PayKKa's TLS certificate (empty: the "
+          "system's)");
 ABSL_FLAG(int, max_host_connections, 0,
           "max connections to one PayKKa host (0 = unlimited, reused with "
           "keep-alive)");
@@ -108,7 +111,8 @@ void ApplyEnvironment() {
         "merchants_config", "log_level", "idempotency_retention", "lease",
         "drain_grace", "default_deadline", "paykka_timeout", "cpu_threads",
         "max_host_connections", "reconcile", "reconcile_interval",
-        "reconcile_grace", "reconcile_max_backoff", "unsettled_buckets"}) {
+        "reconcile_grace", "reconcile_max_backoff", "unsettled_buckets",
+        "paykka_ca_file"}) {
     std::string env = absl::StrCat("PAYORCH_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(env.c_str());
     if (value == nullptr) continue;
@@ -191,6 +195,7 @@ int Run() {
   paykka::CurlMultiTransport::Options transport_options;
   transport_options.max_host_connections =
       absl::GetFlag(FLAGS_max_host_connections);
+  transport_options.ca_file = absl::GetFlag(FLAGS_paykka_ca_file);
   auto transport =
       paykka::CurlMultiTransport::Create(loop->get(), transport_options);
   if (!transport.ok()) Die("HTTP transport", transport.status());

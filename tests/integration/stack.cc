@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -68,7 +69,7 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
          {"verify_response_signatures",
           stack->options_.verify_response_signatures},
          {"client_key", kClientKey},
-         {"base_url", stack->sandbox_url_}}}}};
+         {"base_url", stack->paykka_url_}}}}};
   dir.Write("merchants.json", merchants.dump(2));
   stack->replicas_.resize(stack->options_.replicas);
   for (int i = 0; i < stack->options_.replicas; ++i) {
@@ -79,6 +80,7 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
 
 Stack::~Stack() {
   for (auto& r : replicas_) r.process.reset();
+  relay_.reset();
   sandbox_.reset();
   redis_.reset();
 }
@@ -95,6 +97,14 @@ absl::Status Stack::StartSandbox() {
       BinaryPath("paykka-sandbox"), "--listen=127.0.0.1:0",
       "--config=" + dir_.File("sandbox.json"),
       "--platform-public-key-out=" + dir_.File("platform_pub.pem")};
+  if (options_.paykka_https) {
+    auto certs = MakeTestCertificates(dir_.File("tls"));
+    if (!certs.ok()) return certs.status();
+    ca_file_ = certs->ca_file;
+    argv.push_back("--tls-listen=127.0.0.1:0");
+    argv.push_back("--tls-cert=" + certs->cert_file);
+    argv.push_back("--tls-key=" + certs->key_file);
+  }
   for (const auto& a : options_.sandbox_args) argv.push_back(a);
   auto process = Subprocess::Start(argv, dir_.File("sandbox.log"));
   if (!process.ok()) return process.status();
@@ -107,6 +117,27 @@ absl::Status Stack::StartSandbox() {
   }
   sandbox_url_ =
       absl::StrCat("http://", line->substr(std::string("listening ").size()));
+  return SetUpPaykkaUrl();
+}
+
+absl::Status Stack::SetUpPaykkaUrl() {
+  paykka_url_ = sandbox_url_;
+  if (options_.paykka_https) {
+    auto line = sandbox_->WaitForLine("https listening ", absl::Seconds(20));
+    if (!line.ok()) return line.status();
+    paykka_url_ = absl::StrCat(
+        "https://", line->substr(std::string("https listening ").size()));
+  }
+  if (options_.paykka_rtt <= absl::ZeroDuration()) return absl::OkStatus();
+  size_t colon = paykka_url_.rfind(':');
+  int port = 0;
+  if (!absl::SimpleAtoi(paykka_url_.substr(colon + 1), &port)) {
+    return absl::InternalError("no port in " + paykka_url_);
+  }
+  auto relay = RttRelay::Start(port, options_.paykka_rtt);
+  if (!relay.ok()) return relay.status();
+  relay_ = std::move(*relay);
+  paykka_url_ = absl::StrCat(paykka_url_.substr(0, colon + 1), relay_->port());
   return absl::OkStatus();
 }
 
@@ -134,6 +165,7 @@ absl::Status Stack::StartPayorchd(int i) {
       "--paykka_timeout=3s",
       options_.redis ? "--redis_url=" + redis_->url()
                      : std::string("--redis_url=memory")};
+  if (!ca_file_.empty()) argv.push_back("--paykka_ca_file=" + ca_file_);
   for (const auto& a : options_.payorchd_args) argv.push_back(a);
   auto process = Subprocess::Start(argv, r.log_path);
   if (!process.ok()) return process.status();

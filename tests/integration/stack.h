@@ -17,6 +17,7 @@
 #include "payorch/v1/payorch.grpc.pb.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/tls.h"
 
 namespace payorch::testing {
 
@@ -26,6 +27,12 @@ struct StackOptions {
   int replicas = 1;
   bool redis = true;  // false: payorchd --redis_url=memory
   bool verify_response_signatures = true;
+  // payorchd reaches PayKKa over HTTPS (the sandbox's TLS listener, a test
+  // CA trusted through --paykka_ca_file), and through an rtt-relay
+  // emulating this round-trip time when it is positive. The control API
+  // (sandbox_url) stays direct.
+  bool paykka_https = false;
+  absl::Duration paykka_rtt = absl::ZeroDuration();
 
   // Shorthand: payorchd flags and the number of replicas.
   static StackOptions Payorchd(std::vector<std::string> args,
@@ -53,6 +60,8 @@ class Stack {
   std::string grpc_target(int replica = 0) const;
   std::string http_target(int replica = 0) const;
   const std::string& sandbox_url() const { return sandbox_url_; }
+  // The base_url payorchd uses for PayKKa.
+  const std::string& paykka_url() const { return paykka_url_; }
   pid_t payorchd_pid(int replica = 0) const;
 
   // The sandbox's control API (JSON in, JSON out). kInternal on HTTP != 2xx.
@@ -86,12 +95,17 @@ class Stack {
  private:
   Stack() = default;
   absl::Status StartSandbox();
+  // paykka_url_ from the options: HTTPS and/or the relay.
+  absl::Status SetUpPaykkaUrl();
 
   StackOptions options_;
   TempDir dir_;
   std::string sandbox_url_;
+  std::string paykka_url_;
+  std::string ca_file_;
   std::unique_ptr<RedisServer> redis_;
   std::unique_ptr<Subprocess> sandbox_;
+  std::unique_ptr<RttRelay> relay_;
   struct Replica {
     std::unique_ptr<Subprocess> process;
     std::string grpc_target;

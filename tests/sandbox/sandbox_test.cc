@@ -33,12 +33,15 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/tls.h"
 
 namespace payorch {
 namespace {
 
 using Json = nlohmann::json;
 using ::payorch::testing::BinaryPath;
+using ::payorch::testing::MakeTestCertificates;
+using ::payorch::testing::RttRelay;
 using ::payorch::testing::RunCommand;
 using ::payorch::testing::Subprocess;
 using ::payorch::testing::TempDir;
@@ -73,9 +76,10 @@ size_t OnHeader(char* data, size_t size, size_t n, void* arg) {
 HttpResult Http(const std::string& method, const std::string& url,
                 const std::string& body,
                 const std::vector<std::string>& headers,
-                long timeout_ms = 10000) {
+                long timeout_ms = 10000, const std::string& ca_file = "") {
   HttpResult r;
   CURL* c = curl_easy_init();
+  if (!ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, ca_file.c_str());
   curl_slist* list = nullptr;
   for (const std::string& h : headers)
     list = curl_slist_append(list, h.c_str());
@@ -323,6 +327,14 @@ class Sandbox {
     EXPECT_TRUE(line.ok()) << line.status();
     if (!line.ok()) return;
     base_ = "http://" + line->substr(strlen("listening "));
+    for (const std::string& arg : extra) {
+      if (!absl::StartsWith(arg, "--tls-listen=")) continue;
+      line = proc_->WaitForLine("https listening ", absl::Seconds(10));
+      EXPECT_TRUE(line.ok()) << line.status();
+      if (line.ok()) {
+        tls_base_ = "https://" + line->substr(strlen("https listening "));
+      }
+    }
     auto text = ReadFile(pub);
     auto key = text.ok() ? RsaPublicKey::Parse(*text)
                          : absl::StatusOr<RsaPublicKey>(text.status());
@@ -331,13 +343,21 @@ class Sandbox {
   }
   bool ok() const { return platform_ != nullptr; }
   const std::string& base() const { return base_; }
+  const std::string& tls_base() const { return tls_base_; }
+  int port() const { return PortOf(base_); }
+  int tls_port() const { return PortOf(tls_base_); }
   const RsaPublicKey& platform() const { return *platform_; }
   Subprocess& proc() { return *proc_; }
 
  private:
+  static int PortOf(const std::string& base) {
+    int port = -1;
+    if (!absl::SimpleAtoi(base.substr(base.rfind(':') + 1), &port)) return -1;
+    return port;
+  }
   static inline int count_ = 0;
   std::unique_ptr<Subprocess> proc_;
-  std::string base_;
+  std::string base_, tls_base_;
   std::unique_ptr<RsaPublicKey> platform_;
 };
 
@@ -1449,6 +1469,186 @@ TEST_F(SandboxTest, NewFaultFieldsRoundTrip) {
   EXPECT_EQ(Control("PUT", "/sandbox/faults", {{"only_reused_connections", 1}})
                 .status,
             400);
+}
+
+// ------------------------------------------------- HTTPS and emulated RTT
+
+class SandboxTlsTest : public SandboxTest {
+ protected:
+  static void SetUpTestSuite() {
+    SandboxTest::SetUpTestSuite();
+    auto certs = MakeTestCertificates(keys_->dir->File("tls"));
+    ASSERT_TRUE(certs.ok()) << certs.status();
+    certs_ = new payorch::testing::TestCertificates(*certs);
+    tls_ = new Sandbox(
+        *keys_, {"--tls-listen=127.0.0.1:0", "--tls-cert=" + certs->cert_file,
+                 "--tls-key=" + certs->key_file});
+  }
+  static void TearDownTestSuite() {
+    delete tls_;
+    delete certs_;
+    SandboxTest::TearDownTestSuite();
+  }
+  void SetUp() override {
+    ASSERT_NE(tls_, nullptr);
+    ASSERT_TRUE(tls_->ok());
+    ASSERT_EQ(Control("POST", "/sandbox/reset", {}, tls_).status, 200);
+  }
+  static Json TlsCounters() {
+    return ParseJson(Control("GET", "/sandbox/counters", {}, tls_).body);
+  }
+
+  // One easy handle: connections are reused unless `fresh` forbids it.
+  class Client {
+   public:
+    Client() : c_(curl_easy_init()) {}
+    ~Client() { curl_easy_cleanup(c_); }
+    HttpResult Create(const std::string& url, const std::string& trans_id,
+                      bool fresh = false) {
+      std::string body = SessionRequest(trans_id).dump();
+      curl_slist* list = nullptr;
+      for (const std::string& h :
+           SignedHeaders("/v3/payment/acq/session", body, SignOpts())) {
+        list = curl_slist_append(list, h.c_str());
+      }
+      HttpResult r;
+      curl_easy_setopt(c_, CURLOPT_URL,
+                       (url + "/v3/payment/acq/session").c_str());
+      curl_easy_setopt(c_, CURLOPT_CAINFO, certs_->ca_file.c_str());
+      curl_easy_setopt(c_, CURLOPT_POSTFIELDS, body.c_str());
+      curl_easy_setopt(c_, CURLOPT_HTTPHEADER, list);
+      curl_easy_setopt(c_, CURLOPT_WRITEFUNCTION, &OnBody);
+      curl_easy_setopt(c_, CURLOPT_WRITEDATA, &r.body);
+      curl_easy_setopt(c_, CURLOPT_TIMEOUT_MS, 10000L);
+      curl_easy_setopt(c_, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+      absl::Time start = absl::Now();
+      r.code = curl_easy_perform(c_);
+      r.elapsed = absl::Now() - start;
+      curl_easy_getinfo(c_, CURLINFO_RESPONSE_CODE, &r.status);
+      curl_slist_free_all(list);
+      return r;
+    }
+
+   private:
+    CURL* c_;
+  };
+
+  static payorch::testing::TestCertificates* certs_;
+  static Sandbox* tls_;
+};
+payorch::testing::TestCertificates* SandboxTlsTest::certs_ = nullptr;
+Sandbox* SandboxTlsTest::tls_ = nullptr;
+
+TEST_F(SandboxTlsTest, HttpsListenerServesTheSignedApi) {
+  HttpResult r =
+      Api("/v3/payment/acq/session", SessionRequest("S1").dump(), SignOpts(),
+          tls_);  // plain listener of the same process
+  EXPECT_EQ(r.status, 200) << r.body;
+  std::string body = SessionRequest("S2").dump();
+  HttpResult s = Http("POST", tls_->tls_base() + "/v3/payment/acq/session",
+                      body, SignedHeaders("/v3/payment/acq/session", body, {}),
+                      10000, certs_->ca_file);
+  ASSERT_EQ(s.code, CURLE_OK);
+  EXPECT_EQ(s.status, 200) << s.body;
+  std::string to_sign =
+      PaykkaResponseStringToSign(s.headers.at("x-paykka-timestamp"),
+                                 s.headers.at("x-paykka-nonce"), s.body);
+  EXPECT_TRUE(VerifyPaykkaSignatureHeader(tls_->platform(), to_sign,
+                                          s.headers.at("x-paykka-sign"))
+                  .ok());
+  // Without the test CA the certificate does not verify.
+  HttpResult untrusted =
+      Http("GET", tls_->tls_base() + "/sandbox/counters", "", {});
+  EXPECT_EQ(untrusted.code, CURLE_PEER_FAILED_VERIFICATION);
+  Json c = TlsCounters();
+  EXPECT_EQ(c["tls_connections"], 1);
+  EXPECT_EQ(c["creates_by_trans_id"]["S2"], 1);
+}
+
+TEST_F(SandboxTlsTest, TlsSessionsAreResumedAndCounted) {
+  Client client;
+  EXPECT_EQ(client.Create(tls_->tls_base(), "R1", true).status, 200);
+  EXPECT_EQ(client.Create(tls_->tls_base(), "R2", true).status, 200);
+  EXPECT_EQ(client.Create(tls_->tls_base(), "R3").status, 200);  // reused
+  Json c = TlsCounters();
+  EXPECT_EQ(c["connections"], 3);  // and the plain one asking for counters
+  EXPECT_EQ(c["tls_connections"], 2);
+  EXPECT_EQ(c["tls_resumed_connections"], 1);
+}
+
+TEST_F(SandboxTlsTest, KeepAliveFaultsWorkOverTls) {
+  ASSERT_EQ(Control("PUT", "/sandbox/faults",
+                    {{"rules",
+                      {{{"close_after_commit_rate", 1.0},
+                        {"only_reused_connections", true},
+                        {"times", 1}}}}},
+                    tls_)
+                .status,
+            200);
+  Client client;
+  EXPECT_EQ(client.Create(tls_->tls_base(), "K1").status, 200);
+  HttpResult resent = client.Create(tls_->tls_base(), "K2");
+  EXPECT_THAT(resent.body, HasSubstr("206003"));  // libcurl's own re-send
+  Json c = TlsCounters();
+  EXPECT_EQ(c["create_requests_by_trans_id"]["K2"], 2);
+  EXPECT_EQ(c["creates_by_trans_id"]["K2"], 1);
+}
+
+// The relay's delays are lower bounds by construction; these check that each
+// round trip a real network would add is there.
+TEST_F(SandboxTlsTest, RttRelayDelaysConnectionSetupHandshakeAndRequests) {
+  const absl::Duration rtt = absl::Milliseconds(100);
+  auto plain = RttRelay::Start(tls_->port(), rtt);
+  auto tls = RttRelay::Start(tls_->tls_port(), rtt);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  std::string plain_url = absl::StrCat("http://127.0.0.1:", (*plain)->port());
+  std::string tls_url = absl::StrCat("https://127.0.0.1:", (*tls)->port());
+  Client client;
+  HttpResult fresh = client.Create(plain_url, "T1", true);
+  HttpResult reused = client.Create(plain_url, "T2");
+  HttpResult fresh_tls = client.Create(tls_url, "T3", true);
+  HttpResult reused_tls = client.Create(tls_url, "T4");
+  for (const HttpResult* r : {&fresh, &reused, &fresh_tls, &reused_tls}) {
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  // connect (1 RTT) + request; TLS 1.3 adds its handshake's round trip.
+  EXPECT_GE(fresh.elapsed, 2 * rtt);
+  EXPECT_GE(reused.elapsed, rtt);
+  EXPECT_GE(fresh_tls.elapsed, 3 * rtt);
+  EXPECT_GE(reused_tls.elapsed, rtt);
+  Json c = TlsCounters();
+  EXPECT_EQ(c["connections"], 3);  // and the plain one asking for counters
+  EXPECT_EQ(c["tls_connections"], 1);
+}
+
+TEST_F(SandboxTlsTest, RttRelayForwardsACloseWithoutReplyBytes) {
+  auto relay = RttRelay::Start(tls_->port(), absl::Milliseconds(20));
+  ASSERT_TRUE(relay.ok()) << relay.status();
+  ASSERT_EQ(Control("PUT", "/sandbox/faults",
+                    {{"rules",
+                      {{{"close_before_commit_rate", 1.0},
+                        {"only_reused_connections", true}}}}},
+                    tls_)
+                .status,
+            200);
+  RawConnection conn(absl::StrCat("http://127.0.0.1:", (*relay)->port()));
+  bool closed = false;
+  EXPECT_THAT(RawCreate(conn, "C1", &closed), HasSubstr("000000"));
+  EXPECT_EQ(RawCreate(conn, "C2", &closed), "");
+  EXPECT_TRUE(closed);
+}
+
+TEST(RttRelay, RefusesNonLoopbackAddresses) {
+  for (const char* target : {"--target=10.1.2.3:80", "--target=localhost:80",
+                             "--target=127.0.0.1:0"}) {
+    auto proc = Subprocess::Start({BinaryPath("rtt-relay"), target});
+    ASSERT_TRUE(proc.ok()) << proc.status();
+    auto status = (*proc)->Wait(absl::Seconds(10));
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_TRUE(WIFEXITED(*status));
+    EXPECT_EQ(WEXITSTATUS(*status), 2) << target;
+  }
 }
 
 // ---------------------------------------------------------- checkout page

@@ -1,0 +1,33 @@
+#include "tests/testing/tls.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace payorch::testing {
+
+absl::StatusOr<TestCertificates> MakeTestCertificates(const std::string& dir) {
+  absl::StatusOr<std::string> out = RunCommand(absl::StrCat(
+      PAYORCH_SOURCE_DIR "/tests/testing/make_test_certs.sh '", dir, "'"));
+  if (!out.ok()) return out.status();
+  return TestCertificates{dir + "/ca.pem", dir + "/server.pem",
+                          dir + "/server.key"};
+}
+
+absl::StatusOr<std::unique_ptr<RttRelay>> RttRelay::Start(int target_port,
+                                                          absl::Duration rtt) {
+  absl::StatusOr<std::unique_ptr<Subprocess>> proc =
+      Subprocess::Start({BinaryPath("rtt-relay"), "--listen=127.0.0.1:0",
+                         absl::StrCat("--target=127.0.0.1:", target_port),
+                         absl::StrCat("--rtt=", absl::FormatDuration(rtt))});
+  if (!proc.ok()) return proc.status();
+  absl::StatusOr<std::string> line =
+      (*proc)->WaitForLine("listening ", absl::Seconds(10));
+  if (!line.ok()) return line.status();
+  int port = 0;
+  if (!absl::SimpleAtoi(line->substr(line->rfind(':') + 1), &port)) {
+    return absl::InternalError("rtt-relay printed " + *line);
+  }
+  return std::unique_ptr<RttRelay>(new RttRelay(*std::move(proc), port));
+}
+
+}  // namespace payorch::testing
