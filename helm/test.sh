@@ -222,6 +222,12 @@ readiness_service() {
     grep -A3 'readinessProbe:' | grep -q 'service: "payorch.serving"'
 }
 check "readiness probe checks probes.readiness.grpcService when set" readiness_service
+cluster_url() {
+  "$helm" template payorch "$chart" --namespace payments \
+    --set 'redis.url=redis+cluster://redis-0.redis:6379\,redis-1.redis:6379' |
+    grep -F -- '"--redis_url=redis+cluster://redis-0.redis:6379,redis-1.redis:6379"'
+}
+check "a Redis Cluster URL (redis+cluster://seeds) reaches --redis_url" cluster_url
 check "gRPC probes [full]" assert full probes grpc-liveness
 check "preStop sleep + drain fit in terminationGracePeriodSeconds" assert default drain
 check "ConfigMap: empty merchants.json, no secrets [default]" assert default configMap 0
@@ -461,6 +467,8 @@ ks="--set merchantSecrets.existingSecret=keys"
   check "rejects a password in redis.url" expect_fail 'url' --set 'redis.url=redis://:hunter2@redis:6379'
   check "rejects an unknown paykka.baseUrl" expect_fail 'baseUrl' --set paykka.baseUrl=staging
   check "rejects rediss:// (payorchd has no TLS to Redis)" expect_fail 'url' --set 'redis.url=rediss://redis:6379'
+  check "rejects a password in a redis+cluster:// URL" expect_fail 'url' \
+    --set 'redis.url=redis+cluster://:hunter2@redis-0:6379\,redis-1:6379'
   check "rejects an alert selector that is not PromQL matchers" expect_fail 'selector' \
     --set metrics.prometheusRule.enabled=true --set 'metrics.prometheusRule.selector=job=payorch'
   check "rejects an error-ratio threshold above 1" expect_fail 'threshold' \
