@@ -23,6 +23,11 @@ namespace payorch::sandbox {
 
 using Json = nlohmann::json;
 
+// Compact JSON; invalid UTF-8 is replaced rather than thrown on.
+inline std::string DumpJson(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 struct Merchant {
   std::string merchant_id;
   std::string app_id;
