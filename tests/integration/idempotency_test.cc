@@ -268,9 +268,7 @@ TEST_F(IdempotencyTest, InvalidRequestStoresNothing) {
   v1::CreateCheckoutResponse resp;
   EXPECT_EQ(CreateOn(*stack_, 0, bad, &resp).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
-  auto keys =
-      RunCommand(absl::StrCat("redis-cli -p ", stack_->redis_port(),
-                              " --scan --pattern '*", req.trans_id(), "*'"));
+  auto keys = stack_->RedisKeys("*" + req.trans_id() + "*");
   ASSERT_TRUE(keys.ok());
   EXPECT_EQ(*keys, "");
   // The same trans_id with valid content then executes normally.

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -83,6 +84,7 @@ Stack::~Stack() {
   relay_.reset();
   sandbox_.reset();
   redis_.reset();
+  cluster_.reset();
 }
 
 absl::Status Stack::StartSandbox() {
@@ -141,7 +143,25 @@ absl::Status Stack::SetUpPaykkaUrl() {
   return absl::OkStatus();
 }
 
+bool StackOptions::RedisClusterFromEnvironment() {
+  const char* mode = std::getenv("PAYORCH_TEST_REDIS");
+  return mode != nullptr && std::string(mode) == "cluster";
+}
+
 absl::Status Stack::StartRedis() {
+  if (cluster_ != nullptr) {
+    for (int i = 0; i < cluster_->size(); ++i) {
+      if (cluster_->node(i).running()) continue;
+      if (absl::Status s = cluster_->node(i).Restart(); !s.ok()) return s;
+    }
+    return cluster_->WaitUntilStable(absl::Seconds(30), false);
+  }
+  if (options_.redis_cluster) {
+    auto cluster = RedisCluster::Start();
+    if (!cluster.ok()) return cluster.status();
+    cluster_ = std::move(*cluster);
+    return absl::OkStatus();
+  }
   if (redis_ != nullptr) return redis_->Restart();
   auto redis = RedisServer::Start();
   if (!redis.ok()) return redis.status();
@@ -150,7 +170,33 @@ absl::Status Stack::StartRedis() {
 }
 
 absl::Status Stack::StopRedis() {
+  if (cluster_ != nullptr) {
+    for (int i = 0; i < cluster_->size(); ++i) {
+      if (absl::Status s = cluster_->node(i).Stop(SIGKILL); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
   return redis_ != nullptr ? redis_->Stop(SIGKILL) : absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Stack::RedisKeys(const std::string& pattern) const {
+  std::vector<int> ports;
+  if (cluster_ != nullptr) {
+    for (int i = 0; i < cluster_->size(); ++i) {
+      if (cluster_->node(i).running())
+        ports.push_back(cluster_->node(i).port());
+    }
+  } else if (redis_ != nullptr) {
+    ports.push_back(redis_->port());
+  }
+  std::string keys;
+  for (int port : ports) {
+    auto out = RunCommand(absl::StrCat("redis-cli -p ", port,
+                                       " --scan --pattern '", pattern, "'"));
+    if (!out.ok()) return out.status();
+    keys += *out;
+  }
+  return keys;
 }
 
 absl::Status Stack::StartPayorchd(int i) {
@@ -163,8 +209,9 @@ absl::Status Stack::StartPayorchd(int i) {
       "--http_listen=127.0.0.1:0",
       "--merchants_config=" + dir_.File("merchants.json"),
       "--paykka_timeout=3s",
-      options_.redis ? "--redis_url=" + redis_->url()
-                     : std::string("--redis_url=memory")};
+      !options_.redis       ? std::string("--redis_url=memory")
+      : cluster_ != nullptr ? "--redis_url=" + cluster_->url()
+                            : "--redis_url=" + redis_->url()};
   if (!ca_file_.empty()) argv.push_back("--paykka_ca_file=" + ca_file_);
   for (const auto& a : options_.payorchd_args) argv.push_back(a);
   auto process = Subprocess::Start(argv, r.log_path);

@@ -26,6 +26,10 @@ struct StackOptions {
   std::vector<std::string> payorchd_args;  // extra payorchd flags
   int replicas = 1;
   bool redis = true;  // false: payorchd --redis_url=memory
+  // A 6-node Redis Cluster instead of one redis-server. Defaults to true
+  // when PAYORCH_TEST_REDIS=cluster (CTest runs some suites both ways).
+  bool redis_cluster = RedisClusterFromEnvironment();
+  static bool RedisClusterFromEnvironment();
   bool verify_response_signatures = true;
   // payorchd reaches PayKKa over HTTPS (the sandbox's TLS listener, a test
   // CA trusted through --paykka_ca_file), and through an rtt-relay
@@ -85,10 +89,14 @@ class Stack {
   // Lines payorchd wrote to stderr so far.
   std::string PayorchdLog(int replica = 0) const;
 
-  // Redis outage simulation: stop, and start again on the same port.
+  // Redis outage simulation: stop (every node of a Cluster), and start again
+  // on the same port(s).
   absl::Status StopRedis();
   absl::Status StartRedis();
-  int redis_port() const { return redis_ != nullptr ? redis_->port() : 0; }
+  // Keys matching `pattern` on the server or on every Cluster node, one a
+  // line.
+  absl::StatusOr<std::string> RedisKeys(const std::string& pattern) const;
+  RedisCluster* redis_cluster() const { return cluster_.get(); }
 
   const TempDir& dir() const { return dir_; }
 
@@ -104,6 +112,7 @@ class Stack {
   std::string paykka_url_;
   std::string ca_file_;
   std::unique_ptr<RedisServer> redis_;
+  std::unique_ptr<RedisCluster> cluster_;
   std::unique_ptr<Subprocess> sandbox_;
   std::unique_ptr<RttRelay> relay_;
   struct Replica {
