@@ -214,6 +214,10 @@ RedisIdempotencyStore::Create(EventLoop* loop,
   if (options.retention <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("retention must be positive");
   }
+  if (options.replication.replicas < -1) {
+    return absl::InvalidArgumentError(
+        "replication.replicas must be -1 (auto), 0 (no WAIT) or more");
+  }
   if (options.replication.replicas != 0 &&
       (options.replication.timeout <= absl::ZeroDuration() ||
        options.replication.timeout >= options.client.command_timeout)) {

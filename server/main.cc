@@ -94,6 +94,13 @@ ABSL_FLAG(absl::Duration, reconcile_grace, absl::ZeroDuration(),
 ABSL_FLAG(absl::Duration, reconcile_max_backoff, absl::Seconds(30),
           "longest pause before the reconciler asks PayKKa again about one "
           "record");
+ABSL_FLAG(int, redis_wait_replicas, -1,
+          "replicas that must confirm a claim before PayKKa is called (WAIT); "
+          "-1: one when the primary has a connected replica, 0: never wait");
+ABSL_FLAG(absl::Duration, redis_wait_timeout, absl::Milliseconds(200),
+          "how long a claim waits for that confirmation before the call fails "
+          "closed (IDEMPOTENCY_STORE_UNAVAILABLE); below the 500 ms command "
+          "timeout");
 ABSL_FLAG(int, unsettled_buckets, 16,
           "buckets (Redis keys, one hash slot each) of the unsettled index; "
           "fixed for a deployment");
@@ -106,13 +113,27 @@ constexpr const char* kServiceName = "payorch.v1.PaymentOrchestrator";
 // Applies PAYORCH_<FLAG> environment variables to flags, before the command
 // line is parsed (so the command line wins).
 void ApplyEnvironment() {
-  for (const char* name :
-       {"grpc_listen", "http_listen", "redis_url", "redis_password_file",
-        "merchants_config", "log_level", "idempotency_retention", "lease",
-        "drain_grace", "default_deadline", "paykka_timeout", "cpu_threads",
-        "max_host_connections", "reconcile", "reconcile_interval",
-        "reconcile_grace", "reconcile_max_backoff", "unsettled_buckets",
-        "paykka_ca_file"}) {
+  for (const char* name : {"grpc_listen",
+                           "http_listen",
+                           "redis_url",
+                           "redis_password_file",
+                           "merchants_config",
+                           "log_level",
+                           "idempotency_retention",
+                           "lease",
+                           "drain_grace",
+                           "default_deadline",
+                           "paykka_timeout",
+                           "cpu_threads",
+                           "max_host_connections",
+                           "reconcile",
+                           "reconcile_interval",
+                           "reconcile_grace",
+                           "reconcile_max_backoff",
+                           "unsettled_buckets",
+                           "paykka_ca_file",
+                           "redis_wait_replicas",
+                           "redis_wait_timeout"}) {
     std::string env = absl::StrCat("PAYORCH_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(env.c_str());
     if (value == nullptr) continue;
@@ -233,6 +254,8 @@ int Run() {
           std::string(absl::StripTrailingAsciiWhitespace(*password));
     }
     options.retention = absl::GetFlag(FLAGS_idempotency_retention);
+    options.replication.replicas = absl::GetFlag(FLAGS_redis_wait_replicas);
+    options.replication.timeout = absl::GetFlag(FLAGS_redis_wait_timeout);
     auto redis =
         cache::RedisIdempotencyStore::Create(redis_loop->get(), options);
     if (!redis.ok()) Die("Redis idempotency store", redis.status());
