@@ -228,6 +228,13 @@ cluster_url() {
     grep -F -- '"--redis_url=redis+cluster://redis-0.redis:6379,redis-1.redis:6379"'
 }
 check "a Redis Cluster URL (redis+cluster://seeds) reaches --redis_url" cluster_url
+redis_wait() {
+  local out
+  out=$("$helm" template payorch "$chart" --namespace payments \
+    --set redis.waitReplicas=2 --set redis.waitTimeout=150ms) || return 1
+  grep -qF -- '"--redis_wait_replicas=2"' <<<"$out" && grep -qF -- '"--redis_wait_timeout=150ms"' <<<"$out"
+}
+check "redis.waitReplicas / redis.waitTimeout reach --redis_wait_replicas / --redis_wait_timeout" redis_wait
 check "gRPC probes [full]" assert full probes grpc-liveness
 check "preStop sleep + drain fit in terminationGracePeriodSeconds" assert default drain
 check "ConfigMap: empty merchants.json, no secrets [default]" assert default configMap 0
@@ -467,6 +474,9 @@ ks="--set merchantSecrets.existingSecret=keys"
   check "rejects a password in redis.url" expect_fail 'url' --set 'redis.url=redis://:hunter2@redis:6379'
   check "rejects an unknown paykka.baseUrl" expect_fail 'baseUrl' --set paykka.baseUrl=staging
   check "rejects rediss:// (payorchd has no TLS to Redis)" expect_fail 'url' --set 'redis.url=rediss://redis:6379'
+  check "rejects redis.waitTimeout at or above the 500ms command timeout" expect_fail 'waitTimeout' \
+    --set redis.waitTimeout=500ms
+  check "rejects redis.waitReplicas below -1" expect_fail 'waitReplicas' --set redis.waitReplicas=-2
   check "rejects a password in a redis+cluster:// URL" expect_fail 'url' \
     --set 'redis.url=redis+cluster://:hunter2@redis-0:6379\,redis-1:6379'
   check "rejects an alert selector that is not PromQL matchers" expect_fail 'selector' \
