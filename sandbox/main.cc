@@ -1,14 +1,18 @@
 // paykka-sandbox: a local PayKKa v3 simulator. See sandbox/README.md.
 
-#include <getopt.h>
 #include <signal.h>
 #include <sys/resource.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -16,42 +20,81 @@
 #include "sandbox/faults.h"
 #include "sandbox/server.h"
 
+ABSL_FLAG(std::string, config, "", "merchants config (JSON; README 'Config')");
+ABSL_FLAG(std::string, listen, "127.0.0.1:0",
+          "IPv4 HOST:PORT (port 0 picks a free one, printed on stdout)");
+ABSL_FLAG(std::string, tls_listen, "",
+          "HOST:PORT of an HTTPS listener (with --tls_cert and --tls_key)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain for HTTPS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for HTTPS");
+ABSL_FLAG(std::string, platform_key, "",
+          "PKCS#8 PEM of the platform (PayKKa) key; generated and written "
+          "there if the file is missing");
+ABSL_FLAG(std::string, platform_public_key_out, "",
+          "writes the platform public key (SPKI PEM) here");
+ABSL_FLAG(std::string, duplicate_trans_id, "reject",
+          "a repeated trans_id: reject, return_existing or create");
+ABSL_FLAG(int, duplicate_trans_id_status, 400,
+          "HTTP status of the duplicate trans_id refusal");
+ABSL_FLAG(std::string, duplicate_trans_id_code, "010000",
+          "ret_code of the duplicate trans_id refusal");
+ABSL_FLAG(std::string, duplicate_trans_id_msg, "duplicate trans_id",
+          "ret_msg of the duplicate trans_id refusal");
+ABSL_FLAG(int64_t, max_body_bytes, 1 << 20,
+          "larger request bodies get HTTP 413");
+ABSL_FLAG(int64_t, webhook_retry_initial_ms, 1000,
+          "first webhook retry delay; doubles after each attempt");
+ABSL_FLAG(int, webhook_max_attempts, 8,
+          "webhook attempts per notification, the first one included");
+ABSL_FLAG(bool, sign_responses, true,
+          "add x-paykka-timestamp/nonce/sign to responses");
+ABSL_FLAG(int64_t, session_ttl_seconds, 1800,
+          "lifetime of a session created without expire_time");
+ABSL_FLAG(std::optional<int64_t>, seed, std::nullopt,
+          "fault RNG seed (default 42; overrides --fault's seed)");
+ABSL_FLAG(std::string, fault, "",
+          "a fault object (README 'Faults'), or a single rule object");
+// One more fault rule, built from those of these flags that are given.
+ABSL_FLAG(std::optional<int64_t>, latency_ms, std::nullopt,
+          "fault rule: latency");
+ABSL_FLAG(std::optional<int64_t>, jitter_ms, std::nullopt,
+          "fault rule: uniform extra latency");
+ABSL_FLAG(std::optional<int64_t>, http_status, std::nullopt,
+          "fault rule: error status");
+ABSL_FLAG(std::optional<double>, error_rate, std::nullopt,
+          "fault rule: rate of http_status");
+ABSL_FLAG(std::optional<double>, timeout_after_commit_rate, std::nullopt,
+          "fault rule");
+ABSL_FLAG(std::optional<double>, reset_rate, std::nullopt, "fault rule");
+ABSL_FLAG(std::optional<double>, malformed_json_rate, std::nullopt,
+          "fault rule");
+ABSL_FLAG(std::optional<double>, bad_signature_rate, std::nullopt,
+          "fault rule");
+ABSL_FLAG(std::optional<std::string>, fault_endpoint, std::nullopt,
+          "fault rule: the endpoint it applies to (default *)");
+
 namespace {
 
 using payorch::sandbox::FaultConfig;
 using payorch::sandbox::Json;
-
-constexpr char kUsage[] =
-    "usage: paykka-sandbox --config=FILE [--listen=127.0.0.1:0]\n"
-    "  [--platform-key=FILE] [--platform-public-key-out=FILE] [--seed=N]\n"
-    "  [--duplicate-trans-id=reject|return_existing|create]\n"
-    "  [--duplicate-trans-id-status=N] [--duplicate-trans-id-code=S]\n"
-    "  [--duplicate-trans-id-msg=S] [--max-body-bytes=N]\n"
-    "  [--webhook-retry-initial-ms=N] [--webhook-max-attempts=N]\n"
-    "  [--sign-responses=true|false] [--session-ttl-seconds=N]\n"
-    "  [--fault=JSON] [--latency-ms=N] [--jitter-ms=N] [--http-status=N]\n"
-    "  [--error-rate=R] [--timeout-after-commit-rate=R] [--reset-rate=R]\n"
-    "  [--malformed-json-rate=R] [--bad-signature-rate=R]\n"
-    "  [--fault-endpoint=PATH]\n"
-    "  [--tls-listen=127.0.0.1:0 --tls-cert=CHAIN.pem --tls-key=KEY.pem]\n";
 
 [[noreturn]] void Die(const std::string& msg) {
   std::fprintf(stderr, "paykka-sandbox: %s\n", msg.c_str());
   std::exit(2);
 }
 
-int64_t ParseInt(const char* flag, const char* v) {
-  int64_t out = 0;
-  if (!absl::SimpleAtoi(v, &out) || out < 0) {
-    Die(absl::StrCat("--", flag, " needs a non-negative integer"));
-  }
-  return out;
-}
-
-double ParseRate(const char* flag, const char* v) {
-  double out = 0;
-  if (!absl::SimpleAtod(v, &out) || out < 0 || out > 1) {
-    Die(absl::StrCat("--", flag, " needs a number in [0,1]"));
+// The flags used to be spelled with hyphens (--max-body-bytes); both
+// spellings are accepted: "--a-b=c" becomes "--a_b=c".
+std::vector<std::string> UnderscoreFlagNames(int argc, char** argv) {
+  std::vector<std::string> out(argv, argv + argc);
+  for (size_t i = 1; i < out.size(); ++i) {
+    std::string& a = out[i];
+    if (a == "--") break;
+    if (a.rfind("--", 0) != 0) continue;
+    size_t end = std::min(a.find('='), a.size());
+    for (size_t j = 2; j < end; ++j) {
+      if (a[j] == '-') a[j] = '_';
+    }
   }
   return out;
 }
@@ -59,10 +102,138 @@ double ParseRate(const char* flag, const char* v) {
 void ParseHostPort(const char* flag, const std::string& v, std::string* host,
                    int* port) {
   size_t colon = v.rfind(':');
-  if (colon == std::string::npos)
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(v.substr(colon + 1), port) || *port < 0 ||
+      *port > 65535) {
     Die(absl::StrCat("--", flag, " needs HOST:PORT"));
+  }
   *host = v.substr(0, colon);
-  *port = static_cast<int>(ParseInt(flag, v.c_str() + colon + 1));
+}
+
+int64_t NonNegative(const char* flag, int64_t v) {
+  if (v < 0) Die(absl::StrCat("--", flag, " needs a non-negative integer"));
+  return v;
+}
+
+// --fault, then the single-rule flags given as one more rule, then --seed.
+FaultConfig FaultsFromFlags() {
+  Json faults = Json::object();
+  std::string text = absl::GetFlag(FLAGS_fault);
+  if (!text.empty()) {
+    faults = Json::parse(text, nullptr, false);
+    if (faults.is_discarded()) Die("--fault is not JSON");
+    if (!faults.contains("rules") && faults.is_object() && !faults.empty()) {
+      Json seed = faults.value("seed", Json());
+      faults.erase("seed");
+      faults = Json{{"rules", Json::array({faults})}};
+      if (!seed.is_null()) faults["seed"] = seed;
+    }
+  }
+  Json rule = Json::object();
+  auto add = [&rule](const char* name, const auto& value) {
+    if (value.has_value()) rule[name] = *value;
+  };
+  add("latency_ms", absl::GetFlag(FLAGS_latency_ms));
+  add("jitter_ms", absl::GetFlag(FLAGS_jitter_ms));
+  add("http_status", absl::GetFlag(FLAGS_http_status));
+  add("error_rate", absl::GetFlag(FLAGS_error_rate));
+  add("timeout_after_commit_rate",
+      absl::GetFlag(FLAGS_timeout_after_commit_rate));
+  add("reset_rate", absl::GetFlag(FLAGS_reset_rate));
+  add("malformed_json_rate", absl::GetFlag(FLAGS_malformed_json_rate));
+  add("bad_signature_rate", absl::GetFlag(FLAGS_bad_signature_rate));
+  add("endpoint", absl::GetFlag(FLAGS_fault_endpoint));
+  if (!rule.empty()) faults["rules"].push_back(rule);
+  if (std::optional<int64_t> seed = absl::GetFlag(FLAGS_seed)) {
+    faults["seed"] = NonNegative("seed", *seed);
+  }
+  absl::StatusOr<FaultConfig> config =
+      payorch::sandbox::ParseFaultConfig(faults);
+  if (!config.ok()) Die(std::string(config.status().message()));
+  return *config;
+}
+
+payorch::sandbox::StoreOptions StoreOptionsFromFlags() {
+  payorch::sandbox::StoreOptions o;
+  auto mode = payorch::sandbox::ParseDuplicateMode(
+      absl::GetFlag(FLAGS_duplicate_trans_id));
+  if (!mode.ok()) {
+    Die("--duplicate_trans_id must be reject, return_existing or create");
+  }
+  o.duplicate_trans_id.mode = *mode;
+  o.duplicate_trans_id.http_status =
+      absl::GetFlag(FLAGS_duplicate_trans_id_status);
+  if (o.duplicate_trans_id.http_status < 200 ||
+      o.duplicate_trans_id.http_status > 599) {
+    Die("--duplicate_trans_id_status must be in [200,599]");
+  }
+  o.duplicate_trans_id.ret_code = absl::GetFlag(FLAGS_duplicate_trans_id_code);
+  o.duplicate_trans_id.ret_msg = absl::GetFlag(FLAGS_duplicate_trans_id_msg);
+  o.default_session_ttl = absl::Seconds(NonNegative(
+      "session_ttl_seconds", absl::GetFlag(FLAGS_session_ttl_seconds)));
+  return o;
+}
+
+payorch::sandbox::ServerOptions ServerOptionsFromFlags() {
+  payorch::sandbox::ServerOptions o;
+  ParseHostPort("listen", absl::GetFlag(FLAGS_listen), &o.listen_host,
+                &o.listen_port);
+  if (!absl::GetFlag(FLAGS_tls_listen).empty()) {
+    ParseHostPort("tls_listen", absl::GetFlag(FLAGS_tls_listen),
+                  &o.tls_listen_host, &o.tls_listen_port);
+  }
+  o.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  o.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  if ((o.tls_listen_port >= 0) !=
+      (!o.tls_cert_file.empty() && !o.tls_key_file.empty())) {
+    Die("--tls_listen, --tls_cert and --tls_key go together");
+  }
+  o.max_body_bytes = static_cast<size_t>(
+      NonNegative("max_body_bytes", absl::GetFlag(FLAGS_max_body_bytes)));
+  o.webhook_retry_initial = absl::Milliseconds(
+      NonNegative("webhook_retry_initial_ms",
+                  absl::GetFlag(FLAGS_webhook_retry_initial_ms)));
+  o.webhook_max_attempts = static_cast<int>(NonNegative(
+      "webhook_max_attempts", absl::GetFlag(FLAGS_webhook_max_attempts)));
+  o.sign_responses = absl::GetFlag(FLAGS_sign_responses);
+  return o;
+}
+
+std::vector<payorch::sandbox::Merchant> LoadMerchants() {
+  std::string path = absl::GetFlag(FLAGS_config);
+  if (path.empty()) Die("--config is required");
+  absl::StatusOr<std::string> text = payorch::ReadFile(path);
+  if (!text.ok()) Die(std::string(text.status().message()));
+  size_t slash = path.rfind('/');
+  auto merchants = payorch::sandbox::ParseMerchantsConfig(
+      *text, path.substr(0, slash == std::string::npos ? 0 : slash));
+  if (!merchants.ok()) Die(std::string(merchants.status().message()));
+  return *std::move(merchants);
+}
+
+void WriteFile(const std::string& path, const std::string& content,
+               const char* flag) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  if (!out) Die(absl::StrCat("cannot write --", flag, " file"));
+}
+
+// --platform_key's key, or a fresh one (written there when the flag is set).
+payorch::RsaPrivateKey LoadPlatformKey() {
+  std::string path = absl::GetFlag(FLAGS_platform_key);
+  if (!path.empty()) {
+    absl::StatusOr<std::string> text = payorch::ReadFile(path);
+    if (text.ok()) {
+      auto key = payorch::RsaPrivateKey::Parse(*text);
+      if (!key.ok())
+        Die("--platform_key: " + std::string(key.status().message()));
+      return *std::move(key);
+    }
+  }
+  auto key = payorch::RsaPrivateKey::Generate(2048);
+  if (!key.ok()) Die("cannot generate the platform key");
+  if (!path.empty()) WriteFile(path, key->ToPkcs8Pem(), "platform_key");
+  return *std::move(key);
 }
 
 void RaiseFileLimit() {
@@ -73,270 +244,22 @@ void RaiseFileLimit() {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  // Debian's Abseil checks lock order on every Mutex acquisition; the
-  // sandbox has no nested locks and is on the benchmarks' hot path.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  enum {
-    kListen = 1000,
-    kConfig,
-    kPlatformKey,
-    kPublicKeyOut,
-    kSeed,
-    kDuplicate,
-    kDuplicateStatus,
-    kDuplicateCode,
-    kDuplicateMsg,
-    kMaxBody,
-    kRetryInitial,
-    kMaxAttempts,
-    kSignResponses,
-    kSessionTtl,
-    kFault,
-    kLatency,
-    kJitter,
-    kHttpStatus,
-    kErrorRate,
-    kTimeoutRate,
-    kResetRate,
-    kMalformedRate,
-    kBadSignRate,
-    kFaultEndpoint,
-    kTlsListen,
-    kTlsCert,
-    kTlsKey,
-    kHelp,
-  };
-  static const option kOptions[] = {
-      {"listen", required_argument, nullptr, kListen},
-      {"config", required_argument, nullptr, kConfig},
-      {"platform-key", required_argument, nullptr, kPlatformKey},
-      {"platform-public-key-out", required_argument, nullptr, kPublicKeyOut},
-      {"seed", required_argument, nullptr, kSeed},
-      {"duplicate-trans-id", required_argument, nullptr, kDuplicate},
-      {"duplicate-trans-id-status", required_argument, nullptr,
-       kDuplicateStatus},
-      {"duplicate-trans-id-code", required_argument, nullptr, kDuplicateCode},
-      {"duplicate-trans-id-msg", required_argument, nullptr, kDuplicateMsg},
-      {"max-body-bytes", required_argument, nullptr, kMaxBody},
-      {"webhook-retry-initial-ms", required_argument, nullptr, kRetryInitial},
-      {"webhook-max-attempts", required_argument, nullptr, kMaxAttempts},
-      {"sign-responses", required_argument, nullptr, kSignResponses},
-      {"session-ttl-seconds", required_argument, nullptr, kSessionTtl},
-      {"fault", required_argument, nullptr, kFault},
-      {"latency-ms", required_argument, nullptr, kLatency},
-      {"jitter-ms", required_argument, nullptr, kJitter},
-      {"http-status", required_argument, nullptr, kHttpStatus},
-      {"error-rate", required_argument, nullptr, kErrorRate},
-      {"timeout-after-commit-rate", required_argument, nullptr, kTimeoutRate},
-      {"reset-rate", required_argument, nullptr, kResetRate},
-      {"malformed-json-rate", required_argument, nullptr, kMalformedRate},
-      {"bad-signature-rate", required_argument, nullptr, kBadSignRate},
-      {"fault-endpoint", required_argument, nullptr, kFaultEndpoint},
-      {"tls-listen", required_argument, nullptr, kTlsListen},
-      {"tls-cert", required_argument, nullptr, kTlsCert},
-      {"tls-key", required_argument, nullptr, kTlsKey},
-      {"help", no_argument, nullptr, kHelp},
-      {nullptr, 0, nullptr, 0},
-  };
-
-  payorch::sandbox::ServerOptions options;
-  payorch::sandbox::StoreOptions store_options;
-  std::string config_path, platform_key_path, public_key_out, fault_json;
-  Json rule = Json::object();
-  int64_t seed = -1;
-  int c;
-  while ((c = getopt_long(argc, argv, "", kOptions, nullptr)) != -1) {
-    switch (c) {
-      case kListen:
-        ParseHostPort("listen", optarg, &options.listen_host,
-                      &options.listen_port);
-        break;
-      case kTlsListen:
-        ParseHostPort("tls-listen", optarg, &options.tls_listen_host,
-                      &options.tls_listen_port);
-        break;
-      case kTlsCert:
-        options.tls_cert_file = optarg;
-        break;
-      case kTlsKey:
-        options.tls_key_file = optarg;
-        break;
-      case kConfig:
-        config_path = optarg;
-        break;
-      case kPlatformKey:
-        platform_key_path = optarg;
-        break;
-      case kPublicKeyOut:
-        public_key_out = optarg;
-        break;
-      case kSeed:
-        seed = ParseInt("seed", optarg);
-        break;
-      case kDuplicate: {
-        auto mode = payorch::sandbox::ParseDuplicateMode(optarg);
-        if (!mode.ok()) {
-          Die("--duplicate-trans-id must be reject, return_existing or create");
-        }
-        store_options.duplicate_trans_id.mode = *mode;
-        break;
-      }
-      case kDuplicateStatus:
-        store_options.duplicate_trans_id.http_status =
-            static_cast<int>(ParseInt("duplicate-trans-id-status", optarg));
-        if (store_options.duplicate_trans_id.http_status < 200 ||
-            store_options.duplicate_trans_id.http_status > 599) {
-          Die("--duplicate-trans-id-status must be in [200,599]");
-        }
-        break;
-      case kDuplicateCode:
-        store_options.duplicate_trans_id.ret_code = optarg;
-        break;
-      case kDuplicateMsg:
-        store_options.duplicate_trans_id.ret_msg = optarg;
-        break;
-      case kMaxBody:
-        options.max_body_bytes =
-            static_cast<size_t>(ParseInt("max-body-bytes", optarg));
-        break;
-      case kRetryInitial:
-        options.webhook_retry_initial =
-            absl::Milliseconds(ParseInt("webhook-retry-initial-ms", optarg));
-        break;
-      case kMaxAttempts:
-        options.webhook_max_attempts =
-            static_cast<int>(ParseInt("webhook-max-attempts", optarg));
-        break;
-      case kSignResponses:
-        if (std::string(optarg) == "true") {
-          options.sign_responses = true;
-        } else if (std::string(optarg) == "false") {
-          options.sign_responses = false;
-        } else {
-          Die("--sign-responses must be true or false");
-        }
-        break;
-      case kSessionTtl:
-        store_options.default_session_ttl =
-            absl::Seconds(ParseInt("session-ttl-seconds", optarg));
-        break;
-      case kFault:
-        fault_json = optarg;
-        break;
-      case kLatency:
-        rule["latency_ms"] = ParseInt("latency-ms", optarg);
-        break;
-      case kJitter:
-        rule["jitter_ms"] = ParseInt("jitter-ms", optarg);
-        break;
-      case kHttpStatus:
-        rule["http_status"] = ParseInt("http-status", optarg);
-        break;
-      case kErrorRate:
-        rule["error_rate"] = ParseRate("error-rate", optarg);
-        break;
-      case kTimeoutRate:
-        rule["timeout_after_commit_rate"] =
-            ParseRate("timeout-after-commit-rate", optarg);
-        break;
-      case kResetRate:
-        rule["reset_rate"] = ParseRate("reset-rate", optarg);
-        break;
-      case kMalformedRate:
-        rule["malformed_json_rate"] = ParseRate("malformed-json-rate", optarg);
-        break;
-      case kBadSignRate:
-        rule["bad_signature_rate"] = ParseRate("bad-signature-rate", optarg);
-        break;
-      case kFaultEndpoint:
-        rule["endpoint"] = optarg;
-        break;
-      case kHelp:
-        std::fputs(kUsage, stdout);
-        return 0;
-      default:
-        std::fputs(kUsage, stderr);
-        return 2;
-    }
-  }
-  if (optind < argc) Die(absl::StrCat("unexpected argument ", argv[optind]));
-  if (config_path.empty()) Die("--config is required");
-  if ((options.tls_listen_port >= 0) !=
-      (!options.tls_cert_file.empty() && !options.tls_key_file.empty())) {
-    Die("--tls-listen, --tls-cert and --tls-key go together");
-  }
-
-  // Faults: --fault=JSON, then the single-rule flags as one more rule.
-  Json fault_obj = Json::object();
-  if (!fault_json.empty()) {
-    fault_obj = Json::parse(fault_json, nullptr, false);
-    if (fault_obj.is_discarded()) Die("--fault is not JSON");
-    if (!fault_obj.contains("rules") && fault_obj.is_object() &&
-        !fault_obj.empty()) {
-      Json seed_value = fault_obj.value("seed", Json());
-      fault_obj.erase("seed");
-      fault_obj = Json{{"rules", Json::array({fault_obj})}};
-      if (!seed_value.is_null()) fault_obj["seed"] = seed_value;
-    }
-  }
-  if (!rule.empty()) fault_obj["rules"].push_back(rule);
-  if (seed >= 0) fault_obj["seed"] = seed;
-  absl::StatusOr<FaultConfig> faults =
-      payorch::sandbox::ParseFaultConfig(fault_obj);
-  if (!faults.ok()) Die(std::string(faults.status().message()));
-
-  absl::StatusOr<std::string> config_text = payorch::ReadFile(config_path);
-  if (!config_text.ok()) Die(std::string(config_text.status().message()));
-  std::string base_dir = config_path.substr(
-      0,
-      config_path.rfind('/') == std::string::npos ? 0 : config_path.rfind('/'));
-  auto merchants =
-      payorch::sandbox::ParseMerchantsConfig(*config_text, base_dir);
-  if (!merchants.ok()) Die(std::string(merchants.status().message()));
-
-  absl::StatusOr<payorch::RsaPrivateKey> key =
-      absl::InvalidArgumentError("unset");
-  bool generated = false;
-  if (!platform_key_path.empty()) {
-    absl::StatusOr<std::string> text = payorch::ReadFile(platform_key_path);
-    if (text.ok()) {
-      key = payorch::RsaPrivateKey::Parse(*text);
-      if (!key.ok())
-        Die("--platform-key: " + std::string(key.status().message()));
-    }
-  }
-  if (!key.ok()) {
-    key = payorch::RsaPrivateKey::Generate(2048);
-    if (!key.ok()) Die("cannot generate the platform key");
-    generated = true;
-    if (!platform_key_path.empty()) {
-      std::ofstream out(platform_key_path, std::ios::binary | std::ios::trunc);
-      out << key->ToPkcs8Pem();
-      if (!out) Die("cannot write --platform-key file");
-    }
-  }
-  (void)generated;
-  if (!public_key_out.empty()) {
-    std::ofstream out(public_key_out, std::ios::binary | std::ios::trunc);
-    out << key->PublicKeyPem();
-    if (!out) Die("cannot write --platform-public-key-out file");
-  }
-
+// Serves until SIGTERM or SIGINT.
+int Serve(const payorch::sandbox::ServerOptions& options,
+          payorch::sandbox::StoreOptions store_options,
+          std::vector<payorch::sandbox::Merchant> merchants,
+          payorch::RsaPrivateKey key, FaultConfig faults) {
   RaiseFileLimit();
   signal(SIGPIPE, SIG_IGN);
-  // Block the stop signals in every thread; main waits for them below.
+  // Block the stop signals in every thread; sigwait below takes them.
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-
   auto server = payorch::sandbox::Server::Start(
-      options, store_options, *std::move(merchants), *std::move(key),
-      *std::move(faults));
+      options, std::move(store_options), std::move(merchants), std::move(key),
+      std::move(faults));
   if (!server.ok()) Die(std::string(server.status().message()));
   std::printf("listening %s:%d\n", options.listen_host.c_str(),
               (*server)->port());
@@ -345,9 +268,35 @@ int main(int argc, char** argv) {
                 (*server)->tls_port());
   }
   std::fflush(stdout);
-
   int sig = 0;
   sigwait(&stop, &sig);
   server->reset();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Debian's Abseil checks lock order on every Mutex acquisition; the
+  // sandbox has no nested locks and is on the benchmarks' hot path.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  absl::SetProgramUsageMessage(
+      "paykka-sandbox: a local PayKKa v3 simulator (see sandbox/README.md)");
+  std::vector<std::string> args = UnderscoreFlagNames(argc, argv);
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) arg_ptrs.push_back(a.data());
+  std::vector<char*> rest = absl::ParseCommandLine(
+      static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+  if (rest.size() > 1) Die(absl::StrCat("unexpected argument ", rest[1]));
+  FaultConfig faults = FaultsFromFlags();
+  payorch::sandbox::ServerOptions options = ServerOptionsFromFlags();
+  payorch::sandbox::StoreOptions store_options = StoreOptionsFromFlags();
+  std::vector<payorch::sandbox::Merchant> merchants = LoadMerchants();
+  payorch::RsaPrivateKey key = LoadPlatformKey();
+  std::string public_key_out = absl::GetFlag(FLAGS_platform_public_key_out);
+  if (!public_key_out.empty()) {
+    WriteFile(public_key_out, key.PublicKeyPem(), "platform_public_key_out");
+  }
+  return Serve(options, std::move(store_options), std::move(merchants),
+               std::move(key), std::move(faults));
 }

@@ -470,95 +470,134 @@ void Store::ApplyOutcome(Order& o, const Outcome& out) {
   }
 }
 
-ApiResponse Store::CreateSession(const Merchant& merchant, const Json& req,
-                                 absl::Duration invisible_for) {
+// Reads Create Session's fields into `s` (and `mit`); the error to answer,
+// or nullopt.
+std::optional<ApiResponse> Store::ReadSession(const Json& req, Session* s,
+                                              std::optional<bool>* mit) const {
   Fields f(req, "");
-  Session s;
-  SANDBOX_CHECK_FIELD(
-      f.Enum("payment_type", true, {"PURCHASE", "RECURRING"}, &s.payment_type));
-  SANDBOX_CHECK_FIELD(f.Str("trans_id", true, 64, &s.trans_id));
-  SANDBOX_CHECK_FIELD(f.Amount("amount", &s.amount));
-  SANDBOX_CHECK_FIELD(f.Str("currency", true, 3 + 61, &s.currency));
-  SANDBOX_CHECK_FIELD(CheckCurrency(s.currency));
+  SANDBOX_CHECK_FIELD(f.Enum("payment_type", true, {"PURCHASE", "RECURRING"},
+                             &s->payment_type));
+  SANDBOX_CHECK_FIELD(f.Str("trans_id", true, 64, &s->trans_id));
+  SANDBOX_CHECK_FIELD(f.Amount("amount", &s->amount));
+  SANDBOX_CHECK_FIELD(f.Str("currency", true, 3 + 61, &s->currency));
+  SANDBOX_CHECK_FIELD(CheckCurrency(s->currency));
   SANDBOX_CHECK_FIELD(f.Enum("session_mode", true,
                              {"HOSTED", "DROP_IN", "COMPONENT"},
-                             &s.session_mode));
-  SANDBOX_CHECK_FIELD(f.Str("return_url", true, 512, &s.return_url));
-  SANDBOX_CHECK_FIELD(CheckUrl("return_url", s.return_url));
-  SANDBOX_CHECK_FIELD(f.Str("notify_url", false, 512, &s.notify_url));
-  SANDBOX_CHECK_FIELD(CheckUrl("notify_url", s.notify_url));
-  s.capture_method = "AUTOMATIC";
+                             &s->session_mode));
+  SANDBOX_CHECK_FIELD(f.Str("return_url", true, 512, &s->return_url));
+  SANDBOX_CHECK_FIELD(CheckUrl("return_url", s->return_url));
+  SANDBOX_CHECK_FIELD(f.Str("notify_url", false, 512, &s->notify_url));
+  SANDBOX_CHECK_FIELD(CheckUrl("notify_url", s->notify_url));
+  s->capture_method = "AUTOMATIC";
   SANDBOX_CHECK_FIELD(f.Enum("capture_method", false, {"AUTOMATIC", "MANUAL"},
-                             &s.capture_method));
-  s.authorisation_type = "FINAL_AUTH";
+                             &s->capture_method));
+  s->authorisation_type = "FINAL_AUTH";
   SANDBOX_CHECK_FIELD(f.Enum("authorisation_type", false,
                              {"FINAL_AUTH", "PRE_AUTH"},
-                             &s.authorisation_type));
+                             &s->authorisation_type));
   std::string expire;
   SANDBOX_CHECK_FIELD(f.Str("expire_time", false, 64, &expire));
-  absl::Time now = Now();
-  if (expire.empty()) {
-    s.expire_time = now + options_.default_session_ttl;
-  } else {
-    std::optional<absl::Time> t = ParseIsoTime(expire);
-    if (!t) {
-      return Bad(
-          "expire_time must be ISO-8601 with an offset, e.g. "
-          "2025-05-05T17:17:24+08:00");
-    }
-    if (*t <= now) return Bad("expire_time must be in the future");
-    if (*t > now + absl::Hours(24)) {
-      return Bad("expire_time must be at most 24 hours ahead");
-    }
-    s.expire_time = *t;
-  }
+  if (auto e = ReadExpireTime(expire, &s->expire_time)) return e;
   Json payment;
   SANDBOX_CHECK_FIELD(f.Object("payment", &payment));
   Fields p(payment, "payment.");
   std::optional<bool> store;
   SANDBOX_CHECK_FIELD(p.Bool("store_payment_method", &store));
-  SANDBOX_CHECK_FIELD(p.Enum("token_usage", false,
-                             {"SUBSCRIPTION", "CARD_ON_FILE"}, &s.token_usage));
+  SANDBOX_CHECK_FIELD(p.Enum(
+      "token_usage", false, {"SUBSCRIPTION", "CARD_ON_FILE"}, &s->token_usage));
   SANDBOX_CHECK_FIELD(
-      p.Str("shopper_reference", false, 64, &s.shopper_reference));
-  std::optional<bool> mit;
-  SANDBOX_CHECK_FIELD(f.Bool("mit", &mit));
-  s.store_payment_method = store.value_or(false);
-  if (s.payment_type == "RECURRING") {
+      p.Str("shopper_reference", false, 64, &s->shopper_reference));
+  SANDBOX_CHECK_FIELD(f.Bool("mit", mit));
+  s->store_payment_method = store.value_or(false);
+  return std::nullopt;
+}
+
+// expire_time: absent means the default lifetime; else in the future and at
+// most 24 h ahead.
+std::optional<ApiResponse> Store::ReadExpireTime(const std::string& expire,
+                                                 absl::Time* out) const {
+  absl::Time now = Now();
+  if (expire.empty()) {
+    *out = now + options_.default_session_ttl;
+    return std::nullopt;
+  }
+  std::optional<absl::Time> t = ParseIsoTime(expire);
+  if (!t) {
+    return Bad(
+        "expire_time must be ISO-8601 with an offset, e.g. "
+        "2025-05-05T17:17:24+08:00");
+  }
+  if (*t <= now) return Bad("expire_time must be in the future");
+  if (*t > now + absl::Hours(24)) {
+    return Bad("expire_time must be at most 24 hours ahead");
+  }
+  *out = *t;
+  return std::nullopt;
+}
+
+namespace {
+
+// A session that stores the card: recurring rules 2012/2014/2008.
+std::optional<ApiResponse> SessionStorageRules(const std::string& payment_type,
+                                               bool store_payment_method,
+                                               const std::string& shopper,
+                                               const std::string& token_usage,
+                                               std::optional<bool> mit) {
+  if (payment_type == "RECURRING") {
     if (mit.value_or(false)) {
       return Rule("2012",
                   "first recurring payment: mit must be false or absent");
     }
-    if (!s.store_payment_method) {
+    if (!store_payment_method) {
       return Rule("2014",
                   "first recurring payment requires storePaymentMethod=true");
     }
-    if (s.shopper_reference.empty()) {
-      return Rule("2008", "shopperReference is required");
-    }
-    if (s.token_usage.empty()) return Bad("payment.token_usage is required");
-  } else if (s.store_payment_method) {
-    if (s.shopper_reference.empty()) {
-      return Rule("2008", "shopperReference is required");
-    }
-    if (s.token_usage.empty()) return Bad("payment.token_usage is required");
+  } else if (!store_payment_method) {
+    return std::nullopt;
   }
+  if (shopper.empty()) return Rule("2008", "shopperReference is required");
+  if (token_usage.empty()) return Bad("payment.token_usage is required");
+  return std::nullopt;
+}
 
-  auto key = std::make_pair(merchant.merchant_id, s.trans_id);
+}  // namespace
+
+// A create with a trans_id the merchant used already: the answer under the
+// duplicate policy, or nullopt to go ahead and create.
+std::optional<ApiResponse> Store::Duplicate(const std::string& merchant_id,
+                                            const std::string& trans_id,
+                                            bool session) const {
   const DuplicateTransIdMode mode = options_.duplicate_trans_id.mode;
-  if (mode != DuplicateTransIdMode::kCreate &&
-      TransIdTaken(merchant.merchant_id, s.trans_id)) {
-    auto it = session_by_trans_id_.find(key);
-    if (mode == DuplicateTransIdMode::kReturnExisting &&
-        it != session_by_trans_id_.end()) {
-      return Ok(SessionJson(sessions_.at(it->second)));
-    }
-    return DuplicateRefusal();
+  if (mode == DuplicateTransIdMode::kCreate ||
+      !TransIdTaken(merchant_id, trans_id)) {
+    return std::nullopt;
   }
+  if (mode == DuplicateTransIdMode::kReturnExisting) {
+    auto key = std::make_pair(merchant_id, trans_id);
+    const auto& index = session ? session_by_trans_id_ : order_by_trans_id_;
+    auto it = index.find(key);
+    if (it != index.end()) {
+      return Ok(session ? SessionJson(sessions_.at(it->second))
+                        : OrderJson(orders_.at(it->second)));
+    }
+  }
+  return DuplicateRefusal();
+}
+
+ApiResponse Store::CreateSession(const Merchant& merchant, const Json& req,
+                                 absl::Duration invisible_for) {
+  Session s;
+  std::optional<bool> mit;
+  if (auto e = ReadSession(req, &s, &mit)) return *e;
+  if (auto e = SessionStorageRules(s.payment_type, s.store_payment_method,
+                                   s.shopper_reference, s.token_usage, mit)) {
+    return *e;
+  }
+  if (auto e = Duplicate(merchant.merchant_id, s.trans_id, true)) return *e;
   s.id = NextId("CS");
   s.merchant_id = merchant.merchant_id;
   s.visible_at = absl::Now() + invisible_for;
-  session_by_trans_id_[key] = s.id;
+  session_by_trans_id_[std::make_pair(merchant.merchant_id, s.trans_id)] = s.id;
   ++creates_by_trans_id_[s.trans_id];
   const Session& stored = sessions_[s.id] = std::move(s);
   Json data = SessionJson(stored);
@@ -619,169 +658,186 @@ ApiResponse Store::QueryTransaction(const Merchant& merchant, const Json& req) {
   return Ok(OrderJson(*o));
 }
 
-ApiResponse Store::InitiateTransaction(const Merchant& merchant,
-                                       const Json& req,
-                                       absl::Duration invisible_for) {
+namespace {
+
+// Reads Initiate Transaction's fields; the error to answer, or nullopt.
+std::optional<ApiResponse> ReadInitiate(const Json& req, InitiateRequest* r) {
   Fields f(req, "");
-  std::string payment_type, trans_id, currency, notify_url, return_url,
-      capture_method = "AUTOMATIC", authorisation_type = "FINAL_AUTH",
-      agreement_id;
-  int64_t amount = 0;
-  SANDBOX_CHECK_FIELD(
-      f.Enum("payment_type", true, {"PURCHASE", "RECURRING"}, &payment_type));
-  SANDBOX_CHECK_FIELD(f.Str("trans_id", true, 64, &trans_id));
-  SANDBOX_CHECK_FIELD(f.Amount("amount", &amount));
-  SANDBOX_CHECK_FIELD(f.Str("currency", true, 64, &currency));
-  SANDBOX_CHECK_FIELD(CheckCurrency(currency));
-  SANDBOX_CHECK_FIELD(f.Str("notify_url", false, 512, &notify_url));
-  SANDBOX_CHECK_FIELD(CheckUrl("notify_url", notify_url));
-  SANDBOX_CHECK_FIELD(f.Str("return_url", false, 512, &return_url));
-  SANDBOX_CHECK_FIELD(CheckUrl("return_url", return_url));
+  SANDBOX_CHECK_FIELD(f.Enum("payment_type", true, {"PURCHASE", "RECURRING"},
+                             &r->payment_type));
+  SANDBOX_CHECK_FIELD(f.Str("trans_id", true, 64, &r->trans_id));
+  SANDBOX_CHECK_FIELD(f.Amount("amount", &r->amount));
+  SANDBOX_CHECK_FIELD(f.Str("currency", true, 64, &r->currency));
+  SANDBOX_CHECK_FIELD(CheckCurrency(r->currency));
+  SANDBOX_CHECK_FIELD(f.Str("notify_url", false, 512, &r->notify_url));
+  SANDBOX_CHECK_FIELD(CheckUrl("notify_url", r->notify_url));
+  SANDBOX_CHECK_FIELD(f.Str("return_url", false, 512, &r->return_url));
+  SANDBOX_CHECK_FIELD(CheckUrl("return_url", r->return_url));
   SANDBOX_CHECK_FIELD(f.Enum("capture_method", false, {"AUTOMATIC", "MANUAL"},
-                             &capture_method));
+                             &r->capture_method));
   SANDBOX_CHECK_FIELD(f.Enum("authorisation_type", false,
-                             {"FINAL_AUTH", "PRE_AUTH"}, &authorisation_type));
+                             {"FINAL_AUTH", "PRE_AUTH"},
+                             &r->authorisation_type));
   SANDBOX_CHECK_FIELD(
-      f.Str("recurring_agreement_id", false, 64, &agreement_id));
-  std::optional<bool> mit;
-  SANDBOX_CHECK_FIELD(f.Bool("mit", &mit));
+      f.Str("recurring_agreement_id", false, 64, &r->agreement_id));
+  SANDBOX_CHECK_FIELD(f.Bool("mit", &r->mit));
   Json payment;
   SANDBOX_CHECK_FIELD(f.Object("payment", &payment));
   Fields p(payment, "payment.");
-  std::string method, token, shopper_reference, token_usage, card_no;
-  std::optional<bool> store;
+  std::string method;
   SANDBOX_CHECK_FIELD(p.Str("payment_method", true, 64, &method));
-  SANDBOX_CHECK_FIELD(p.Str("token", false, 64, &token));
+  SANDBOX_CHECK_FIELD(p.Str("token", false, 64, &r->token));
   SANDBOX_CHECK_FIELD(
-      p.Str("shopper_reference", false, 64, &shopper_reference));
-  SANDBOX_CHECK_FIELD(p.Enum("token_usage", false,
-                             {"SUBSCRIPTION", "CARD_ON_FILE"}, &token_usage));
-  SANDBOX_CHECK_FIELD(p.Str("card_no", false, 19, &card_no));
-  SANDBOX_CHECK_FIELD(p.Bool("store_payment_method", &store));
+      p.Str("shopper_reference", false, 64, &r->shopper_reference));
+  SANDBOX_CHECK_FIELD(p.Enum(
+      "token_usage", false, {"SUBSCRIPTION", "CARD_ON_FILE"}, &r->token_usage));
+  SANDBOX_CHECK_FIELD(p.Str("card_no", false, 19, &r->card_no));
+  SANDBOX_CHECK_FIELD(p.Bool("store_payment_method", &r->store));
   if (!IsBankCard(method)) {
     return Rule("210001", "payment method not supported");
   }
+  return std::nullopt;
+}
 
-  const bool subsequent = !agreement_id.empty() || !token.empty();
-  const Agreement* agreement = nullptr;
-  if (payment_type == "RECURRING") {
-    if (!mit.has_value()) {
-      return Rule("2010", "mit is required in recurring scenarios");
-    }
-    if (subsequent && !*mit) {
-      return Rule("2011", "non-first recurring payment requires mit=true");
-    }
-    if (!subsequent && *mit) {
-      return Rule("2012",
-                  "first recurring payment: mit must be false or absent");
+// mit rules of a RECURRING payment: 2010, 2011, 2012.
+std::optional<ApiResponse> MitRules(const InitiateRequest& r) {
+  if (r.payment_type != "RECURRING") return std::nullopt;
+  if (!r.mit.has_value()) {
+    return Rule("2010", "mit is required in recurring scenarios");
+  }
+  if (r.subsequent() && !*r.mit) {
+    return Rule("2011", "non-first recurring payment requires mit=true");
+  }
+  if (!r.subsequent() && *r.mit) {
+    return Rule("2012", "first recurring payment: mit must be false or absent");
+  }
+  return std::nullopt;
+}
+
+// A customer-initiated payment with a plain card number (PCI merchants).
+std::optional<ApiResponse> CardPaymentRules(const Merchant& merchant,
+                                            const InitiateRequest& r) {
+  if (r.card_no.empty()) {
+    return Bad("payment.card_no or payment.token is required");
+  }
+  if (!merchant.pci) {
+    return ApiResponse{400, Json{{"ret_code", "206017"},
+                                 {"ret_msg", "PCI compliance insufficient"}}};
+  }
+  for (char c : r.card_no) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) {
+      return Bad("payment.card_no must be digits");
     }
   }
-  if (subsequent) {
-    if (shopper_reference.empty()) {
+  const bool store = r.store.value_or(false);
+  if (r.payment_type == "RECURRING" && !store) {
+    return Rule("2014",
+                "first recurring payment requires storePaymentMethod=true");
+  }
+  if (store) {
+    if (r.shopper_reference.empty()) {
       return Rule("2008", "shopperReference is required");
     }
-    if (agreement_id.empty()) {
-      if (payment_type == "RECURRING") {
-        return Bad("recurring_agreement_id is required");
-      }
-      auto t = agreement_by_token_.find(token);
-      if (t == agreement_by_token_.end())
-        return Bad("payment.token is unknown");
-      agreement_id = t->second;
-    }
-    auto it = agreements_.find(agreement_id);
-    if (it == agreements_.end() ||
-        it->second.merchant_id != merchant.merchant_id) {
-      return Rule("2015", "recurring agreement does not exist");
-    }
-    agreement = &it->second;
-    if (!agreement->active) {
-      return Rule("2016", "recurring agreement is not active");
-    }
-    if (token.empty()) return Bad("payment.token is required");
-    if (token != agreement->token) {
-      return Bad("payment.token does not belong to recurring_agreement_id");
-    }
-    if (shopper_reference != agreement->shopper_reference) {
-      return Bad("payment.shopper_reference does not match the agreement");
-    }
-  } else {
-    // A customer-initiated payment with a plain card number.
-    if (card_no.empty()) {
-      return Bad("payment.card_no or payment.token is required");
-    }
-    if (!merchant.pci) {
-      return {400, Json{{"ret_code", "206017"},
-                        {"ret_msg", "PCI compliance insufficient"}}};
-    }
-    for (char c : card_no) {
-      if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) {
-        return Bad("payment.card_no must be digits");
-      }
-    }
-    if (payment_type == "RECURRING") {
-      if (!store.value_or(false)) {
-        return Rule("2014",
-                    "first recurring payment requires storePaymentMethod=true");
-      }
-    }
-    if (store.value_or(false)) {
-      if (shopper_reference.empty()) {
-        return Rule("2008", "shopperReference is required");
-      }
-      if (token_usage.empty()) return Bad("payment.token_usage is required");
-    }
-    if (return_url.empty()) return Bad("return_url is required");
+    if (r.token_usage.empty()) return Bad("payment.token_usage is required");
   }
+  if (r.return_url.empty()) return Bad("return_url is required");
+  return std::nullopt;
+}
 
-  auto key = std::make_pair(merchant.merchant_id, trans_id);
-  const DuplicateTransIdMode mode = options_.duplicate_trans_id.mode;
-  if (mode != DuplicateTransIdMode::kCreate &&
-      TransIdTaken(merchant.merchant_id, trans_id)) {
-    auto it = order_by_trans_id_.find(key);
-    if (mode == DuplicateTransIdMode::kReturnExisting &&
-        it != order_by_trans_id_.end()) {
-      return Ok(OrderJson(orders_.at(it->second)));
-    }
-    return DuplicateRefusal();
+}  // namespace
+
+// A merchant-initiated payment on a stored card: finds the agreement.
+std::optional<ApiResponse> Store::ResolveAgreement(
+    const Merchant& merchant, InitiateRequest& r,
+    const Agreement** agreement) const {
+  if (r.shopper_reference.empty()) {
+    return Rule("2008", "shopperReference is required");
   }
+  if (r.agreement_id.empty()) {
+    if (r.payment_type == "RECURRING") {
+      return Bad("recurring_agreement_id is required");
+    }
+    auto t = agreement_by_token_.find(r.token);
+    if (t == agreement_by_token_.end()) return Bad("payment.token is unknown");
+    r.agreement_id = t->second;
+  }
+  auto it = agreements_.find(r.agreement_id);
+  if (it == agreements_.end() ||
+      it->second.merchant_id != merchant.merchant_id) {
+    return Rule("2015", "recurring agreement does not exist");
+  }
+  *agreement = &it->second;
+  if (!(*agreement)->active) {
+    return Rule("2016", "recurring agreement is not active");
+  }
+  if (r.token.empty()) return Bad("payment.token is required");
+  if (r.token != (*agreement)->token) {
+    return Bad("payment.token does not belong to recurring_agreement_id");
+  }
+  if (r.shopper_reference != (*agreement)->shopper_reference) {
+    return Bad("payment.shopper_reference does not match the agreement");
+  }
+  return std::nullopt;
+}
+
+// The outcome of a charge on a stored card: a forced outcome, the magic
+// amount, or success.
+Store::Outcome Store::AgreementOutcome(const Agreement& agreement,
+                                       const InitiateRequest& r) {
+  auto ov = token_overrides_.find(agreement.token);
+  if (ov != token_overrides_.end()) {
+    Outcome out = ov->second.outcome;
+    if (ov->second.remaining > 0 && --ov->second.remaining == 0) {
+      token_overrides_.erase(ov);
+    }
+    return out;
+  }
+  if (r.amount % 100 == 51) {
+    // Magic amount (README): minor units ending in 51 decline.
+    return {"FAILURE", "2099", "Invalid Card"};
+  }
+  return {r.capture_method == "MANUAL" ? "AUTHORIZED" : "SUCCESS", "", ""};
+}
+
+ApiResponse Store::InitiateTransaction(const Merchant& merchant,
+                                       const Json& req,
+                                       absl::Duration invisible_for) {
+  InitiateRequest r;
+  if (auto e = ReadInitiate(req, &r)) return *e;
+  if (auto e = MitRules(r)) return *e;
+  const Agreement* agreement = nullptr;
+  if (r.subsequent()) {
+    if (auto e = ResolveAgreement(merchant, r, &agreement)) return *e;
+  } else if (auto e = CardPaymentRules(merchant, r)) {
+    return *e;
+  }
+  if (auto e = Duplicate(merchant.merchant_id, r.trans_id, false)) return *e;
 
   Order& o = NewOrder();
   o.visible_at = absl::Now() + invisible_for;
   o.merchant_id = merchant.merchant_id;
-  o.trans_id = trans_id;
-  o.payment_type = payment_type;
-  o.amount = amount;
-  o.currency = currency;
-  o.capture_method = capture_method;
-  o.authorisation_type = authorisation_type;
-  o.notify_url = notify_url;
-  o.shopper_reference = shopper_reference;
+  o.trans_id = r.trans_id;
+  o.payment_type = r.payment_type;
+  o.amount = r.amount;
+  o.currency = r.currency;
+  o.capture_method = r.capture_method;
+  o.authorisation_type = r.authorisation_type;
+  o.notify_url = r.notify_url;
+  o.shopper_reference = r.shopper_reference;
   Outcome out;
   if (agreement != nullptr) {
     o.card = agreement->card;
     o.token = agreement->token;
     o.agreement_id = agreement->id;
-    auto ov = token_overrides_.find(agreement->token);
-    if (ov != token_overrides_.end()) {
-      out = ov->second.outcome;
-      if (ov->second.remaining > 0 && --ov->second.remaining == 0) {
-        token_overrides_.erase(ov);
-      }
-    } else if (amount % 100 == 51) {
-      // Magic amount (README): minor units ending in 51 decline.
-      out = {"FAILURE", "2099", "Invalid Card"};
-    } else {
-      out = {capture_method == "MANUAL" ? "AUTHORIZED" : "SUCCESS", "", ""};
-    }
+    out = AgreementOutcome(*agreement, r);
   } else {
-    o.card = CardFromNumber(card_no);
-    o.store_card = store.value_or(false);
-    o.token_usage = token_usage;
-    out = OutcomeForTestCard(card_no, capture_method);
+    o.card = CardFromNumber(r.card_no);
+    o.store_card = r.store.value_or(false);
+    o.token_usage = r.token_usage;
+    out = OutcomeForTestCard(r.card_no, r.capture_method);
   }
-  order_by_trans_id_[key] = o.id;
-  ++charges_by_trans_id_[trans_id];
+  order_by_trans_id_[std::make_pair(merchant.merchant_id, r.trans_id)] = o.id;
+  ++charges_by_trans_id_[r.trans_id];
   ApplyOutcome(o, out);
   return Ok(OrderJson(o));
 }

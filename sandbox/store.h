@@ -81,6 +81,17 @@ struct WebhookEvent {
   Json body;
 };
 
+// The fields of an Initiate Transaction request.
+struct InitiateRequest {
+  std::string payment_type, trans_id, currency, notify_url, return_url,
+      capture_method = "AUTOMATIC", authorisation_type = "FINAL_AUTH",
+      agreement_id, token, shopper_reference, token_usage, card_no;
+  int64_t amount = 0;
+  std::optional<bool> mit, store;
+  // A charge on a stored card (merchant-initiated), not a plain card.
+  bool subsequent() const { return !agreement_id.empty() || !token.empty(); }
+};
+
 class Store {
  public:
   Store(StoreOptions options, std::vector<Merchant> merchants);
@@ -198,6 +209,18 @@ class Store {
   bool TransIdTaken(const std::string& merchant_id,
                     const std::string& trans_id) const;
   ApiResponse DuplicateRefusal() const;
+  std::optional<ApiResponse> Duplicate(const std::string& merchant_id,
+                                       const std::string& trans_id,
+                                       bool session) const;
+  std::optional<ApiResponse> ReadSession(const Json& req, Session* s,
+                                         std::optional<bool>* mit) const;
+  std::optional<ApiResponse> ReadExpireTime(const std::string& expire,
+                                            absl::Time* out) const;
+  std::optional<ApiResponse> ResolveAgreement(
+      const Merchant& merchant, InitiateRequest& r,
+      const Agreement** agreement) const;
+  Outcome AgreementOutcome(const Agreement& agreement,
+                           const InitiateRequest& r);
   static bool Visible(absl::Time visible_at) {
     return absl::Now() >= visible_at;
   }
