@@ -47,6 +47,26 @@ int FreeLoopbackPort() {
   return port;
 }
 
+// For cluster mode: Redis also listens on port + 10000 (the cluster bus), so
+// the port must be <= 55535 and that one free as well.
+int FreeClusterPort() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int port = FreeLoopbackPort();
+    if (port <= 0 || port > 55535) continue;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port + 10000));
+    const bool bus_free =
+        bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (bus_free) return port;
+  }
+  return -1;
+}
+
 std::string RedisServerBinary() {
   if (const char* path = getenv("PATH")) {
     std::string dirs(path);
@@ -104,8 +124,11 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
   // The port was free a moment ago; another process may take it in between,
   // so try a few.
   absl::Status status;
+  const bool cluster =
+      std::find(server->extra_args_.begin(), server->extra_args_.end(),
+                "--cluster-enabled") != server->extra_args_.end();
   for (int attempt = 0; attempt < 5; ++attempt) {
-    server->port_ = FreeLoopbackPort();
+    server->port_ = cluster ? FreeClusterPort() : FreeLoopbackPort();
     status = server->Spawn();
     if (status.ok()) status = server->WaitForPing();
     if (status.ok()) return server;
