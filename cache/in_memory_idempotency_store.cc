@@ -1,5 +1,6 @@
 #include "cache/in_memory_idempotency_store.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -48,39 +49,66 @@ absl::Status InMemoryIdempotencyStore::OwnerMismatch(const char* op) const {
       "expired and another attempt took over, or it was released)"));
 }
 
+Claim InMemoryIdempotencyStore::BeginLocked(const IdempotencyKey& key,
+                                            const BeginArgs& args,
+                                            absl::Time now) {
+  Claim claim;
+  for (const std::string& family : args.other_families) {
+    IdempotencyKey other{family, key.merchant_id, key.trans_id};
+    if (FindLive(other.RedisKey(), now) != nullptr) {
+      claim.outcome = Claim::Outcome::kOtherFamily;
+      return claim;
+    }
+  }
+  const std::string redis_key = key.RedisKey();
+  Record* record = FindLive(redis_key, now);
+  const std::string owner = args.owner.empty() ? RandomHex(16) : args.owner;
+  bool unsettled = false;
+  if (record != nullptr) {
+    if (record->fingerprint != args.fingerprint) {
+      claim.outcome = Claim::Outcome::kMismatch;
+      return claim;
+    }
+    if (record->state == State::kCompleted) {
+      claim.outcome = Claim::Outcome::kCompleted;
+      claim.stored = record->outcome;
+      return claim;
+    }
+    if (record->state == State::kInFlight && record->owner == owner) {
+      unsettled = record->unsettled;  // a retried Begin of this claim
+    } else if (record->state == State::kInFlight && record->lease_until > now) {
+      claim.outcome = Claim::Outcome::kInProgress;
+      claim.retry_after = record->lease_until - now;
+      return claim;
+    } else {
+      unsettled = true;  // UNKNOWN, or in flight with an expired lease
+    }
+  }
+  Record& r = records_[redis_key];
+  claim.outcome = Claim::Outcome::kAcquired;
+  claim.reconcile = unsettled;
+  claim.owner_token = owner;
+  claim.quiet_left = std::max(absl::ZeroDuration(), r.quiet_until - now);
+  r.state = State::kInFlight;
+  r.fingerprint = args.fingerprint;
+  r.owner = owner;
+  r.lease_until = now + args.lease;
+  r.expires_at = now + options_.retention;
+  r.unsettled = unsettled;
+  if (!args.request.empty()) r.request = args.request;
+  r.outcome.clear();
+  return claim;
+}
+
 void InMemoryIdempotencyStore::Begin(
-    const IdempotencyKey& key, const std::string& fingerprint,
-    absl::Duration lease,
+    const IdempotencyKey& key, const BeginArgs& args,
     absl::AnyInvocable<void(absl::StatusOr<Claim>) &&> done) {
   Claim claim;
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_.Now();
     MaybeSweep(now);
-    const std::string redis_key = key.RedisKey();
-    Record* record = FindLive(redis_key, now);
-    if (record != nullptr && record->fingerprint != fingerprint) {
-      claim.outcome = Claim::Outcome::kMismatch;
-    } else if (record != nullptr && record->state == State::kCompleted) {
-      claim.outcome = Claim::Outcome::kCompleted;
-      claim.stored = record->outcome;
-    } else if (record != nullptr && record->state == State::kInFlight &&
-               record->lease_until > now) {
-      claim.outcome = Claim::Outcome::kInProgress;
-      claim.retry_after = record->lease_until - now;
-    } else {
-      // Absent, UNKNOWN, or in flight with an expired lease: take it.
-      claim.outcome = Claim::Outcome::kAcquired;
-      claim.reconcile = record != nullptr;
-      claim.owner_token = RandomHex(16);
-      Record& r = records_[redis_key];
-      r.state = State::kInFlight;
-      r.fingerprint = fingerprint;
-      r.owner = claim.owner_token;
-      r.lease_until = now + lease;
-      r.expires_at = now + options_.retention;
-      r.outcome.clear();
-    }
+    claim = BeginLocked(key, args, now);
   }
   std::move(done)(std::move(claim));
 }
@@ -98,6 +126,9 @@ void InMemoryIdempotencyStore::Complete(
         record->state == State::kInFlight) {
       record->state = State::kCompleted;
       record->outcome = outcome;
+      record->unsettled = false;
+      record->quiet_until = absl::InfinitePast();
+      record->request.clear();
       record->expires_at = now + RetentionOr(retention, options_.retention);
     } else if (record != nullptr && record->owner == owner &&
                record->state == State::kCompleted &&
@@ -111,7 +142,7 @@ void InMemoryIdempotencyStore::Complete(
 }
 
 void InMemoryIdempotencyStore::MarkUnknown(
-    const IdempotencyKey& key, const std::string& owner,
+    const IdempotencyKey& key, const std::string& owner, absl::Duration quiet,
     absl::AnyInvocable<void(absl::Status) &&> done) {
   absl::Status status;
   {
@@ -121,6 +152,8 @@ void InMemoryIdempotencyStore::MarkUnknown(
     if (record != nullptr && record->owner == owner &&
         record->state == State::kInFlight) {
       record->state = State::kUnknown;
+      record->unsettled = false;
+      record->quiet_until = std::max(record->quiet_until, now + quiet);
       record->expires_at = now + options_.retention;
     } else if (record != nullptr && record->owner == owner &&
                record->state == State::kUnknown) {
@@ -144,10 +177,35 @@ void InMemoryIdempotencyStore::Release(
     if (record == nullptr) {
       // Already gone (a retried Release, or the record expired): nothing is
       // held, which is what the caller wants.
+    } else if (record->owner == owner && record->state == State::kInFlight &&
+               record->unsettled) {
+      // Only PayKKa's answer settles an unknown outcome: back to UNKNOWN.
+      record->state = State::kUnknown;
+      record->unsettled = false;
     } else if (record->owner == owner && record->state == State::kInFlight) {
       records_.erase(redis_key);
+    } else if (record->owner == owner && record->state == State::kUnknown) {
+      // A retry of a Release() that already put it back.
     } else {
       status = OwnerMismatch("Release");
+    }
+  }
+  std::move(done)(std::move(status));
+}
+
+void InMemoryIdempotencyStore::Forget(
+    const IdempotencyKey& key, const std::string& owner,
+    absl::AnyInvocable<void(absl::Status) &&> done) {
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    const std::string redis_key = key.RedisKey();
+    Record* record = FindLive(redis_key, clock_.Now());
+    if (record != nullptr && record->owner == owner &&
+        record->state == State::kInFlight) {
+      records_.erase(redis_key);
+    } else if (record != nullptr) {
+      status = OwnerMismatch("Forget");
     }
   }
   std::move(done)(std::move(status));

@@ -34,16 +34,20 @@ class InMemoryIdempotencyStore : public IdempotencyStore {
   explicit InMemoryIdempotencyStore(
       const Clock& clock, InMemoryIdempotencyStoreOptions options = {});
 
-  void Begin(const IdempotencyKey& key, const std::string& fingerprint,
-             absl::Duration lease,
+  using IdempotencyStore::Begin;
+  using IdempotencyStore::MarkUnknown;
+  void Begin(const IdempotencyKey& key, const BeginArgs& args,
              absl::AnyInvocable<void(absl::StatusOr<Claim>) &&> done) override;
   void Complete(const IdempotencyKey& key, const std::string& owner,
                 const std::string& outcome, absl::Duration retention,
                 absl::AnyInvocable<void(absl::Status) &&> done) override;
   void MarkUnknown(const IdempotencyKey& key, const std::string& owner,
+                   absl::Duration quiet,
                    absl::AnyInvocable<void(absl::Status) &&> done) override;
   void Release(const IdempotencyKey& key, const std::string& owner,
                absl::AnyInvocable<void(absl::Status) &&> done) override;
+  void Forget(const IdempotencyKey& key, const std::string& owner,
+              absl::AnyInvocable<void(absl::Status) &&> done) override;
   bool Healthy() const override { return true; }
 
   // Test hooks: the number of live records, and a record's remaining
@@ -59,8 +63,16 @@ class InMemoryIdempotencyStore : public IdempotencyStore {
     std::string owner;
     absl::Time lease_until;
     absl::Time expires_at;
+    // A claim over an UNKNOWN record or an expired lease (Release reverts).
+    bool unsettled = false;
+    absl::Time quiet_until = absl::InfinitePast();
+    std::string request;
     std::string outcome;
   };
+
+  // Begin()'s decision, under the lock.
+  Claim BeginLocked(const IdempotencyKey& key, const BeginArgs& args,
+                    absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // The live record under `key`, erasing it first if it has expired.
   Record* FindLive(const std::string& key, absl::Time now)

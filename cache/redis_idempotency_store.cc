@@ -26,34 +26,52 @@ namespace {
 //   fp              the request fingerprint
 //   owner           the current (or last) holder's token
 //   lease_until_ms  INFLIGHT only: lease deadline, Redis server time, ms
+//   unsettled       INFLIGHT only: '1' when the claim took over an UNKNOWN
+//                   record or an expired lease (Release reverts to UNKNOWN)
+//   quiet_until_ms  UNKNOWN (and its takeovers): no create before this
+//   req             the canonical request while unsettled (reconciler)
 //   outcome         COMPLETED only: the stored bytes
 // The key's TTL is the retention. Times come from redis.call('TIME') so all
 // replicas measure leases on one clock, whatever their own skew. (Redis 7
 // replicates scripts by their effects, so reading TIME before writing is
-// allowed and replicas see plain HSET/PEXPIRE.)
+// allowed and replicas see plain HSET/PEXPIRE.) Every key a script touches
+// carries the same hash tag, so each script runs on one Cluster slot.
 
-// KEYS[1] record; ARGV: fingerprint, new owner, lease ms, retention ms.
-// -> {'ACQUIRED', 0|1 (reconcile)} | {'COMPLETED', outcome} |
-//    {'INPROGRESS', ms left} | {'MISMATCH'}
+// KEYS[1] record, KEYS[2..] the same trans_id under the other families;
+// ARGV: fingerprint, owner, lease ms, retention ms, request.
+// -> {'ACQUIRED', 0|1 (reconcile), quiet ms left} | {'COMPLETED', outcome} |
+//    {'INPROGRESS', ms left} | {'MISMATCH'} | {'OTHERFAMILY'}
 constexpr absl::string_view kBeginLua = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local r = redis.call('HMGET', KEYS[1], 'state', 'fp', 'lease_until_ms', 'outcome')
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return {'OTHERFAMILY'} end
+end
+local r = redis.call('HMGET', KEYS[1], 'state', 'fp', 'lease_until_ms',
+                     'outcome', 'owner', 'unsettled', 'quiet_until_ms')
 local state = r[1]
+local unsettled = 0
 if state then
   if r[2] ~= ARGV[1] then return {'MISMATCH'} end
   if state == 'COMPLETED' then return {'COMPLETED', r[4]} end
-  if state == 'INFLIGHT' then
-    local left = tonumber(r[3]) - now
-    if left > 0 then return {'INPROGRESS', left} end
+  if state == 'INFLIGHT' and r[5] == ARGV[2] then
+    unsettled = tonumber(r[6]) or 0
+  else
+    if state == 'INFLIGHT' then
+      local left = tonumber(r[3]) - now
+      if left > 0 then return {'INPROGRESS', left} end
+    end
+    unsettled = 1
   end
 end
+local quiet = math.max(0, (tonumber(r[7]) or 0) - now)
 redis.call('HSET', KEYS[1], 'state', 'INFLIGHT', 'fp', ARGV[1], 'owner', ARGV[2],
-           'lease_until_ms', tostring(now + tonumber(ARGV[3])))
+           'lease_until_ms', tostring(now + tonumber(ARGV[3])),
+           'unsettled', tostring(unsettled))
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'req', ARGV[5]) end
 redis.call('HDEL', KEYS[1], 'outcome')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if state then return {'ACQUIRED', 1} end
-return {'ACQUIRED', 0}
+return {'ACQUIRED', unsettled, quiet}
 )lua";
 
 // KEYS[1] record; ARGV: owner, outcome, retention ms. -> 1 done, 0 not owner.
@@ -63,7 +81,8 @@ local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'outcome')
 if r[2] ~= ARGV[1] then return 0 end
 if r[1] == 'INFLIGHT' then
   redis.call('HSET', KEYS[1], 'state', 'COMPLETED', 'outcome', ARGV[2])
-  redis.call('HDEL', KEYS[1], 'lease_until_ms')
+  redis.call('HDEL', KEYS[1], 'lease_until_ms', 'unsettled', 'quiet_until_ms',
+             'req')
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return 1
 end
@@ -71,13 +90,17 @@ if r[1] == 'COMPLETED' and r[3] == ARGV[2] then return 1 end
 return 0
 )lua";
 
-// KEYS[1] record; ARGV: owner, retention ms. -> 1 done, 0 not owner.
+// KEYS[1] record; ARGV: owner, retention ms, quiet ms. -> 1 done, 0 not owner.
 constexpr absl::string_view kMarkUnknownLua = R"lua(
-local r = redis.call('HMGET', KEYS[1], 'state', 'owner')
+local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'quiet_until_ms')
 if r[2] ~= ARGV[1] then return 0 end
 if r[1] == 'INFLIGHT' then
-  redis.call('HSET', KEYS[1], 'state', 'UNKNOWN')
-  redis.call('HDEL', KEYS[1], 'lease_until_ms')
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local quiet = math.max(tonumber(r[3]) or 0, now + tonumber(ARGV[3]))
+  redis.call('HSET', KEYS[1], 'state', 'UNKNOWN', 'quiet_until_ms',
+             tostring(quiet))
+  redis.call('HDEL', KEYS[1], 'lease_until_ms', 'unsettled')
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
@@ -85,8 +108,26 @@ if r[1] == 'UNKNOWN' then return 1 end
 return 0
 )lua";
 
-// KEYS[1] record; ARGV: owner. -> 1 deleted or already absent, 0 not owner.
+// KEYS[1] record; ARGV: owner. -> 1 released or already absent, 0 not owner.
+// An unsettled claim goes back to UNKNOWN (quiet period kept); a fresh one
+// is deleted.
 constexpr absl::string_view kReleaseLua = R"lua(
+local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'unsettled')
+if not r[1] then return 1 end
+if r[2] ~= ARGV[1] then return 0 end
+if r[1] == 'UNKNOWN' then return 1 end
+if r[1] ~= 'INFLIGHT' then return 0 end
+if r[3] == '1' then
+  redis.call('HSET', KEYS[1], 'state', 'UNKNOWN')
+  redis.call('HDEL', KEYS[1], 'lease_until_ms', 'unsettled')
+  return 1
+end
+redis.call('DEL', KEYS[1])
+return 1
+)lua";
+
+// KEYS[1] record; ARGV: owner. -> 1 deleted or already absent, 0 not owner.
+constexpr absl::string_view kForgetLua = R"lua(
 local r = redis.call('HMGET', KEYS[1], 'state', 'owner')
 if not r[1] then return 1 end
 if r[1] == 'INFLIGHT' and r[2] == ARGV[1] then
@@ -136,6 +177,12 @@ const RedisIdempotencyStore::Script& MarkUnknownScript() {
 const RedisIdempotencyStore::Script& ReleaseScript() {
   static RedisIdempotencyStore::Script s;
   static const auto& ref = MakeScript(s, "release", kReleaseLua);
+  return ref;
+}
+
+const RedisIdempotencyStore::Script& ForgetScript() {
+  static RedisIdempotencyStore::Script s;
+  static const auto& ref = MakeScript(s, "forget", kForgetLua);
   return ref;
 }
 
@@ -240,15 +287,18 @@ std::shared_ptr<RedisClient> RedisIdempotencyStore::client() const {
   return client_;
 }
 
-void RedisIdempotencyStore::Run(const Script& script, const std::string& key,
+void RedisIdempotencyStore::Run(const Script& script,
+                                std::vector<std::string> keys,
                                 std::vector<std::string> args,
                                 RedisClient::Callback done, WaitIf wait_if) {
-  std::vector<std::string> command = {"EVALSHA", script.sha1, "1", key};
+  std::vector<std::string> command = {"EVALSHA", script.sha1,
+                                      std::to_string(keys.size())};
+  command.insert(command.end(), keys.begin(), keys.end());
   command.insert(command.end(), args.begin(), args.end());
   // A weak reference: a callback must never be what destroys the client
   // (that would free hiredis's context from inside its own callback).
   auto on_reply = [weak_client = std::weak_ptr<RedisClient>(client_), &script,
-                   key, args = std::move(args), wait_if,
+                   keys = std::move(keys), args = std::move(args), wait_if,
                    wait = options_.replication, done = std::move(done)](
                       absl::StatusOr<RedisReply> reply) mutable {
     if (!reply.ok() || !reply->is_error() ||
@@ -263,7 +313,9 @@ void RedisIdempotencyStore::Run(const Script& script, const std::string& key,
     }
     // NOSCRIPT means nothing ran: sending the body is safe, and caches
     // it for the next EVALSHA.
-    std::vector<std::string> eval = {"EVAL", script.body, "1", std::move(key)};
+    std::vector<std::string> eval = {"EVAL", script.body,
+                                     std::to_string(keys.size())};
+    for (std::string& k : keys) eval.push_back(std::move(k));
     for (std::string& a : args) eval.push_back(std::move(a));
     if (wait_if == nullptr) {
       client->Command(std::move(eval), std::move(done));
@@ -280,14 +332,19 @@ void RedisIdempotencyStore::Run(const Script& script, const std::string& key,
 }
 
 void RedisIdempotencyStore::Begin(
-    const IdempotencyKey& key, const std::string& fingerprint,
-    absl::Duration lease,
+    const IdempotencyKey& key, const BeginArgs& begin,
     absl::AnyInvocable<void(absl::StatusOr<Claim>) &&> done) {
-  std::string owner = RandomHex(16);
-  std::vector<std::string> args = {fingerprint, owner, Millis(lease),
-                                   Millis(options_.retention)};
+  std::string owner = begin.owner.empty() ? RandomHex(16) : begin.owner;
+  std::vector<std::string> keys = {key.RedisKey()};
+  for (const std::string& family : begin.other_families) {
+    keys.push_back(
+        IdempotencyKey{family, key.merchant_id, key.trans_id}.RedisKey());
+  }
+  std::vector<std::string> args = {begin.fingerprint, owner,
+                                   Millis(begin.lease),
+                                   Millis(options_.retention), begin.request};
   Run(
-      BeginScript(), key.RedisKey(), std::move(args),
+      BeginScript(), std::move(keys), std::move(args),
       [delay = options_.unavailable_retry_delay, owner = std::move(owner),
        weak_client = std::weak_ptr<RedisClient>(client_),
        redis_key = key.RedisKey(),
@@ -314,11 +371,13 @@ void RedisIdempotencyStore::Begin(
         }
         Claim claim;
         const std::string& tag = e[0].str;
-        if (tag == "ACQUIRED" && e.size() == 2 &&
-            e[1].type == RedisReply::Type::kInteger) {
+        if (tag == "ACQUIRED" && e.size() == 3 &&
+            e[1].type == RedisReply::Type::kInteger &&
+            e[2].type == RedisReply::Type::kInteger) {
           claim.outcome = Claim::Outcome::kAcquired;
           claim.owner_token = std::move(owner);
           claim.reconcile = e[1].integer != 0;
+          claim.quiet_left = absl::Milliseconds(e[2].integer);
         } else if (tag == "COMPLETED" && e.size() == 2 &&
                    e[1].type == RedisReply::Type::kString) {
           claim.outcome = Claim::Outcome::kCompleted;
@@ -329,6 +388,8 @@ void RedisIdempotencyStore::Begin(
           claim.retry_after = absl::Milliseconds(e[1].integer);
         } else if (tag == "MISMATCH") {
           claim.outcome = Claim::Outcome::kMismatch;
+        } else if (tag == "OTHERFAMILY") {
+          claim.outcome = Claim::Outcome::kOtherFamily;
         } else {
           std::move(done)(bad());
           return;
@@ -343,7 +404,7 @@ void RedisIdempotencyStore::Complete(
     const std::string& outcome, absl::Duration retention,
     absl::AnyInvocable<void(absl::Status) &&> done) {
   if (retention <= absl::ZeroDuration()) retention = options_.retention;
-  Run(CompleteScript(), key.RedisKey(), {owner, outcome, Millis(retention)},
+  Run(CompleteScript(), {key.RedisKey()}, {owner, outcome, Millis(retention)},
       [delay = options_.unavailable_retry_delay,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
         std::move(done)(OwnerCheck(reply, "Complete", delay));
@@ -351,9 +412,12 @@ void RedisIdempotencyStore::Complete(
 }
 
 void RedisIdempotencyStore::MarkUnknown(
-    const IdempotencyKey& key, const std::string& owner,
+    const IdempotencyKey& key, const std::string& owner, absl::Duration quiet,
     absl::AnyInvocable<void(absl::Status) &&> done) {
-  Run(MarkUnknownScript(), key.RedisKey(), {owner, Millis(options_.retention)},
+  const int64_t quiet_ms =
+      std::max<int64_t>(0, absl::ToInt64Milliseconds(quiet));
+  Run(MarkUnknownScript(), {key.RedisKey()},
+      {owner, Millis(options_.retention), std::to_string(quiet_ms)},
       [delay = options_.unavailable_retry_delay,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
         std::move(done)(OwnerCheck(reply, "MarkUnknown", delay));
@@ -363,10 +427,20 @@ void RedisIdempotencyStore::MarkUnknown(
 void RedisIdempotencyStore::Release(
     const IdempotencyKey& key, const std::string& owner,
     absl::AnyInvocable<void(absl::Status) &&> done) {
-  Run(ReleaseScript(), key.RedisKey(), {owner},
+  Run(ReleaseScript(), {key.RedisKey()}, {owner},
       [delay = options_.unavailable_retry_delay,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
         std::move(done)(OwnerCheck(reply, "Release", delay));
+      });
+}
+
+void RedisIdempotencyStore::Forget(
+    const IdempotencyKey& key, const std::string& owner,
+    absl::AnyInvocable<void(absl::Status) &&> done) {
+  Run(ForgetScript(), {key.RedisKey()}, {owner},
+      [delay = options_.unavailable_retry_delay,
+       done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+        std::move(done)(OwnerCheck(reply, "Forget", delay));
       });
 }
 

@@ -57,16 +57,20 @@ class RedisIdempotencyStore : public IdempotencyStore {
   RedisIdempotencyStore(std::shared_ptr<RedisClient> client,
                         RedisIdempotencyStoreOptions options);
 
-  void Begin(const IdempotencyKey& key, const std::string& fingerprint,
-             absl::Duration lease,
+  using IdempotencyStore::Begin;
+  using IdempotencyStore::MarkUnknown;
+  void Begin(const IdempotencyKey& key, const BeginArgs& args,
              absl::AnyInvocable<void(absl::StatusOr<Claim>) &&> done) override;
   void Complete(const IdempotencyKey& key, const std::string& owner,
                 const std::string& outcome, absl::Duration retention,
                 absl::AnyInvocable<void(absl::Status) &&> done) override;
   void MarkUnknown(const IdempotencyKey& key, const std::string& owner,
+                   absl::Duration quiet,
                    absl::AnyInvocable<void(absl::Status) &&> done) override;
   void Release(const IdempotencyKey& key, const std::string& owner,
                absl::AnyInvocable<void(absl::Status) &&> done) override;
+  void Forget(const IdempotencyKey& key, const std::string& owner,
+              absl::AnyInvocable<void(absl::Status) &&> done) override;
   bool Healthy() const override;
 
   // The Redis connection, for other Redis users (cache/unsettled_index.h).
@@ -77,11 +81,12 @@ class RedisIdempotencyStore : public IdempotencyStore {
   using WaitIf = bool (*)(const RedisReply&);
 
  private:
-  // EVALSHA `script` on `key` with `args`; on NOSCRIPT (Redis restarted, a
-  // failover or resharding to a node that never ran it, SCRIPT FLUSH) sends
-  // the body once with EVAL, which also caches it on that node. With
-  // `wait_if`, WAITs for options_.replication when it holds for the reply.
-  void Run(const Script& script, const std::string& key,
+  // EVALSHA `script` on `keys` (one hash slot) with `args`; on NOSCRIPT
+  // (Redis restarted, a failover or resharding to a node that never ran it,
+  // SCRIPT FLUSH) sends the body once with EVAL, which also caches it on that
+  // node. With `wait_if`, WAITs for options_.replication when it holds for
+  // the reply.
+  void Run(const Script& script, std::vector<std::string> keys,
            std::vector<std::string> args, RedisClient::Callback done,
            WaitIf wait_if = nullptr);
 

@@ -199,6 +199,15 @@ int Run() {
   signal(SIGPIPE, SIG_IGN);
   RaiseFileLimit();
 
+  {
+    service::PaymentServiceOptions check;
+    check.lease = absl::GetFlag(FLAGS_lease);
+    check.retention = absl::GetFlag(FLAGS_idempotency_retention);
+    check.paykka_timeout = absl::GetFlag(FLAGS_paykka_timeout);
+    if (absl::Status s = service::CheckPaymentServiceOptions(check); !s.ok()) {
+      Die("flags", s);
+    }
+  }
   auto merchants =
       paykka::LoadMerchantConfigs(absl::GetFlag(FLAGS_merchants_config));
   if (!merchants.ok()) Die("merchant configuration", merchants.status());
@@ -286,6 +295,8 @@ int Run() {
   service_options.retention = absl::GetFlag(FLAGS_idempotency_retention);
   service_options.paykka_timeout = absl::GetFlag(FLAGS_paykka_timeout);
   service_options.unsettled_index = unsettled_index.get();
+  // A Begin whose reply was lost is sent again after a short delay.
+  service_options.timers = redis_loop->get();
   service::MerchantRegistry merchant_registry =
       service::MakeMerchantRegistry(*merchants);
   service::PaymentService payments(paykka_client->get(), store.get(),

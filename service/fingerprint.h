@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "adapters/paykka/paykka_client.h"
 #include "payorch/v1/payorch.pb.h"
 
 namespace payorch::service {
@@ -15,13 +16,15 @@ namespace payorch::service {
 inline constexpr char kCheckoutFamily[] = "checkout";
 inline constexpr char kChargeFamily[] = "charge";
 
-// "<family>:" + lower-case hex SHA-256 over the family and the request's
-// deterministic protobuf serialization, after spelling out defaults that mean
-// the same thing (e.g. ChargeRecurring's unset mit means true), so two
-// requests that ask PayKKa for the same thing share a fingerprint.
-// Deterministic across processes and replicas built from the same proto.
-std::string Fingerprint(const v1::CreateCheckoutRequest& request);
-std::string Fingerprint(const v1::ChargeRecurringRequest& request);
+// "<family>:" + lower-case hex SHA-256 over the family, the merchant and
+// the exact PayKKa request body payorch would send for the request
+// (adapters/paykka/mapping.h), so two requests share a fingerprint iff
+// PayKKa would receive the same thing from the same merchant. Deterministic
+// across processes and replicas running the same mapping.
+std::string Fingerprint(const paykka::MerchantConfig& merchant,
+                        const v1::CreateCheckoutRequest& request);
+std::string Fingerprint(const paykka::MerchantConfig& merchant,
+                        const v1::ChargeRecurringRequest& request);
 
 }  // namespace payorch::service
 

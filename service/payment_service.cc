@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/paykka/http_transport.h"
+#include "common/crypto.h"
 #include "common/errors.h"
 #include "payorch/internal/stored_outcome.pb.h"
+#include "service/adoption.h"
 #include "service/fingerprint.h"
 #include "service/grpc_status.h"
 #include "service/validation.h"
@@ -25,28 +26,12 @@ using cache::Claim;
 using cache::IdempotencyKey;
 using paykka::MerchantConfig;
 
-bool IsPspNotFound(const absl::Status& s) {
-  return s.code() == absl::StatusCode::kNotFound &&
-         (HasReason(s, Reason::kOrderNotFound) ||
-          HasReason(s, Reason::kSessionNotFound));
-}
-
-// PayKKa refused a create because it already has this trans_id: an earlier
-// attempt of ours got through, so the object is there to adopt.
-bool IsDuplicateTransId(const absl::Status& s) {
-  if (!HasReason(s, Reason::kPspRejected)) return false;
-  for (const auto& [key, value] : MetadataOf(s)) {
-    if (key == "psp_ret_msg" &&
-        absl::StrContains(absl::AsciiStrToLower(value), "duplicate trans_id")) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// Errors after which PayKKa certainly did not process the create: the record
-// can be released and a retry starts afresh.
+// Errors after which PayKKa certainly did not process the create. A fresh
+// claim is then released and a retry starts afresh; a claim over an unknown
+// outcome goes back to UNKNOWN (the store's Release()).
 bool CertainlyNotProcessed(const absl::Status& s) {
+  // Failed before anything was sent (e.g. signing).
+  if (paykka::SendStateOf(s) == paykka::SendState::kNotSent) return true;
   std::optional<Reason> reason = ReasonOf(s);
   if (!reason) return false;
   switch (*reason) {
@@ -66,50 +51,28 @@ bool CertainlyNotProcessed(const absl::Status& s) {
 struct CheckoutOps {
   using Request = v1::CreateCheckoutRequest;
   using Response = v1::CreateCheckoutResponse;
+  using Found = CheckoutAdoption;
   static constexpr const char* kFamily = kCheckoutFamily;
+  static constexpr const char* kOtherFamily = kChargeFamily;
 
   static void Create(paykka::PaykkaClient& client, const MerchantConfig& m,
                      const Request& request, absl::Time deadline,
                      paykka::Callback<Response> done) {
     client.CreateSession(m, request, deadline, std::move(done));
   }
-
-  // The session PayKKa holds for request.trans_id, as a create response.
-  static void Find(paykka::PaykkaClient& client, const MerchantConfig& m,
-                   const Request& request, absl::Time deadline,
-                   paykka::Callback<Response> done) {
-    client.QuerySession(
-        m, {paykka::SessionLookup::Kind::kTransId, request.trans_id()},
-        deadline,
-        [done = std::move(done), client_key = m.client_key,
-         amount = request.amount(), currency = request.currency()](
-            absl::StatusOr<v1::GetSessionStatusResponse> s) mutable {
-          if (!s.ok()) return std::move(done)(s.status());
-          if ((s->amount() != 0 && s->amount() != amount) ||
-              (!s->currency().empty() && s->currency() != currency)) {
-            return std::move(done)(MakeError(
-                Reason::kTransIdReused,
-                "PayKKa holds a session for this trans_id with a different "
-                "amount or currency"));
-          }
-          Response r;
-          r.set_session_id(s->session_id());
-          r.set_client_key(client_key);
-          r.set_session_url(s->session_url());
-          if (s->has_expire_time()) *r.mutable_expire_time() = s->expire_time();
-          r.set_status(s->status());
-          r.set_status_text(s->status_text());
-          r.set_merchant_id(s->merchant_id());
-          r.set_trans_id(s->trans_id());
-          std::move(done)(std::move(r));
-        });
+  static void Adopt(paykka::PaykkaClient& client, const MerchantConfig& m,
+                    const Request& request, absl::Time deadline,
+                    paykka::Callback<Found> done) {
+    AdoptCheckout(client, m, request, deadline, std::move(done));
   }
 };
 
 struct ChargeOps {
   using Request = v1::ChargeRecurringRequest;
   using Response = v1::ChargeRecurringResponse;
+  using Found = ChargeAdoption;
   static constexpr const char* kFamily = kChargeFamily;
+  static constexpr const char* kOtherFamily = kCheckoutFamily;
 
   static void Create(paykka::PaykkaClient& client, const MerchantConfig& m,
                      const Request& request, absl::Time deadline,
@@ -123,27 +86,10 @@ struct ChargeOps {
           std::move(done)(std::move(r));
         });
   }
-
-  static void Find(paykka::PaykkaClient& client, const MerchantConfig& m,
-                   const Request& request, absl::Time deadline,
-                   paykka::Callback<Response> done) {
-    client.QueryTransaction(
-        m, {paykka::OrderLookup::Kind::kTransId, request.trans_id()}, deadline,
-        [done = std::move(done), amount = request.amount(),
-         currency =
-             request.currency()](absl::StatusOr<v1::Order> order) mutable {
-          if (!order.ok()) return std::move(done)(order.status());
-          if ((order->amount() != 0 && order->amount() != amount) ||
-              (!order->currency().empty() && order->currency() != currency)) {
-            return std::move(done)(MakeError(
-                Reason::kTransIdReused,
-                "PayKKa holds an order for this trans_id with a different "
-                "amount or currency"));
-          }
-          Response r;
-          *r.mutable_order() = std::move(*order);
-          std::move(done)(std::move(r));
-        });
+  static void Adopt(paykka::PaykkaClient& client, const MerchantConfig& m,
+                    const Request& request, absl::Time deadline,
+                    paykka::Callback<Found> done) {
+    AdoptCharge(client, m, request, deadline, std::move(done));
   }
 };
 
@@ -154,6 +100,7 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
  public:
   using Request = typename Ops::Request;
   using Response = typename Ops::Response;
+  using Found = typename Ops::Found;
 
   MutationFlow(const PaymentService::Deps& deps, Request request,
                std::shared_ptr<const MerchantConfig> merchant,
@@ -165,7 +112,15 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
         deadline_(deadline),
         before_create_(std::move(before_create)),
         key_{Ops::kFamily, request_.merchant_id(), request_.trans_id()},
-        done_(std::move(done)) {}
+        done_(std::move(done)) {
+    begin_.fingerprint = Fingerprint(*merchant_, request_);
+    begin_.lease = deps_.options.lease;
+    // Ours, not the store's: a Begin whose reply was lost is sent again
+    // with it and finds its own claim.
+    begin_.owner = RandomHex(16);
+    begin_.other_families = {Ops::kOtherFamily};
+    begin_.request = request_.SerializeAsString();
+  }
 
   void Start() {
     cache::UnsettledIndex* index = deps_.options.unsettled_index;
@@ -174,8 +129,8 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
     // has an entry (cache/unsettled_index.h); fails closed like Begin().
     cache::UnsettledEntry entry;
     entry.key = key_;
-    entry.fingerprint = Fingerprint(request_);
-    entry.request = request_.SerializeAsString();
+    entry.fingerprint = begin_.fingerprint;
+    entry.request = begin_.request;
     index->Add(entry, [self = this->shared_from_this()](absl::Status s) {
       if (!s.ok()) return self->OnClaim(std::move(s));
       self->BeginClaim();
@@ -184,15 +139,32 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
 
  private:
   void BeginClaim() {
+    ++begin_attempts_;
     deps_.store->Begin(
-        key_, Fingerprint(request_), deps_.options.lease,
+        key_, begin_,
         [self = this->shared_from_this()](absl::StatusOr<Claim> claim) mutable {
           self->OnClaim(std::move(claim));
         });
   }
 
+  // A Begin that failed with the store unavailable may still have claimed
+  // (a lost reply): send it once more, after the client had time to
+  // reconnect, rather than leave an orphaned lease.
+  bool RetryBegin(const absl::Status& error) {
+    const absl::Duration delay = deps_.options.begin_retry_delay;
+    if (deps_.options.timers == nullptr || begin_attempts_ > 1 ||
+        !HasReason(error, Reason::kIdempotencyStoreUnavailable) ||
+        deps_.clock->Now() + delay >= deadline_) {
+      return false;
+    }
+    deps_.options.timers->RunAfter(
+        delay, [self = this->shared_from_this()] { self->BeginClaim(); });
+    return true;
+  }
+
   void OnClaim(absl::StatusOr<Claim> claim) {
     if (!claim.ok()) {
+      if (RetryBegin(claim.status())) return;
       return FinishError(WithRetryDelay(
           MakeError(Reason::kIdempotencyStoreUnavailable,
                     "the idempotency store is unavailable; nothing was sent "
@@ -205,6 +177,12 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
             Reason::kTransIdReused,
             "trans_id was already used with different request content",
             {{"trans_id", request_.trans_id()}}));
+      case Claim::Outcome::kOtherFamily:
+        return FinishError(
+            MakeError(Reason::kTransIdReused,
+                      "trans_id was already used by the other mutating RPC "
+                      "(CreateCheckout vs ChargeRecurring)",
+                      {{"trans_id", request_.trans_id()}}));
       case Claim::Outcome::kInProgress: {
         absl::Duration delay =
             std::clamp(claim->retry_after, deps_.options.min_retry_delay,
@@ -220,16 +198,23 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
         outcome_.info.replayed = true;
         return Replay(claim->stored);
       case Claim::Outcome::kAcquired:
-        owner_ = std::move(claim->owner_token);
-        // Never let our PayKKa call outlive our lease: a successor would
-        // then reconcile while we might still create.
-        upstream_deadline_ = std::min(
-            UpstreamDeadline(deps_.options, deps_.clock, deadline_),
-            deps_.clock->Now() + deps_.options.lease -
-                std::min(deps_.options.lease_margin, deps_.options.lease / 4));
-        if (claim->reconcile) return Reconcile();
-        return Create();
+        return OnAcquired(*claim);
     }
+  }
+
+  void OnAcquired(const Claim& claim) {
+    const absl::Time now = deps_.clock->Now();
+    owner_ = claim.owner_token;
+    quiet_until_ = now + claim.quiet_left;
+    // Never let our PayKKa call outlive our lease: a successor would
+    // then reconcile while we might still create.
+    upstream_deadline_ = std::min(
+        UpstreamDeadline(deps_.options, deps_.clock, deadline_),
+        now + deps_.options.lease -
+            std::min(deps_.options.lease_margin, deps_.options.lease / 4));
+    // The previous attempt may have reached PayKKa: ask by trans_id first.
+    if (claim.reconcile) return Lookup(std::nullopt);
+    Create();
   }
 
   void Replay(const std::string& stored) {
@@ -252,29 +237,47 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
     Finish();
   }
 
-  // The previous attempt may have reached PayKKa: ask by trans_id first.
-  void Reconcile() {
+  // Adoption (service/adoption.h): over an unknown outcome (`refusal`
+  // empty), or after PayKKa refused our create with `refusal`, whatever its
+  // wording: an earlier attempt may hold the trans_id.
+  void Lookup(std::optional<absl::Status> refusal) {
     absl::Time start = deps_.clock->Now();
-    Ops::Find(*deps_.client, *merchant_, request_, upstream_deadline_,
-              [self = this->shared_from_this(),
-               start](absl::StatusOr<Response> found) mutable {
-                self->CountUpstream(start);
-                self->OnFound(std::move(found), /*may_create=*/true);
-              });
+    Ops::Adopt(
+        *deps_.client, *merchant_, request_, upstream_deadline_,
+        [self = this->shared_from_this(), start,
+         refusal = std::move(refusal)](absl::StatusOr<Found> found) mutable {
+          self->CountUpstream(start);
+          self->OnFound(std::move(found), refusal);
+        });
   }
 
-  void OnFound(absl::StatusOr<Response> found, bool may_create) {
-    if (found.ok()) return CompleteWith(std::move(*found));
-    if (IsPspNotFound(found.status())) {
-      if (may_create) return Create();
-      // PayKKa called the trans_id a duplicate but cannot find it: leave
-      // the record UNKNOWN so the next attempt asks again.
-      return MarkUnknownAndFail(found.status());
+  void OnFound(absl::StatusOr<Found> found,
+               const std::optional<absl::Status>& refusal) {
+    // PayKKa could not say: the outcome stays unknown.
+    if (!found.ok())
+      return MarkUnknownAndFail(found.status(), absl::InfinitePast());
+    switch (found->verdict) {
+      case Found::Verdict::kAdopt:
+        return CompleteWith(std::move(found->response));
+      case Found::Verdict::kReused:
+        // PayKKa's object under this trans_id is not this request's, for
+        // good: stored like a refusal.
+        return CompleteWithError(found->reused);
+      case Found::Verdict::kNotFound:
+        break;
     }
-    if (HasReason(found.status(), Reason::kTransIdReused)) {
-      return ReleaseAndFail(found.status());
+    // Nothing under the trans_id: the refusal was about this request.
+    if (refusal.has_value()) return CompleteWithError(*refusal);
+    const absl::Time now = deps_.clock->Now();
+    if (now < quiet_until_) {
+      // PayKKa may still be processing the earlier attempt: its "not found"
+      // proves nothing yet. Back to UNKNOWN; no create before the quiet
+      // period ends.
+      outcome_.result =
+          OutcomeUnknown({{"cause", "QUIET_PERIOD"}}, quiet_until_ - now);
+      return Release();
     }
-    MarkUnknownAndFail(found.status());
+    Create();
   }
 
   void Create() {
@@ -286,25 +289,18 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
                 [self = this->shared_from_this(),
                  start](absl::StatusOr<Response> created) mutable {
                   self->CountUpstream(start);
-                  self->OnCreated(std::move(created));
+                  self->OnCreated(std::move(created), start);
                 });
   }
 
-  void OnCreated(absl::StatusOr<Response> created) {
+  void OnCreated(absl::StatusOr<Response> created, absl::Time sent) {
     if (created.ok()) return CompleteWith(std::move(*created));
     const absl::Status& error = created.status();
-    if (IsDuplicateTransId(error)) {
-      absl::Time start = deps_.clock->Now();
-      return Ops::Find(*deps_.client, *merchant_, request_, upstream_deadline_,
-                       [self = this->shared_from_this(),
-                        start](absl::StatusOr<Response> found) mutable {
-                         self->CountUpstream(start);
-                         self->OnFound(std::move(found), /*may_create=*/false);
-                       });
-    }
-    if (HasReason(error, Reason::kPspRejected)) return CompleteWithError(error);
+    // Any refusal: look before storing it (PayKKa's duplicate-trans_id
+    // code and wording are not relied on).
+    if (HasReason(error, Reason::kPspRejected)) return Lookup(error);
     if (CertainlyNotProcessed(error)) return ReleaseAndFail(error);
-    MarkUnknownAndFail(error);
+    MarkUnknownAndFail(error, sent);
   }
 
   void CompleteWith(Response response) {
@@ -334,19 +330,29 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
         });
   }
 
-  void MarkUnknownAndFail(const absl::Status& cause) {
-    Metadata metadata = MetadataOf(cause);
-    if (std::optional<Reason> r = ReasonOf(cause)) {
-      metadata.emplace_back("cause", std::string(ReasonName(*r)));
-    }
-    outcome_.result = WithRetryDelay(
+  absl::Status OutcomeUnknown(Metadata metadata, absl::Duration retry) const {
+    return WithRetryDelay(
         MakeError(Reason::kPspOutcomeUnknown,
                   "PayKKa's outcome is unknown; retry with the same trans_id "
                   "and content",
                   metadata),
-        deps_.options.outcome_unknown_retry_delay);
+        std::max(retry, deps_.options.outcome_unknown_retry_delay));
+  }
+
+  // `sent`: when the create whose outcome is unknown was sent (InfinitePast
+  // for a failed lookup): no new create before sent + paykka_timeout.
+  void MarkUnknownAndFail(const absl::Status& cause, absl::Time sent) {
+    Metadata metadata = MetadataOf(cause);
+    if (std::optional<Reason> r = ReasonOf(cause)) {
+      metadata.emplace_back("cause", std::string(ReasonName(*r)));
+    }
+    const absl::Time now = deps_.clock->Now();
+    quiet_until_ = std::max(quiet_until_, sent + deps_.options.paykka_timeout);
+    const absl::Duration quiet =
+        std::max(absl::ZeroDuration(), quiet_until_ - now);
+    outcome_.result = OutcomeUnknown(std::move(metadata), quiet);
     deps_.store->MarkUnknown(
-        key_, owner_,
+        key_, owner_, quiet,
         [self = this->shared_from_this()](absl::Status s) mutable {
           if (!s.ok()) self->NoteStoreError("mark_unknown", s);
           self->Finish();
@@ -355,6 +361,12 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
 
   void ReleaseAndFail(const absl::Status& error) {
     outcome_.result = error;
+    Release();
+  }
+
+  // Answers outcome_ after giving the claim up (back to UNKNOWN if it was
+  // over an unknown outcome: the store decides).
+  void Release() {
     deps_.store->Release(
         key_, owner_,
         [self = this->shared_from_this()](absl::Status s) mutable {
@@ -389,13 +401,18 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
   const absl::Status before_create_;
   absl::Time upstream_deadline_;
   const IdempotencyKey key_;
+  cache::BeginArgs begin_;
+  int begin_attempts_ = 0;
   std::string owner_;
+  // Before this, PayKKa may still be processing an earlier attempt.
+  absl::Time quiet_until_ = absl::InfinitePast();
   Outcome<Response> outcome_;
   OutcomeCallback<Response> done_;
 };
 
-// The reconciler's lookup for one family: what PayKKa holds for the
-// request's trans_id, as the bytes a completed record keeps.
+// The reconciler's lookup for one family: the adoption for the stored
+// request, as the bytes a completed record keeps (or NOT_FOUND /
+// TRANS_ID_REUSED / the query's error).
 template <typename Ops>
 void FindStored(paykka::PaykkaClient& client, const MerchantConfig& merchant,
                 const std::string& request_bytes, absl::Time deadline,
@@ -405,14 +422,26 @@ void FindStored(paykka::PaykkaClient& client, const MerchantConfig& merchant,
     return std::move(done)(
         MakeError(Reason::kInternal, "unreadable request in the index"));
   }
-  Ops::Find(client, merchant, request, deadline,
-            [done = std::move(done)](
-                absl::StatusOr<typename Ops::Response> found) mutable {
-              if (!found.ok()) return std::move(done)(found.status());
-              internal::StoredOutcome record;
-              record.set_response(found->SerializeAsString());
-              std::move(done)(record.SerializeAsString());
-            });
+  Ops::Adopt(
+      client, merchant, request, deadline,
+      [done = std::move(done), trans_id = request.trans_id()](
+          absl::StatusOr<typename Ops::Found> found) mutable {
+        if (!found.ok()) return std::move(done)(found.status());
+        switch (found->verdict) {
+          case Ops::Found::Verdict::kAdopt: {
+            internal::StoredOutcome record;
+            record.set_response(found->response.SerializeAsString());
+            return std::move(done)(record.SerializeAsString());
+          }
+          case Ops::Found::Verdict::kReused:
+            return std::move(done)(found->reused);
+          case Ops::Found::Verdict::kNotFound:
+            break;
+        }
+        std::move(done)(MakeError(Reason::kOrderNotFound,
+                                  "PayKKa holds nothing under this trans_id",
+                                  {{"trans_id", trans_id}}));
+      });
 }
 
 template <typename Response>
@@ -423,6 +452,21 @@ void FinishNow(OutcomeCallback<Response>& done, absl::Status error) {
 }
 
 }  // namespace
+
+absl::Status CheckPaymentServiceOptions(const PaymentServiceOptions& options) {
+  if (options.lease <= absl::ZeroDuration() ||
+      options.paykka_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--lease and --paykka_timeout must be positive");
+  }
+  if (options.retention <= options.lease + options.paykka_timeout) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--idempotency_retention (", absl::FormatDuration(options.retention),
+        ") must exceed --lease + --paykka_timeout (",
+        absl::FormatDuration(options.lease + options.paykka_timeout), ")"));
+  }
+  return absl::OkStatus();
+}
 
 MerchantRegistry MakeMerchantRegistry(
     std::vector<paykka::MerchantConfig> merchants) {

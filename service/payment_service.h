@@ -95,13 +95,24 @@ struct PaymentServiceOptions {
   // claiming it, so the reconciler (service/reconciler.h) can settle it if
   // its outcome stays unknown. Must outlive the service.
   cache::UnsettledIndex* unsettled_index = nullptr;
+  // A Begin that failed with the store unavailable (e.g. its reply timed
+  // out: it may have claimed) is sent once more with the same owner token
+  // after this delay, on `timers`. Null `timers`: no retry.
+  EventLoop* timers = nullptr;
+  absl::Duration begin_retry_delay = absl::Milliseconds(300);
 };
 
-// The reconciler's PayKKa lookup (service/reconciler.h ReconcileLookup):
-// asks PayKKa for the entry's trans_id as a retry's reconcile step does, and
-// answers the StoredOutcome bytes the record keeps when PayKKa holds a
-// matching object, NOT_FOUND, TRANS_ID_REUSED (different content), or the
-// query's error. `merchants` must outlive the call.
+// INVALID_ARGUMENT unless retention > lease + paykka_timeout: a record must
+// outlive the longest claim and the quiet period after an unknown outcome,
+// or a retry could find it gone while PayKKa may still be processing.
+absl::Status CheckPaymentServiceOptions(const PaymentServiceOptions& options);
+
+// The reconciler's PayKKa lookup (service/reconciler.h ReconcileLookup): the
+// adoption of service/adoption.h for the entry's stored request; answers the
+// StoredOutcome bytes the record keeps when PayKKa holds a matching object,
+// NOT_FOUND (nothing under the trans_id, of either kind), ALREADY_EXISTS
+// TRANS_ID_REUSED (another kind or content), or the query's error.
+// `merchants` must outlive the call.
 void FindStoredOutcome(
     paykka::PaykkaClient* client, const MerchantRegistry& merchants,
     const cache::UnsettledEntry& entry, absl::Time deadline,

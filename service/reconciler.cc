@@ -228,6 +228,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
     switch (claim->outcome) {
       case Claim::Outcome::kCompleted:
       case Claim::Outcome::kMismatch:
+      case Claim::Outcome::kOtherFamily:
         // Settled, or the record is another request's (with its own entry).
         return RemoveEntry(std::move(work), nullptr);
       case Claim::Outcome::kInProgress:
@@ -262,7 +263,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
     const bool quiet_over =
         RedisNow() >= e.added + options_.lease + options_.paykka_timeout;
     if (reused || (NothingAtPaykka(found.status()) && quiet_over)) {
-      return store_->Release(
+      // Release() would put an unsettled claim back to UNKNOWN: PayKKa's
+      // answer settles it as "never happened".
+      return store_->Forget(
           e.key, work->owner,
           OnLoop<absl::Status>([this, work, reused](absl::Status s) mutable {
             if (!s.ok()) return Unsettled(work, /*failed=*/true);

@@ -71,7 +71,9 @@ class Call : public std::enable_shared_from_this<Call<T>> {
     absl::StatusOr<HttpHeaders> signed_headers =
         SignPaykkaRequest(merchant_, path_, body_, env_->clock->Now());
     if (!signed_headers.ok()) {
-      Deliver(MakeError(Reason::kInternal, signed_headers.status().message()));
+      // Nothing was sent: not an unknown outcome for a mutating call.
+      Deliver(MarkNotSent(
+          MakeError(Reason::kInternal, signed_headers.status().message())));
       return;
     }
     HttpRequest request;

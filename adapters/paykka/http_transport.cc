@@ -18,6 +18,11 @@ absl::Status TransportError(absl::StatusCode code, SendState state,
   return status;
 }
 
+absl::Status MarkNotSent(absl::Status status) {
+  status.SetPayload(kSendStateUrl, absl::Cord("NOT_SENT"));
+  return status;
+}
+
 SendState SendStateOf(const absl::Status& status) {
   auto payload = status.GetPayload(kSendStateUrl);
   if (payload && std::string(*payload) == "NOT_SENT") {

@@ -54,6 +54,9 @@ enum class SendState {
 // kUnavailable otherwise; the SendState rides in a status payload.
 absl::Status TransportError(absl::StatusCode code, SendState state,
                             absl::string_view message);
+// `status` (e.g. a payorch error with its Reason) marked as kNotSent: the
+// call failed before any byte was handed to the transport (e.g. signing).
+absl::Status MarkNotSent(absl::Status status);
 // The SendState of a TransportError(). Statuses without one are kMaybeSent
 // (the safe assumption).
 SendState SendStateOf(const absl::Status& status);

@@ -447,6 +447,202 @@ TYPED_TEST_P(IdempotencyStoreConformanceTest,
   }
 }
 
+inline absl::StatusOr<Claim> BeginWith(IdempotencyStore& store,
+                                       const IdempotencyKey& key,
+                                       const BeginArgs& args) {
+  absl::Notification done;
+  absl::StatusOr<Claim> result;
+  store.Begin(key, args, [&](absl::StatusOr<Claim> claim) {
+    result = std::move(claim);
+    done.Notify();
+  });
+  if (!done.WaitForNotificationWithTimeout(absl::Seconds(10))) {
+    return absl::DeadlineExceededError("Begin callback never ran");
+  }
+  return result;
+}
+
+inline absl::Status MarkUnknownQuietSync(IdempotencyStore& store,
+                                         const IdempotencyKey& key,
+                                         const std::string& owner,
+                                         absl::Duration quiet) {
+  absl::Notification done;
+  absl::Status result;
+  store.MarkUnknown(key, owner, quiet, [&](absl::Status s) {
+    result = std::move(s);
+    done.Notify();
+  });
+  if (!done.WaitForNotificationWithTimeout(absl::Seconds(10))) {
+    return absl::DeadlineExceededError("MarkUnknown callback never ran");
+  }
+  return result;
+}
+
+// Finding 4: a claim over an UNKNOWN record that is released (the create
+// was certainly not processed, or PayKKa is still quiet) leaves UNKNOWN: the
+// next attempt must ask PayKKa again before creating.
+TYPED_TEST_P(IdempotencyStoreConformanceTest,
+             ReleaseOfAReconcilingClaimKeepsTheUnknownMarker) {
+  const IdempotencyKey key = FreshKey();
+  auto first = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(MarkUnknownSync(this->store(), key, first->owner_token).ok());
+  auto second = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(second->outcome, Claim::Outcome::kAcquired);
+  ASSERT_TRUE(second->reconcile);
+  EXPECT_TRUE(ReleaseSync(this->store(), key, second->owner_token).ok());
+  // A retried Release is fine too.
+  EXPECT_TRUE(ReleaseSync(this->store(), key, second->owner_token).ok());
+  auto third = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->outcome, Claim::Outcome::kAcquired);
+  EXPECT_TRUE(third->reconcile);
+  EXPECT_TRUE(CompleteSync(this->store(), key, third->owner_token, "done",
+                           absl::ZeroDuration())
+                  .ok());
+}
+
+TYPED_TEST_P(IdempotencyStoreConformanceTest,
+             ReleaseOfATakenOverExpiredLeaseKeepsItUnsettled) {
+  const IdempotencyKey key = FreshKey();
+  auto first = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = this->BeginAfterLeaseExpiry(key, "fp");
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(second->outcome, Claim::Outcome::kAcquired);
+  ASSERT_TRUE(second->reconcile);
+  EXPECT_TRUE(ReleaseSync(this->store(), key, second->owner_token).ok());
+  auto third = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->outcome, Claim::Outcome::kAcquired);
+  EXPECT_TRUE(third->reconcile);
+}
+
+// Finding 6: one trans_id names one payment, whatever the RPC family.
+TYPED_TEST_P(IdempotencyStoreConformanceTest,
+             RecordOfAnotherFamilyIsReportedAndNothingIsClaimed) {
+  const IdempotencyKey checkout = FreshKey("checkout");
+  const IdempotencyKey charge{"charge", checkout.merchant_id,
+                              checkout.trans_id};
+  auto first = BeginSync(this->store(), checkout, "fp-c", this->env_.lease());
+  ASSERT_TRUE(first.ok()) << first.status();
+  BeginArgs args;
+  args.fingerprint = "fp-r";
+  args.lease = this->env_.lease();
+  args.other_families = {"checkout"};
+  auto other = BeginWith(this->store(), charge, args);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->outcome, Claim::Outcome::kOtherFamily);
+  EXPECT_EQ(this->env_.TimeToLive(charge), absl::ZeroDuration());
+  // Another merchant's same trans_id is not the same payment.
+  const IdempotencyKey elsewhere{"charge", "m-other", checkout.trans_id};
+  auto fine = BeginWith(this->store(), elsewhere, args);
+  ASSERT_TRUE(fine.ok()) << fine.status();
+  EXPECT_EQ(fine->outcome, Claim::Outcome::kAcquired);
+}
+
+// Finding 10: the owner token is the caller's, so a Begin whose reply was
+// lost can be sent again and finds its own claim instead of a live lease.
+TYPED_TEST_P(IdempotencyStoreConformanceTest,
+             BeginRetriedWithTheSameOwnerFindsItsOwnClaim) {
+  const IdempotencyKey key = FreshKey();
+  BeginArgs args;
+  args.fingerprint = "fp";
+  args.lease = this->env_.lease();
+  args.owner = RandomHex(16);
+  auto first = BeginWith(this->store(), key, args);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto again = BeginWith(this->store(), key, args);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->outcome, Claim::Outcome::kAcquired);
+  EXPECT_EQ(again->owner_token, args.owner);
+  EXPECT_FALSE(again->reconcile);
+  // Another owner still sees the live lease.
+  auto other = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->outcome, Claim::Outcome::kInProgress);
+  // A retried Begin of a reconciling claim keeps reconcile.
+  ASSERT_TRUE(MarkUnknownSync(this->store(), key, args.owner).ok());
+  args.owner = RandomHex(16);
+  auto takeover = BeginWith(this->store(), key, args);
+  ASSERT_TRUE(takeover.ok()) << takeover.status();
+  ASSERT_TRUE(takeover->reconcile);
+  auto retried = BeginWith(this->store(), key, args);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->outcome, Claim::Outcome::kAcquired);
+  EXPECT_TRUE(retried->reconcile);
+}
+
+// Finding 8: MarkUnknown's quiet period is reported to later claims, and
+// survives a Release back to UNKNOWN.
+TYPED_TEST_P(IdempotencyStoreConformanceTest,
+             QuietPeriodIsReportedToLaterClaims) {
+  const IdempotencyKey key = FreshKey();
+  auto first = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(MarkUnknownQuietSync(this->store(), key, first->owner_token,
+                                   absl::Seconds(60))
+                  .ok());
+  auto second = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(second->reconcile);
+  EXPECT_GT(second->quiet_left, absl::Seconds(50));
+  EXPECT_LE(second->quiet_left, absl::Seconds(60));
+  ASSERT_TRUE(ReleaseSync(this->store(), key, second->owner_token).ok());
+  auto third = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_GT(third->quiet_left, absl::Seconds(50));
+  // A later MarkUnknown with a shorter quiet period keeps the longer one.
+  ASSERT_TRUE(MarkUnknownQuietSync(this->store(), key, third->owner_token,
+                                   absl::ZeroDuration())
+                  .ok());
+  auto fourth = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(fourth.ok()) << fourth.status();
+  EXPECT_GT(fourth->quiet_left, absl::Seconds(50));
+  // No quiet period without MarkUnknown.
+  auto fresh = BeginSync(this->store(), FreshKey(), "fp", this->env_.lease());
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_EQ(fresh->quiet_left, absl::ZeroDuration());
+}
+
+inline absl::Status ForgetSync(IdempotencyStore& store,
+                               const IdempotencyKey& key,
+                               const std::string& owner) {
+  absl::Notification done;
+  absl::Status result;
+  store.Forget(key, owner, [&](absl::Status s) {
+    result = std::move(s);
+    done.Notify();
+  });
+  if (!done.WaitForNotificationWithTimeout(absl::Seconds(10))) {
+    return absl::DeadlineExceededError("Forget callback never ran");
+  }
+  return result;
+}
+
+// The reconciler's "never happened": deletes an unsettled claim too.
+TYPED_TEST_P(IdempotencyStoreConformanceTest,
+             ForgetDeletesAnUnsettledClaimOfItsOwnerOnly) {
+  const IdempotencyKey key = FreshKey();
+  auto first = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(MarkUnknownSync(this->store(), key, first->owner_token).ok());
+  EXPECT_EQ(ForgetSync(this->store(), key, first->owner_token).code(),
+            absl::StatusCode::kFailedPrecondition);  // UNKNOWN: not held
+  auto second = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(second->reconcile);
+  EXPECT_EQ(ForgetSync(this->store(), key, "someone-else").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(ForgetSync(this->store(), key, second->owner_token).ok());
+  EXPECT_EQ(this->env_.TimeToLive(key), absl::ZeroDuration());
+  EXPECT_TRUE(ForgetSync(this->store(), key, second->owner_token).ok());
+  auto third = BeginSync(this->store(), key, "fp", this->env_.lease());
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_FALSE(third->reconcile);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     IdempotencyStoreConformanceTest, FirstBeginAcquiresWithoutReconcile,
     SecondBeginWithSameKeyWhileInFlightIsInProgress,
@@ -461,7 +657,13 @@ REGISTER_TYPED_TEST_SUITE_P(
     RetentionIsSetOnClaimAndComplete,
     NonPositiveRetentionOnCompleteMeansTheStoreDefault,
     CompletedRecordVanishesAfterRetention,
-    KeysOfDifferentFamiliesAndMerchantsDoNotCollide);
+    KeysOfDifferentFamiliesAndMerchantsDoNotCollide,
+    ReleaseOfAReconcilingClaimKeepsTheUnknownMarker,
+    ReleaseOfATakenOverExpiredLeaseKeepsItUnsettled,
+    RecordOfAnotherFamilyIsReportedAndNothingIsClaimed,
+    BeginRetriedWithTheSameOwnerFindsItsOwnClaim,
+    QuietPeriodIsReportedToLaterClaims,
+    ForgetDeletesAnUnsettledClaimOfItsOwnerOnly);
 
 }  // namespace payorch::cache
 

@@ -67,6 +67,23 @@ class FakePaykkaClient : public paykka::PaykkaClient {
     orders_[order.trans_id()] = std::move(order);
   }
 
+  // How PayKKa refuses a create whose trans_id it already holds (as a
+  // session or an order): PSP_REJECTED with this ret_code and ret_msg.
+  void SetDuplicateRefusal(std::string ret_code, std::string ret_msg) {
+    absl::MutexLock lock(&mu_);
+    duplicate_ = {std::move(ret_code), std::move(ret_msg)};
+  }
+  // Queries do not see objects under `trans_id` (yet): PayKKa committed it
+  // but it is not visible to queries, or is still being processed.
+  void HideFromQueries(std::string trans_id) {
+    absl::MutexLock lock(&mu_);
+    hidden_[std::move(trans_id)] = true;
+  }
+  void Reveal(const std::string& trans_id) {
+    absl::MutexLock lock(&mu_);
+    hidden_.erase(trans_id);
+  }
+
   int calls(Op op) const {
     absl::MutexLock lock(&mu_);
     auto it = calls_.find(op);
@@ -101,11 +118,9 @@ class FakePaykkaClient : public paykka::PaykkaClient {
     absl::MutexLock lock(&mu_);
     Failure failure = Start(Op::kCreateSession, deadline);
     if (failure.error.ok() || failure.when == When::kAfterCommit) {
-      if (sessions_.count(request.trans_id()) != 0) {
-        result = MakeError(Reason::kPspRejected, "PayKKa rejected the request",
-                           {{"psp_ret_code", "010000"},
-                            {"psp_ret_msg", "Duplicate trans_id"}});
-        return Finish(Op::kCreateSession, std::move(done), std::move(result));
+      if (Taken(request.trans_id())) {
+        return Finish(Op::kCreateSession, std::move(done),
+                      absl::StatusOr<v1::CreateCheckoutResponse>(Duplicate()));
       }
       v1::GetSessionStatusResponse s;
       s.set_session_id(absl::StrCat("CS", ++next_id_));
@@ -146,6 +161,7 @@ class FakePaykkaClient : public paykka::PaykkaClient {
     lookups_.push_back(absl::StrCat(
         "session:", by_trans ? "trans_id=" : "session_id=", lookup.value));
     for (const auto& [trans_id, s] : sessions_) {
+      if (hidden_.count(trans_id) != 0) continue;
       if ((by_trans && trans_id == lookup.value) ||
           (!by_trans && s.session_id() == lookup.value)) {
         result = s;
@@ -167,6 +183,7 @@ class FakePaykkaClient : public paykka::PaykkaClient {
     lookups_.push_back(absl::StrCat(
         "order:", kinds[static_cast<int>(lookup.kind)], lookup.value));
     for (const auto& [trans_id, o] : orders_) {
+      if (hidden_.count(trans_id) != 0) continue;
       if ((lookup.kind == paykka::OrderLookup::Kind::kTransId &&
            trans_id == lookup.value) ||
           (lookup.kind == paykka::OrderLookup::Kind::kOrderId &&
@@ -188,11 +205,9 @@ class FakePaykkaClient : public paykka::PaykkaClient {
     absl::MutexLock lock(&mu_);
     Failure failure = Start(Op::kInitiate, deadline);
     if (failure.error.ok() || failure.when == When::kAfterCommit) {
-      if (orders_.count(request.trans_id()) != 0) {
-        result = MakeError(Reason::kPspRejected, "PayKKa rejected the request",
-                           {{"psp_ret_code", "010000"},
-                            {"psp_ret_msg", "duplicate trans_id"}});
-        return Finish(Op::kInitiate, std::move(done), std::move(result));
+      if (Taken(request.trans_id())) {
+        return Finish(Op::kInitiate, std::move(done),
+                      absl::StatusOr<v1::Order>(Duplicate()));
       }
       v1::Order o;
       o.set_merchant_id(request.merchant_id());
@@ -223,6 +238,16 @@ class FakePaykkaClient : public paykka::PaykkaClient {
   }
 
  private:
+  bool Taken(const std::string& trans_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return sessions_.count(trans_id) != 0 || orders_.count(trans_id) != 0;
+  }
+  absl::Status Duplicate() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return MakeError(Reason::kPspRejected, "PayKKa rejected the request",
+                     {{"psp_ret_code", duplicate_.first},
+                      {"psp_ret_msg", duplicate_.second}});
+  }
+
   struct Failure {
     absl::Status error;
     When when = When::kBeforeCommit;
@@ -266,6 +291,9 @@ class FakePaykkaClient : public paykka::PaykkaClient {
   std::map<std::string, v1::GetSessionStatusResponse> sessions_
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Order> orders_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, bool> hidden_ ABSL_GUARDED_BY(mu_);
+  std::pair<std::string, std::string> duplicate_ ABSL_GUARDED_BY(mu_) = {
+      "010000", "Duplicate trans_id"};
   std::vector<std::string> lookups_ ABSL_GUARDED_BY(mu_);
   int next_id_ ABSL_GUARDED_BY(mu_) = 1000;
 };
@@ -275,7 +303,7 @@ class FakePaykkaClient : public paykka::PaykkaClient {
 class UnavailableIdempotencyStore : public cache::IdempotencyStore {
  public:
   void Begin(
-      const cache::IdempotencyKey&, const std::string&, absl::Duration,
+      const cache::IdempotencyKey&, const cache::BeginArgs&,
       absl::AnyInvocable<void(absl::StatusOr<cache::Claim>) &&> done) override {
     std::move(done)(Down());
   }
@@ -285,11 +313,16 @@ class UnavailableIdempotencyStore : public cache::IdempotencyStore {
     std::move(done)(Down());
   }
   void MarkUnknown(const cache::IdempotencyKey&, const std::string&,
+                   absl::Duration,
                    absl::AnyInvocable<void(absl::Status) &&> done) override {
     std::move(done)(Down());
   }
   void Release(const cache::IdempotencyKey&, const std::string&,
                absl::AnyInvocable<void(absl::Status) &&> done) override {
+    std::move(done)(Down());
+  }
+  void Forget(const cache::IdempotencyKey&, const std::string&,
+              absl::AnyInvocable<void(absl::Status) &&> done) override {
     std::move(done)(Down());
   }
   bool Healthy() const override { return false; }

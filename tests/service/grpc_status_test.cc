@@ -130,26 +130,48 @@ TEST(GrpcStatusTest, UnreadableStoredStatusIsInternal) {
 }
 
 TEST(FingerprintTest, SameContentSameFingerprintDifferentContentDiffers) {
+  const paykka::MerchantConfig merchant = testing::FingerprintMerchant();
   const absl::Time now = absl::FromUnixSeconds(1767225600);
   v1::CreateCheckoutRequest a = testing::ValidCheckout(now);
   v1::CreateCheckoutRequest b = a;
-  EXPECT_EQ(Fingerprint(a), Fingerprint(b));
-  EXPECT_EQ(Fingerprint(a).rfind("checkout:", 0), 0u);
+  EXPECT_EQ(Fingerprint(merchant, a), Fingerprint(merchant, b));
+  EXPECT_EQ(Fingerprint(merchant, a).rfind("checkout:", 0), 0u);
   b.set_amount(a.amount() + 1);
-  EXPECT_NE(Fingerprint(a), Fingerprint(b));
-  // Spelled-out defaults are the same request.
-  b = a;
-  b.clear_capture_method();
-  EXPECT_EQ(Fingerprint(a), Fingerprint(b));
+  EXPECT_NE(Fingerprint(merchant, a), Fingerprint(merchant, b));
 
   v1::ChargeRecurringRequest c = testing::ValidCharge();
   v1::ChargeRecurringRequest d = c;
+  // ChargeRecurring always sends mit=true and RECURRING: the same body.
   d.set_mit(true);
   d.set_payment_type(v1::PAYMENT_TYPE_RECURRING);
-  EXPECT_EQ(Fingerprint(c), Fingerprint(d));
-  EXPECT_EQ(Fingerprint(c).rfind("charge:", 0), 0u);
+  EXPECT_EQ(Fingerprint(merchant, c), Fingerprint(merchant, d));
+  EXPECT_EQ(Fingerprint(merchant, c).rfind("charge:", 0), 0u);
   d.mutable_payment()->set_token("TK-other");
-  EXPECT_NE(Fingerprint(c), Fingerprint(d));
+  EXPECT_NE(Fingerprint(merchant, c), Fingerprint(merchant, d));
+}
+
+// Finding 7: the fingerprint is what PayKKa receives. An empty checkout
+// payment_method is not sent (the shopper chooses), so it is not the same
+// request as an explicit BANKCARD.
+TEST(FingerprintTest, IsThePaykkaBodyNotTheProto) {
+  const paykka::MerchantConfig merchant = testing::FingerprintMerchant();
+  const absl::Time now = absl::FromUnixSeconds(1767225600);
+  v1::CreateCheckoutRequest a = testing::ValidCheckout(now);
+  a.mutable_payment()->clear_payment_method();
+  a.mutable_payment()->set_store_payment_method(false);
+  v1::CreateCheckoutRequest b = a;
+  b.mutable_payment()->set_payment_method("BANKCARD");
+  EXPECT_NE(Fingerprint(merchant, a), Fingerprint(merchant, b));
+  // A ChargeRecurring's empty payment_method is sent as BANKCARD: the same.
+  v1::ChargeRecurringRequest c = testing::ValidCharge();
+  c.mutable_payment()->clear_payment_method();
+  v1::ChargeRecurringRequest d = c;
+  d.mutable_payment()->set_payment_method("BANKCARD");
+  EXPECT_EQ(Fingerprint(merchant, c), Fingerprint(merchant, d));
+  // Same body, another merchant or family: different.
+  paykka::MerchantConfig other = merchant;
+  other.merchant_id = "M-other";
+  EXPECT_NE(Fingerprint(merchant, a), Fingerprint(other, a));
 }
 
 }  // namespace

@@ -4,9 +4,13 @@
 
 #include "service/payment_service.h"
 
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "absl/synchronization/notification.h"
+#include "adapters/paykka/http_transport.h"
 #include "cache/in_memory_idempotency_store.h"
 #include "common/errors.h"
 #include "gmock/gmock.h"
@@ -224,7 +228,9 @@ TYPED_TEST(MutationTest, DefinitiveRejectionIsStoredAndReplayedByteIdentical) {
   EXPECT_EQ(a.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(a.error_message(), b.error_message());
   EXPECT_EQ(a.error_details(), b.error_details());
-  EXPECT_EQ(this->paykka_.total_calls(), 1);
+  // The create, then the lookup by trans_id (session and order) that found
+  // nothing before the refusal was stored; nothing on the replay.
+  EXPECT_EQ(this->paykka_.total_calls(), 3);
 }
 
 TYPED_TEST(MutationTest, UnknownOutcomeIsRecordedAndRetryAdoptsWhatExists) {
@@ -259,10 +265,13 @@ TYPED_TEST(MutationTest, RetryAfterUnknownCreatesWhenPaykkaHasNothing) {
                          When::kBeforeCommit);
   EXPECT_TRUE(HasReason(this->Run(this->Valid()).result.status(),
                         Reason::kPspOutcomeUnknown));
+  // After the quiet period (attempt + paykka_timeout), "not found" counts.
+  this->clock_.Advance(absl::Seconds(15));
   auto retry = this->Run(this->Valid());
   ASSERT_TRUE(retry.result.ok()) << retry.result.status();
   EXPECT_EQ(this->finds(), 1);
   EXPECT_EQ(this->creates(), 2);
+  // The lookup (session and order: neither kind holds it), the create.
   EXPECT_EQ(retry.info.upstream_calls, 2);
 }
 
@@ -302,8 +311,8 @@ TYPED_TEST(MutationTest, ExpiredLeaseOfCrashedHolderIsReconciledThenCreated) {
   // A holder claimed the trans_id and crashed before reaching PayKKa.
   auto request = this->Valid();
   this->store_.Begin({TypeParam::kFamily, kMerchantId, "T-1"},
-                     Fingerprint(request), absl::Seconds(30),
-                     [](absl::StatusOr<cache::Claim> c) {
+                     Fingerprint(testing::FingerprintMerchant(), request),
+                     absl::Seconds(30), [](absl::StatusOr<cache::Claim> c) {
                        ASSERT_TRUE(c.ok());
                        EXPECT_EQ(c->outcome, cache::Claim::Outcome::kAcquired);
                      });
@@ -353,7 +362,8 @@ TYPED_TEST(MutationTest, ReconcileQueryFailureKeepsOutcomeUnknown) {
   EXPECT_EQ(retry.result.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(HasReason(retry.result.status(), Reason::kPspOutcomeUnknown));
   EXPECT_TRUE(RetryDelayOf(retry.result.status()).has_value());
-  EXPECT_EQ(this->creates(), 1);  // never created blind
+  EXPECT_EQ(this->creates(), 1);            // never created blind
+  this->clock_.Advance(absl::Seconds(15));  // past the quiet period
   auto again = this->Run(this->Valid());
   ASSERT_TRUE(again.result.ok());
   EXPECT_EQ(this->finds(), 2);
@@ -373,6 +383,195 @@ TYPED_TEST(MutationTest, DuplicateTransIdFromPaykkaIsAdopted) {
   EXPECT_EQ(this->creates(), 2);  // the second was refused by PayKKa
   EXPECT_EQ(this->finds(), 1);
   EXPECT_EQ(c.outcome->info.upstream_calls, 2);
+}
+
+// Finding 2: PayKKa's refusal of a trans_id it already holds is recognised
+// by looking, not by its wording. Payorch lost the record (Redis flushed,
+// failover without persistence); the retry adopts the existing object.
+TYPED_TEST(MutationTest, RefusalIsFollowedByALookupWhateverItsWording) {
+  const std::pair<const char*, const char*> wordings[] = {
+      {"2015", "Order already exists"},
+      {"010000", "parameter error: trans_id"},
+      {"999001",
+       "\xe8\xae\xa2\xe5\x8d\x95\xe5\xb7\xb2\xe5\xad\x98\xe5\x9c\xa8"},
+  };
+  auto first = this->Run(this->Valid());
+  ASSERT_TRUE(first.result.ok());
+  for (const auto& [code, msg] : wordings) {
+    this->paykka_.SetDuplicateRefusal(code, msg);
+    cache::InMemoryIdempotencyStore lost(this->clock_);
+    PaymentService fresh(&this->paykka_, &lost, testing::TestRegistry(),
+                         &this->clock_);
+    Capture<typename TypeParam::Response> c;
+    TypeParam::Call(fresh, this->Valid(), this->Deadline(), c.Callback());
+    ASSERT_TRUE(c.outcome.has_value());
+    ASSERT_TRUE(c.outcome->result.ok())
+        << msg << ": " << c.outcome->result.status();
+    EXPECT_EQ(TypeParam::Id(*c.outcome->result), TypeParam::Id(*first.result));
+  }
+  EXPECT_EQ(this->creates(), 4);  // the first, then three refusals
+}
+
+// Finding 2: a refusal with nothing under the trans_id at PayKKa is stored.
+TYPED_TEST(MutationTest, RefusalWithNothingAtPaykkaIsStored) {
+  this->paykka_.FailNext(TypeParam::kCreate, PspError(Reason::kPspRejected));
+  auto first = this->Run(this->Valid());
+  EXPECT_TRUE(HasReason(first.result.status(), Reason::kPspRejected));
+  EXPECT_TRUE(first.rpc_status.has_value());
+  EXPECT_EQ(this->finds(), 1);  // looked before storing
+  auto replay = this->Run(this->Valid());
+  EXPECT_TRUE(replay.info.replayed);
+  EXPECT_EQ(this->creates(), 1);
+}
+
+// Finding 3: after the record expired (retention), the retry still ends on
+// PayKKa's object, not on a stored rejection.
+TYPED_TEST(MutationTest, ExpiredRecordEndsOnPaykkasObject) {
+  this->paykka_.SetDuplicateRefusal("4001", "Transaction exists");
+  cache::InMemoryIdempotencyStore store(this->clock_, {absl::Minutes(30)});
+  PaymentServiceOptions options;
+  options.retention = absl::Minutes(30);
+  PaymentService service(&this->paykka_, &store, testing::TestRegistry(),
+                         &this->clock_, options);
+  Capture<typename TypeParam::Response> first, late;
+  TypeParam::Call(service, this->Valid(), this->Deadline(), first.Callback());
+  ASSERT_TRUE(first.outcome->result.ok());
+  this->clock_.Advance(absl::Minutes(31));
+  EXPECT_EQ(store.size(), 0u);
+  TypeParam::Call(service, this->Valid(), this->Deadline(), late.Callback());
+  ASSERT_TRUE(late.outcome->result.ok()) << late.outcome->result.status();
+  EXPECT_EQ(TypeParam::Id(*late.outcome->result),
+            TypeParam::Id(*first.outcome->result));
+  EXPECT_FALSE(late.outcome->rpc_status.has_value());
+}
+
+// Finding 4: over an UNKNOWN record, "not found" then a create that was
+// certainly not processed must leave the marker: the next retry asks PayKKa
+// again before creating.
+TYPED_TEST(MutationTest, NotProcessedCreateOverUnknownKeepsTheMarker) {
+  this->paykka_.FailNext(TypeParam::kCreate,
+                         PspError(Reason::kPspOutcomeUnknown));
+  EXPECT_TRUE(HasReason(this->Run(this->Valid()).result.status(),
+                        Reason::kPspOutcomeUnknown));
+  this->clock_.Advance(absl::Seconds(16));  // past the quiet period
+  for (Reason not_processed : {Reason::kPspUnavailable, Reason::kPspRateLimited,
+                               Reason::kDeadlineExceeded}) {
+    this->paykka_.FailNext(TypeParam::kCreate, PspError(not_processed));
+    auto retry = this->Run(this->Valid());
+    EXPECT_TRUE(HasReason(retry.result.status(), not_processed));
+    EXPECT_EQ(this->store_.size(), 1u);  // still UNKNOWN, not released
+  }
+  const int finds_before = this->finds();
+  auto last = this->Run(this->Valid());
+  ASSERT_TRUE(last.result.ok()) << last.result.status();
+  EXPECT_EQ(this->finds(), finds_before + 1);  // asked PayKKa first
+}
+
+// Finding 8: right after an unknown outcome PayKKa may still be processing
+// the first create and answer "not found". No new create before the attempt
+// time + paykka_timeout; the retry is told when to come back.
+TYPED_TEST(MutationTest, NoCreateDuringTheQuietPeriodAfterUnknown) {
+  // PayKKa takes the create but it is not visible to queries yet.
+  this->paykka_.HideFromQueries("T-1");
+  this->paykka_.FailNext(TypeParam::kCreate,
+                         PspError(Reason::kPspOutcomeUnknown),
+                         When::kAfterCommit);
+  auto first = this->Run(this->Valid());
+  ASSERT_TRUE(HasReason(first.result.status(), Reason::kPspOutcomeUnknown));
+  EXPECT_EQ(RetryDelayOf(first.result.status()), absl::Seconds(15));
+  this->clock_.Advance(absl::Seconds(2));
+  auto early = this->Run(this->Valid());
+  EXPECT_EQ(early.result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(HasReason(early.result.status(), Reason::kPspOutcomeUnknown));
+  EXPECT_EQ(RetryDelayOf(early.result.status()), absl::Seconds(13));
+  EXPECT_EQ(this->creates(), 1);
+  // Visible now: adopted, still one create.
+  this->paykka_.Reveal("T-1");
+  auto later = this->Run(this->Valid());
+  ASSERT_TRUE(later.result.ok()) << later.result.status();
+  EXPECT_EQ(this->creates(), 1);
+}
+
+// Finding 10: a failure before anything was sent (e.g. signing) is not an
+// unknown outcome.
+TYPED_TEST(MutationTest, FailureBeforeSendingIsNotUnknown) {
+  this->paykka_.FailNext(
+      TypeParam::kCreate,
+      paykka::TransportError(absl::StatusCode::kInternal,
+                             paykka::SendState::kNotSent, "signing failed"));
+  auto out = this->Run(this->Valid());
+  EXPECT_FALSE(HasReason(out.result.status(), Reason::kPspOutcomeUnknown));
+  EXPECT_EQ(this->store_.size(), 0u);
+  ASSERT_TRUE(this->Run(this->Valid()).result.ok());
+  EXPECT_EQ(this->finds(), 0);
+}
+
+// Finding 10: Begin's reply is lost (timeout) after Redis applied it. The
+// owner token is payorch's, so Begin is sent again and finds its own claim
+// instead of an orphaned lease answering REQUEST_IN_PROGRESS for 30 s.
+class LosesFirstBeginReply : public cache::IdempotencyStore {
+ public:
+  explicit LosesFirstBeginReply(cache::IdempotencyStore& inner)
+      : inner_(inner) {}
+  using IdempotencyStore::Begin;
+  using IdempotencyStore::MarkUnknown;
+  void Begin(
+      const cache::IdempotencyKey& key, const cache::BeginArgs& args,
+      absl::AnyInvocable<void(absl::StatusOr<cache::Claim>) &&> done) override {
+    if (lost_++ > 0) return inner_.Begin(key, args, std::move(done));
+    inner_.Begin(
+        key, args,
+        [done = std::move(done)](absl::StatusOr<cache::Claim>) mutable {
+          std::move(done)(MakeError(Reason::kIdempotencyStoreUnavailable,
+                                    "redis: command timed out"));
+        });
+  }
+  void Complete(const cache::IdempotencyKey& key, const std::string& owner,
+                const std::string& outcome, absl::Duration retention,
+                absl::AnyInvocable<void(absl::Status) &&> done) override {
+    inner_.Complete(key, owner, outcome, retention, std::move(done));
+  }
+  void MarkUnknown(const cache::IdempotencyKey& key, const std::string& owner,
+                   absl::Duration quiet,
+                   absl::AnyInvocable<void(absl::Status) &&> done) override {
+    inner_.MarkUnknown(key, owner, quiet, std::move(done));
+  }
+  void Release(const cache::IdempotencyKey& key, const std::string& owner,
+               absl::AnyInvocable<void(absl::Status) &&> done) override {
+    inner_.Release(key, owner, std::move(done));
+  }
+  void Forget(const cache::IdempotencyKey& key, const std::string& owner,
+              absl::AnyInvocable<void(absl::Status) &&> done) override {
+    inner_.Forget(key, owner, std::move(done));
+  }
+  bool Healthy() const override { return true; }
+
+ private:
+  cache::IdempotencyStore& inner_;
+  std::atomic<int> lost_{0};
+};
+
+TYPED_TEST(MutationTest, BeginWhoseReplyWasLostIsSentAgain) {
+  auto timers = EventLoop::Start("test-timers");
+  ASSERT_TRUE(timers.ok());
+  LosesFirstBeginReply lossy(this->store_);
+  PaymentServiceOptions options;
+  options.timers = timers->get();
+  options.begin_retry_delay = absl::Milliseconds(10);
+  PaymentService service(&this->paykka_, &lossy, testing::TestRegistry(),
+                         &this->clock_, options);
+  absl::Notification done;
+  std::optional<Outcome<typename TypeParam::Response>> out;
+  TypeParam::Call(service, this->Valid(), this->Deadline(),
+                  [&](Outcome<typename TypeParam::Response> o) {
+                    out = std::move(o);
+                    done.Notify();
+                  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(out->result.ok()) << out->result.status();
+  EXPECT_EQ(this->creates(), 1);
+  auto replay = this->Run(this->Valid());
+  EXPECT_TRUE(replay.info.replayed);
 }
 
 TYPED_TEST(MutationTest, StoreUnavailableFailsClosed) {
@@ -469,7 +668,8 @@ TEST_F(CheckoutTest, ReconciledSessionWithOtherAmountIsTransIdReused) {
   paykka_.PutSession(existing);
   // Claimed by a holder that crashed: the next attempt reconciles.
   auto request = testing::ValidCheckout(clock_.Now());
-  store_.Begin({kCheckoutFamily, kMerchantId, "T-1"}, Fingerprint(request),
+  store_.Begin({kCheckoutFamily, kMerchantId, "T-1"},
+               Fingerprint(testing::FingerprintMerchant(), request),
                absl::Seconds(30), [](absl::StatusOr<cache::Claim>) {});
   clock_.Advance(absl::Seconds(31));
   Capture<v1::CreateCheckoutResponse> c;
@@ -515,6 +715,19 @@ TEST_F(CheckoutTest, NewRequestWithPastExpireTimeIsInvalidAndNotStored) {
   EXPECT_THAT(fields, ElementsAre("amount", "expire_time"));
 }
 
+// Finding 10: retention must outlive a claim plus the quiet period.
+TEST(PaymentServiceOptionsTest, RetentionMustExceedLeasePlusPaykkaTimeout) {
+  PaymentServiceOptions options;
+  EXPECT_TRUE(CheckPaymentServiceOptions(options).ok());
+  options.retention = absl::Seconds(45);  // = 30 s lease + 15 s timeout
+  absl::Status s = CheckPaymentServiceOptions(options);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("--idempotency_retention"));
+  options.retention = absl::Seconds(46);
+  EXPECT_TRUE(CheckPaymentServiceOptions(options).ok());
+}
+
 TEST(MerchantRegistryTest, BuiltFromLoadedConfigs) {
   std::vector<paykka::MerchantConfig> configs;
   configs.push_back(*testing::TestMerchant());
@@ -542,17 +755,82 @@ TEST_F(ChargeTest, DeclineIsAnOkResponseAndIsReplayed) {
   EXPECT_EQ(paykka_.calls(Op::kInitiate), 1);
 }
 
-TEST_F(ChargeTest, CheckoutAndChargeFamiliesDoNotCollide) {
-  // The same trans_id in two families are two records.
+// Finding 6: a trans_id names one payment. While payorch holds the other
+// family's record, the second RPC is TRANS_ID_REUSED with no upstream call.
+TEST_F(ChargeTest, TransIdOfTheOtherFamilyIsReusedWithoutUpstream) {
   Capture<v1::CreateCheckoutResponse> a;
   Capture<v1::ChargeRecurringResponse> b;
   service_->CreateCheckout(testing::ValidCheckout(clock_.Now(), "X-1"),
                            Deadline(), a.Callback());
+  ASSERT_TRUE(a.outcome->result.ok());
   service_->ChargeRecurring(testing::ValidCharge("X-1"), Deadline(),
                             b.Callback());
-  EXPECT_TRUE(a.outcome->result.ok());
-  EXPECT_TRUE(b.outcome->result.ok());
-  EXPECT_EQ(store_.size(), 2u);
+  EXPECT_EQ(b.outcome->result.status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(HasReason(b.outcome->result.status(), Reason::kTransIdReused));
+  EXPECT_EQ(paykka_.total_calls(), 1);
+  EXPECT_EQ(store_.size(), 1u);
+}
+
+// Finding 6: payorch lost its record; PayKKa holds a paid checkout's order
+// under the trans_id with the same amount and currency. A ChargeRecurring
+// must not adopt it (no money would be collected).
+TEST_F(ChargeTest, CheckoutOrderIsNotAdoptedAsACharge) {
+  v1::ChargeRecurringRequest charge = testing::ValidCharge("X-2");
+  v1::Order paid;
+  paid.set_merchant_id(kMerchantId);
+  paid.set_trans_id("X-2");
+  paid.set_order_id("GW-checkout");
+  paid.set_session_id("CS-paid");
+  paid.set_amount(charge.amount());
+  paid.set_currency(charge.currency());
+  paid.set_status(v1::ORDER_STATUS_SUCCESS);
+  paykka_.PutOrder(paid);
+  Capture<v1::ChargeRecurringResponse> c;
+  service_->ChargeRecurring(charge, Deadline(), c.Callback());
+  EXPECT_TRUE(HasReason(c.outcome->result.status(), Reason::kTransIdReused))
+      << c.outcome->result.status();
+  // Stored: a retry does not send another Initiate Transaction.
+  Capture<v1::ChargeRecurringResponse> again;
+  service_->ChargeRecurring(charge, Deadline(), again.Callback());
+  EXPECT_TRUE(
+      HasReason(again.outcome->result.status(), Reason::kTransIdReused));
+  EXPECT_EQ(paykka_.calls(Op::kInitiate), 1);
+}
+
+// Finding 6: an unpaid checkout session holds the trans_id: every
+// ChargeRecurring retry used to send another Initiate Transaction.
+TEST_F(ChargeTest, UnpaidCheckoutSessionMakesAChargeReusedOnce) {
+  v1::GetSessionStatusResponse session;
+  session.set_session_id("CS-unpaid");
+  session.set_trans_id("X-3");
+  session.set_amount(999);
+  session.set_currency("EUR");
+  paykka_.PutSession(session);
+  for (int i = 0; i < 3; ++i) {
+    Capture<v1::ChargeRecurringResponse> c;
+    service_->ChargeRecurring(testing::ValidCharge("X-3"), Deadline(),
+                              c.Callback());
+    EXPECT_TRUE(HasReason(c.outcome->result.status(), Reason::kTransIdReused))
+        << c.outcome->result.status();
+  }
+  EXPECT_EQ(paykka_.calls(Op::kInitiate), 1);
+}
+
+// Finding 7: an empty checkout payment_method is not sent (the shopper
+// chooses); an explicit BANKCARD is. Two different PayKKa requests.
+TEST_F(CheckoutTest, EmptyPaymentMethodIsNotTheSameRequestAsBankcard) {
+  v1::CreateCheckoutRequest a = testing::ValidCheckout(clock_.Now(), "F-7");
+  a.mutable_payment()->clear_payment_method();
+  v1::CreateCheckoutRequest b = a;
+  b.mutable_payment()->set_payment_method("BANKCARD");
+  Capture<v1::CreateCheckoutResponse> first, second;
+  service_->CreateCheckout(a, Deadline(), first.Callback());
+  ASSERT_TRUE(first.outcome->result.ok());
+  service_->CreateCheckout(b, Deadline(), second.Callback());
+  EXPECT_FALSE(second.outcome->info.replayed);
+  EXPECT_TRUE(
+      HasReason(second.outcome->result.status(), Reason::kTransIdReused));
 }
 
 // --- Queries ---

@@ -28,6 +28,9 @@ inline std::shared_ptr<const paykka::MerchantConfig> TestMerchant() {
   return m;
 }
 
+// TestMerchant()'s configuration, for Fingerprint().
+inline paykka::MerchantConfig FingerprintMerchant() { return *TestMerchant(); }
+
 inline service::MerchantRegistry TestRegistry() {
   service::MerchantRegistry registry;
   registry[kMerchantId] = TestMerchant();
