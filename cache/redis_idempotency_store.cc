@@ -248,6 +248,56 @@ void ReleaseQuietly(const std::weak_ptr<RedisClient>& weak_client,
   }
 }
 
+// Begin's reply as a Claim (`owner`: the token Begin sent).
+absl::StatusOr<Claim> ParseBeginReply(
+    const absl::StatusOr<RedisReply>& reply, const std::string& owner,
+    absl::Duration delay, const std::weak_ptr<RedisClient>& weak_client,
+    const std::string& redis_key) {
+  if (!reply.ok()) {
+    // The claim may exist (e.g. written but not confirmed by a
+    // replica): release it, so that a retry need not wait for the
+    // lease. Nothing was sent to PayKKa under it.
+    ReleaseQuietly(weak_client, redis_key, owner);
+  }
+  if (absl::Status s = ToStoreError(reply, delay); !s.ok()) {
+    return s;
+  }
+  const auto& e = reply->elements;
+  const auto bad = [&] {
+    return MakeError(Reason::kInternal,
+                     "idempotency store: unexpected Begin reply");
+  };
+  if (reply->type != RedisReply::Type::kArray || e.empty() ||
+      e[0].type != RedisReply::Type::kString) {
+    return bad();
+  }
+  Claim claim;
+  const std::string& tag = e[0].str;
+  if (tag == "ACQUIRED" && e.size() == 3 &&
+      e[1].type == RedisReply::Type::kInteger &&
+      e[2].type == RedisReply::Type::kInteger) {
+    claim.outcome = Claim::Outcome::kAcquired;
+    claim.owner_token = owner;
+    claim.reconcile = e[1].integer != 0;
+    claim.quiet_left = absl::Milliseconds(e[2].integer);
+  } else if (tag == "COMPLETED" && e.size() == 2 &&
+             e[1].type == RedisReply::Type::kString) {
+    claim.outcome = Claim::Outcome::kCompleted;
+    claim.stored = e[1].str;
+  } else if (tag == "INPROGRESS" && e.size() == 2 &&
+             e[1].type == RedisReply::Type::kInteger) {
+    claim.outcome = Claim::Outcome::kInProgress;
+    claim.retry_after = absl::Milliseconds(e[1].integer);
+  } else if (tag == "MISMATCH") {
+    claim.outcome = Claim::Outcome::kMismatch;
+  } else if (tag == "OTHERFAMILY") {
+    claim.outcome = Claim::Outcome::kOtherFamily;
+  } else {
+    return bad();
+  }
+  return claim;
+}
+
 }  // namespace
 
 absl::Status StoreErrorOf(const absl::StatusOr<RedisReply>& reply,
@@ -343,58 +393,35 @@ void RedisIdempotencyStore::Begin(
   std::vector<std::string> args = {begin.fingerprint, owner,
                                    Millis(begin.lease),
                                    Millis(options_.retention), begin.request};
+  // While its slot migrates, a script over the record and the (absent)
+  // other-family key is TRYAGAIN until the record moved too. Then the claim
+  // is made on the record alone (EVAL, routed by ASK like any single-key
+  // script): the cross-family check is skipped for that claim, and
+  // adoption's kind check at PayKKa still tells the families apart.
+  std::vector<std::string> single = {"EVAL", BeginScript().body, "1",
+                                     key.RedisKey()};
+  if (keys.size() > 1) single.insert(single.end(), args.begin(), args.end());
   Run(
       BeginScript(), std::move(keys), std::move(args),
       [delay = options_.unavailable_retry_delay, owner = std::move(owner),
        weak_client = std::weak_ptr<RedisClient>(client_),
-       redis_key = key.RedisKey(),
+       redis_key = key.RedisKey(), single = std::move(single),
+       wait = options_.replication,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-        if (!reply.ok()) {
-          // The claim may exist (e.g. written but not confirmed by a
-          // replica): release it, so that a retry need not wait for the
-          // lease. Nothing was sent to PayKKa under it.
-          ReleaseQuietly(weak_client, redis_key, owner);
+        std::shared_ptr<RedisClient> client = weak_client.lock();
+        if (single.size() > 4 && client != nullptr && reply.ok() &&
+            reply->is_error() && absl::StartsWith(reply->str, "TRYAGAIN")) {
+          return client->CommandThenWait(
+              std::move(single), wait, &IsAcquired,
+              [delay, owner = std::move(owner), weak_client,
+               redis_key = std::move(redis_key), done = std::move(done)](
+                  absl::StatusOr<RedisReply> again) mutable {
+                std::move(done)(ParseBeginReply(again, owner, delay,
+                                                weak_client, redis_key));
+              });
         }
-        if (absl::Status s = ToStoreError(reply, delay); !s.ok()) {
-          std::move(done)(std::move(s));
-          return;
-        }
-        const auto& e = reply->elements;
-        const auto bad = [&] {
-          return MakeError(Reason::kInternal,
-                           "idempotency store: unexpected Begin reply");
-        };
-        if (reply->type != RedisReply::Type::kArray || e.empty() ||
-            e[0].type != RedisReply::Type::kString) {
-          std::move(done)(bad());
-          return;
-        }
-        Claim claim;
-        const std::string& tag = e[0].str;
-        if (tag == "ACQUIRED" && e.size() == 3 &&
-            e[1].type == RedisReply::Type::kInteger &&
-            e[2].type == RedisReply::Type::kInteger) {
-          claim.outcome = Claim::Outcome::kAcquired;
-          claim.owner_token = std::move(owner);
-          claim.reconcile = e[1].integer != 0;
-          claim.quiet_left = absl::Milliseconds(e[2].integer);
-        } else if (tag == "COMPLETED" && e.size() == 2 &&
-                   e[1].type == RedisReply::Type::kString) {
-          claim.outcome = Claim::Outcome::kCompleted;
-          claim.stored = e[1].str;
-        } else if (tag == "INPROGRESS" && e.size() == 2 &&
-                   e[1].type == RedisReply::Type::kInteger) {
-          claim.outcome = Claim::Outcome::kInProgress;
-          claim.retry_after = absl::Milliseconds(e[1].integer);
-        } else if (tag == "MISMATCH") {
-          claim.outcome = Claim::Outcome::kMismatch;
-        } else if (tag == "OTHERFAMILY") {
-          claim.outcome = Claim::Outcome::kOtherFamily;
-        } else {
-          std::move(done)(bad());
-          return;
-        }
-        std::move(done)(std::move(claim));
+        std::move(done)(
+            ParseBeginReply(reply, owner, delay, weak_client, redis_key));
       },
       &IsAcquired);
 }
