@@ -16,6 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "cache/idempotency_store.h"
+#include "cache/unsettled_index.h"
 #include "gtest/gtest.h"
 #include "tests/integration/stack.h"
 #include "tests/integration/test_util.h"
@@ -237,6 +239,79 @@ TEST(RedisClusterStackTest, FailoverUnderLoad) {
   EXPECT_EQ(callers.failures(), 0)
       << ::testing::PrintToString(callers.errors());
   ExpectOneCreateEachMatchingTheSandbox(*stack, callers);
+}
+
+// trans_ids whose records live on the shard of node `primary`, and (with
+// `bucket_too`) whose unsettled-index bucket (payorchd's default 16 buckets)
+// does as well: the service writes both before it calls PayKKa.
+std::vector<std::string> TransIdsOn(const RedisCluster& cluster, int primary,
+                                    int n, bool bucket_too) {
+  const cache::UnsettledIndex index(nullptr, cache::UnsettledIndexOptions{});
+  std::vector<std::string> ids;
+  while (static_cast<int>(ids.size()) < n) {
+    std::string id = NewTransId("shard");
+    const cache::IdempotencyKey key{"checkout", Stack::kMerchantId, id};
+    auto owner = cluster.PrimaryForKey(key.RedisKey());
+    if (!owner.ok() || *owner != primary) continue;
+    if (bucket_too) {
+      auto bucket_owner = cluster.PrimaryForKey(absl::StrCat(
+          "payorch:unsettled:{", index.BucketOf(key), "}:entries"));
+      if (!bucket_owner.ok() || *bucket_owner != primary) continue;
+    }
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+// A shard with neither primary nor replica: creates whose record lives there
+// fail closed (nothing reaches the sandbox); creates whose record and index
+// bucket live on the other shards are served. (A create whose bucket alone is
+// on the dead shard fails closed too: cache/README.md "Redis Cluster".)
+TEST(RedisClusterStackTest, AWholeShardDownFailsOnlyItsTransIds) {
+  auto stack = ClusterStack();
+  ASSERT_NE(stack, nullptr);
+  RedisCluster& cluster = *stack->redis_cluster();
+  const std::vector<std::string> down = TransIdsOn(cluster, 1, 5, false);
+  std::vector<std::string> up = TransIdsOn(cluster, 0, 5, true);
+  for (std::string& id : TransIdsOn(cluster, 2, 5, true)) up.push_back(id);
+  auto replica = cluster.ReplicaOf(1);
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_TRUE(cluster.node(*replica).Stop(SIGKILL).ok());
+  ASSERT_TRUE(cluster.node(1).Stop(SIGKILL).ok());
+  // Until the Cluster marks the shard failed, the other shards may still
+  // answer CLUSTERDOWN for a moment: wait for its verdict.
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  for (;;) {
+    auto info = cluster.node(0).Command({"CLUSTER", "INFO"});
+    if (info.ok() && info->find("cluster_state:ok") != std::string::npos &&
+        info->find("cluster_slots_fail:0\r") == std::string::npos) {
+      break;
+    }
+    ASSERT_LT(absl::Now(), deadline) << "shard never marked failed";
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  for (const std::string& id : up) {
+    v1::CreateCheckoutResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status st =
+        stack->Stub()->CreateCheckout(&ctx, DropInCheckout(id), &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  }
+  for (const std::string& id : down) {
+    v1::CreateCheckoutResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Status st =
+        stack->Stub()->CreateCheckout(&ctx, DropInCheckout(id), &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(ReasonOf(st), "IDEMPOTENCY_STORE_UNAVAILABLE");
+  }
+  auto counters = stack->Counters();
+  ASSERT_TRUE(counters.ok());
+  for (const std::string& id : down) {
+    EXPECT_EQ((*counters)["creates_by_trans_id"].value(id, 0), 0) << id;
+  }
 }
 
 }  // namespace
