@@ -140,8 +140,11 @@ class Redis:
 class Deployment:
     """redis-server, paykka-sandbox and the payorchd replicas, stopped by PID."""
 
-    def __init__(self, bin_dir, workdir, replicas, duplicate_policy):
+    def __init__(self, bin_dir, workdir, replicas, duplicate_policy, flags=None):
         self.bin_dir, self.dir = bin_dir, workdir
+        self.flags = flags if flags is not None else [
+            "--lease=%ds" % LEASE_S, "--paykka_timeout=%ds" % PAYKKA_TIMEOUT_S,
+            "--reconcile_interval=250ms", "--reconcile_max_backoff=2s"]
         self.redis = Redis(workdir)
         self.replicas = [{"grpc": free_port(), "http": free_port(), "proc": None,
                           "stopped": False} for _ in range(replicas)]
@@ -190,9 +193,8 @@ class Deployment:
             [os.path.join(self.bin_dir, "payorchd"),
              "--grpc_listen=127.0.0.1:%d" % r["grpc"], "--http_listen=127.0.0.1:%d" % r["http"],
              "--merchants_config=" + self.path("merchants.json"),
-             "--redis_url=" + self.redis.url(), "--log_level=error",
-             "--lease=%ds" % LEASE_S, "--paykka_timeout=%ds" % PAYKKA_TIMEOUT_S,
-             "--reconcile_interval=250ms", "--reconcile_max_backoff=2s", "--drain_grace=1s"],
+             "--redis_url=" + self.redis.url(), "--log_level=error", "--drain_grace=1s"]
+            + self.flags,
             stdout=subprocess.DEVNULL, stderr=open(self.path("payorchd-%d.log" % i), "a"))
         r["stopped"] = False
 
