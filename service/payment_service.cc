@@ -433,8 +433,12 @@ void FindStored(paykka::PaykkaClient& client, const MerchantConfig& merchant,
             record.set_response(found->response.SerializeAsString());
             return std::move(done)(record.SerializeAsString());
           }
-          case Ops::Found::Verdict::kReused:
-            return std::move(done)(found->reused);
+          case Ops::Found::Verdict::kReused: {
+            // Stored like the flow stores it: a definitive refusal.
+            internal::StoredOutcome record;
+            *record.mutable_error() = ToRpcStatus(found->reused);
+            return std::move(done)(record.SerializeAsString());
+          }
           case Ops::Found::Verdict::kNotFound:
             break;
         }

@@ -109,9 +109,10 @@ absl::Status CheckPaymentServiceOptions(const PaymentServiceOptions& options);
 
 // The reconciler's PayKKa lookup (service/reconciler.h ReconcileLookup): the
 // adoption of service/adoption.h for the entry's stored request; answers the
-// StoredOutcome bytes the record keeps when PayKKa holds a matching object,
-// NOT_FOUND (nothing under the trans_id, of either kind), ALREADY_EXISTS
-// TRANS_ID_REUSED (another kind or content), or the query's error.
+// StoredOutcome bytes the record keeps: the response when PayKKa holds a
+// matching object, the ALREADY_EXISTS TRANS_ID_REUSED refusal when it holds
+// another kind or content (stored as the flow stores it); else NOT_FOUND
+// (nothing under the trans_id, of either kind) or the query's error.
 // `merchants` must outlive the call.
 void FindStoredOutcome(
     paykka::PaykkaClient* client, const MerchantRegistry& merchants,

@@ -10,6 +10,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "common/errors.h"
+#include "payorch/internal/stored_outcome.pb.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -104,6 +105,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
   struct Work {
     UnsettledEntry entry;
     std::string owner;
+    absl::Time quiet_until = absl::InfinitePast();  // the record's own
   };
   struct Backoff {
     absl::Time next;
@@ -238,6 +240,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
         break;
     }
     work->owner = std::move(claim->owner_token);
+    work->quiet_until = RedisNow() + claim->quiet_left;
     const absl::Duration margin =
         std::min(absl::Seconds(2), options_.lease / 4);
     const absl::Time deadline = absl::Now() + std::min(options_.paykka_timeout,
@@ -252,25 +255,28 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
   void OnLookup(std::shared_ptr<Work> work, absl::StatusOr<std::string> found) {
     const UnsettledEntry& e = work->entry;
     if (found.ok()) {
+      internal::StoredOutcome record;
+      const char* result = record.ParseFromString(*found) && record.has_error()
+                               ? "trans_id_reused"
+                               : "adopted";
       return store_->Complete(
           e.key, work->owner, *found, options_.retention,
-          OnLoop<absl::Status>([this, work](absl::Status s) mutable {
+          OnLoop<absl::Status>([this, work, result](absl::Status s) mutable {
             if (!s.ok()) return Unsettled(work, /*failed=*/true);
-            RemoveEntry(std::move(work), "adopted");
+            RemoveEntry(std::move(work), result);
           }));
     }
-    const bool reused = HasReason(found.status(), Reason::kTransIdReused);
-    const bool quiet_over =
-        RedisNow() >= e.added + options_.lease + options_.paykka_timeout;
-    if (reused || (NothingAtPaykka(found.status()) && quiet_over)) {
+    const absl::Time quiet_until =
+        std::max(work->quiet_until,
+                 e.added + options_.lease + options_.paykka_timeout);
+    if (NothingAtPaykka(found.status()) && RedisNow() >= quiet_until) {
       // Release() would put an unsettled claim back to UNKNOWN: PayKKa's
       // answer settles it as "never happened".
       return store_->Forget(
           e.key, work->owner,
-          OnLoop<absl::Status>([this, work, reused](absl::Status s) mutable {
+          OnLoop<absl::Status>([this, work](absl::Status s) mutable {
             if (!s.ok()) return Unsettled(work, /*failed=*/true);
-            RemoveEntry(std::move(work),
-                        reused ? "trans_id_reused" : "not_found");
+            RemoveEntry(std::move(work), "not_found");
           }));
     }
     // Not answered, or not found while PayKKa may still be processing the

@@ -13,11 +13,13 @@
 // - a live lease (a call in flight, or another replica settling it): left;
 // - claimed (UNKNOWN, an expired lease, or a record Redis lost): PayKKa is
 //   asked by trans_id. Found and matching: adopted (stored as the replayable
-//   answer). TRANS_ID_REUSED: released. Not found: released as "never
-//   happened" only after the quiet period (entry time + lease +
-//   paykka_timeout, which bounds the last attempt's send time plus PayKKa's
-//   processing time); before that, and on any other failure, it is marked
-//   UNKNOWN again and retried with exponential backoff.
+//   answer); another object under the trans_id: its TRANS_ID_REUSED refusal
+//   stored, as a retry would. Not found: forgotten as "never happened" only
+//   after the quiet period (the later of the record's own, set at
+//   MarkUnknown, and entry time + lease + paykka_timeout, which bounds the
+//   last attempt's send time plus PayKKa's processing time); before that,
+//   and on any other failure, it is marked UNKNOWN again and retried with
+//   exponential backoff.
 //
 // Threading: all state lives on `loop`; store, index and PayKKa callbacks are
 // posted back to it. No thread waits for I/O.
@@ -39,8 +41,8 @@ class Registry;
 namespace payorch::service {
 
 // Looks an entry's trans_id up at PayKKa and answers the StoredOutcome bytes
-// to keep (adopted), NOT_FOUND (ORDER_NOT_FOUND / SESSION_NOT_FOUND),
-// ALREADY_EXISTS TRANS_ID_REUSED (PayKKa holds another object under this
+// to keep (payorch/internal/stored_outcome.proto: the adopted response, or a
+// definitive refusal such as TRANS_ID_REUSED), NOT_FOUND (nothing under the
 // trans_id), or another error (transient: ask again later). `done` may run
 // on any thread.
 using ReconcileLookup = absl::AnyInvocable<void(

@@ -359,9 +359,11 @@ class Chaos:
             return [dict(base, proxy_status=self.rng.choice((499, 502, 504)), proxy_rate=rate,
                          proxy_after_commit=True)]
         if kind == "delayed_visibility":
-            # Committed, invisible to queries for a while, and the answer lost.
-            return [dict(endpoint=p, visibility_delay_ms=1500, timeout_after_commit_rate=rate)
-                    for p in CREATE_PATHS]
+            # Committed, invisible to queries for a while, and the answer lost. The delay
+            # stays within --paykka_timeout: payorch's quiet period assumes PayKKa shows what
+            # it committed within that time (a longer delay is a documented limit).
+            return [dict(endpoint=p, visibility_delay_ms=int(PAYKKA_TIMEOUT_S * 700),
+                         timeout_after_commit_rate=rate) for p in CREATE_PATHS]
         return None
 
     def inject(self, kind):

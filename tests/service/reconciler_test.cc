@@ -18,6 +18,7 @@
 #include "common/errors.h"
 #include "common/event_loop.h"
 #include "gtest/gtest.h"
+#include "payorch/internal/stored_outcome.pb.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 #include "tests/testing/redis_server.h"
@@ -82,6 +83,19 @@ class ScriptedPaykka {
   absl::flat_hash_map<std::string, absl::StatusOr<std::string>> answers_;
   absl::flat_hash_map<std::string, int> calls_;
 };
+
+// The bytes the lookup answers for an adopted response, and for a refusal.
+std::string Adopted(const std::string& response) {
+  internal::StoredOutcome record;
+  record.set_response(response);
+  return record.SerializeAsString();
+}
+std::string Refused() {
+  internal::StoredOutcome record;
+  record.mutable_error()->set_code(6);  // ALREADY_EXISTS
+  record.mutable_error()->set_message("trans_id reused");
+  return record.SerializeAsString();
+}
 
 absl::Status NotFound() {
   return MakeError(Reason::kOrderNotFound, "the order doesn't exist");
@@ -204,7 +218,7 @@ class ReconcilerTest : public ::testing::Test {
 TEST_F(ReconcilerTest, AdoptsWhatPaykkaHoldsAsTheReplayableAnswer) {
   for (int i = 0; i < 5; ++i) {
     std::string t = "A" + std::to_string(i);
-    paykka_.Set(t, "stored answer " + t);
+    paykka_.Set(t, Adopted("stored answer " + t));
     Unknown(t);
   }
   StartReconciler();
@@ -215,12 +229,27 @@ TEST_F(ReconcilerTest, AdoptsWhatPaykkaHoldsAsTheReplayableAnswer) {
     auto claim = Begin(t);
     ASSERT_TRUE(claim.ok());
     EXPECT_EQ(claim->outcome, Claim::Outcome::kCompleted) << t;
-    EXPECT_EQ(claim->stored, "stored answer " + t);
+    EXPECT_EQ(claim->stored, Adopted("stored answer " + t));
   }
   EXPECT_NE(
       Metrics().find("payorch_reconciler_settled_total{result=\"adopted\"} 5"),
       std::string::npos)
       << Metrics();
+}
+
+TEST_F(ReconcilerTest, AnotherObjectUnderTheTransIdIsStoredAsTheRefusal) {
+  paykka_.Set("R1", Refused());
+  Unknown("R1");
+  StartReconciler();
+  ASSERT_TRUE(WaitFor([&] { return State("R1") == "COMPLETED"; }));
+  auto claim = Begin("R1");
+  ASSERT_TRUE(claim.ok());
+  EXPECT_EQ(claim->outcome, Claim::Outcome::kCompleted);
+  EXPECT_EQ(claim->stored, Refused());
+  ASSERT_TRUE(WaitFor([&] {
+    return Metrics().find("payorch_reconciler_settled_total{result=\"trans_id_"
+                          "reused\"} 1") != std::string::npos;
+  }));
 }
 
 TEST_F(ReconcilerTest, ReleasesOnlyAfterTheQuietPeriod) {
@@ -250,7 +279,7 @@ TEST_F(ReconcilerTest, KeepsAskingWhilePaykkaFailsThenSettles) {
   EXPECT_EQ(State("F1"), "UNKNOWN");
   EXPECT_NE(Metrics().find("payorch_unsettled_records 1"), std::string::npos)
       << Metrics();
-  paykka_.Set("F1", "late answer");
+  paykka_.Set("F1", Adopted("late answer"));
   ASSERT_TRUE(WaitFor([&] { return State("F1") == "COMPLETED"; }));
   ASSERT_TRUE(WaitFor([&] {
     return Metrics().find("payorch_unsettled_records 0") != std::string::npos;
@@ -258,7 +287,7 @@ TEST_F(ReconcilerTest, KeepsAskingWhilePaykkaFailsThenSettles) {
 }
 
 TEST_F(ReconcilerTest, TakesOverAnOrphanedClaimOnlyAfterItsLease) {
-  paykka_.Set("O1", "adopted after crash");
+  paykka_.Set("O1", Adopted("adopted after crash"));
   // A replica claimed and died: INFLIGHT with a 1 s lease, never answered.
   Unknown("O1", /*keep_inflight=*/true, absl::Seconds(1));
   const absl::Time start = absl::Now();
@@ -289,7 +318,7 @@ TEST_F(ReconcilerTest, SettledRecordsOnlyLoseTheirEntry) {
 TEST_F(ReconcilerTest, YoungEntriesAreLeftToTheirCalls) {
   ReconcilerOptions o = Fast();
   o.grace = absl::Seconds(60);
-  paykka_.Set("Y1", "x");
+  paykka_.Set("Y1", Adopted("x"));
   Unknown("Y1");
   StartReconciler(o);
   // Many passes (50 ms apart) later:
