@@ -266,9 +266,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
             RemoveEntry(std::move(work), result);
           }));
     }
-    const absl::Time quiet_until =
-        std::max(work->quiet_until,
-                 e.added + options_.lease + options_.paykka_timeout);
+    const absl::Time quiet_until = std::max(
+        work->quiet_until, e.added + options_.lease + options_.paykka_timeout);
     if (NothingAtPaykka(found.status()) && RedisNow() >= quiet_until) {
       // Release() would put an unsettled claim back to UNKNOWN: PayKKa's
       // answer settles it as "never happened".

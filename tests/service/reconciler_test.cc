@@ -247,8 +247,9 @@ TEST_F(ReconcilerTest, AnotherObjectUnderTheTransIdIsStoredAsTheRefusal) {
   EXPECT_EQ(claim->outcome, Claim::Outcome::kCompleted);
   EXPECT_EQ(claim->stored, Refused());
   ASSERT_TRUE(WaitFor([&] {
-    return Metrics().find("payorch_reconciler_settled_total{result=\"trans_id_"
-                          "reused\"} 1") != std::string::npos;
+    return Metrics().find(
+               "payorch_reconciler_settled_total{result=\"trans_id_"
+               "reused\"} 1") != std::string::npos;
   }));
 }
 
