@@ -42,9 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 log() { printf '\n== %s\n' "$*"; }
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# free_port, wait_line, make_keys, start_sandbox, sb, sb_reset
+source "$ROOT/bench/lib.sh"
 # A free port whose cluster bus port (+10000) is free too (Redis needs both,
 # so the port must be <= 55535).
 free_cluster_port() {
@@ -62,15 +61,6 @@ while True:
         a.close(); b.close()
 '
 }
-wait_line() {  # wait_line FILE REGEX SECONDS
-  for _ in $(seq $(($3 * 10))); do
-    if grep -qE "$2" "$1" 2>/dev/null; then grep -m1 -E "$2" "$1"; return 0; fi
-    sleep 0.1
-  done
-  echo "cluster.sh: timed out waiting for '$2' in $1" >&2
-  return 1
-}
-
 BIN="$BUILD_DIR/bin"
 if [[ $BUILD == 1 ]]; then
   log "building Release in $BUILD_DIR"
@@ -78,9 +68,7 @@ if [[ $BUILD == 1 ]]; then
   cmake --build "$BUILD_DIR" -j2 --target payorchd paykka-sandbox payorch-loadgen
 fi
 
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/merchant.pem" 2>/dev/null
-openssl pkey -in "$WORK/merchant.pem" -pubout -out "$WORK/merchant_pub.pem"
-chmod 600 "$WORK/merchant.pem"
+make_keys
 
 # redis_start PORT [ARGS...]: one redis-server in $WORK/redis-PORT.
 redis_start() {
@@ -112,19 +100,7 @@ for _ in $(seq 100); do
 done
 CLUSTER_URL="redis+cluster://${NODES[0]},${NODES[1]},${NODES[2]}"
 
-cat >"$WORK/sandbox.json" <<EOF
-{"merchants":[{"merchant_id":"M100001","app_id":"APP100001","public_key_file":"$WORK/merchant_pub.pem","client_key":"ck_bench"}]}
-EOF
-"$BIN/paykka-sandbox" --listen=127.0.0.1:0 --config="$WORK/sandbox.json" \
-  --platform-public-key-out="$WORK/platform_pub.pem" \
-  </dev/null >"$WORK/sandbox.out" 2>"$WORK/sandbox.err" &
-PIDS+=($!)
-SB="http://127.0.0.1:$(wait_line "$WORK/sandbox.out" '^listening ' 20 | sed -E 's/.*:([0-9]+)$/\1/')"
-for _ in $(seq 50); do [[ -s "$WORK/platform_pub.pem" ]] && break; sleep 0.1; done
-sb_reset() { curl -sS --max-time 10 -X POST "$SB/sandbox/reset" >/dev/null; }
-cat >"$WORK/merchants.json" <<EOF
-{"merchants":[{"merchant_id":"M100001","app_id":"APP100001","private_key_file":"$WORK/merchant.pem","paykka_public_key_file":"$WORK/platform_pub.pem","verify_response_signatures":true,"client_key":"ck_bench","base_url":"$SB"}]}
-EOF
+start_sandbox
 
 declare -A GRPC
 for backend in single cluster; do

@@ -81,20 +81,8 @@ log() { printf '\n== %s\n' "$*"; }
 # sandbox raise their own soft limit too).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_line FILE REGEX SECONDS: prints the first matching line.
-wait_line() {
-  local file=$1 re=$2 secs=$3
-  for _ in $(seq $((secs * 10))); do
-    if grep -qE "$re" "$file" 2>/dev/null; then grep -m1 -E "$re" "$file"; return 0; fi
-    sleep 0.1
-  done
-  echo "run.sh: timed out waiting for '$re' in $file" >&2
-  return 1
-}
+# free_port, wait_line, make_keys, start_sandbox, sb, sb_reset
+source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- build
 BIN="$BUILD_DIR/bin"
@@ -111,9 +99,7 @@ DIRECT="$BIN/paykka-direct"
 
 # ---------------------------------------------------------------- keys
 log "generating keys (openssl) in $WORK"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/merchant.pem" 2>/dev/null
-openssl pkey -in "$WORK/merchant.pem" -pubout -out "$WORK/merchant_pub.pem"
-chmod 600 "$WORK/merchant.pem"
+make_keys
 
 # ---------------------------------------------------------------- redis
 REDIS_PORT="$(free_port)"
@@ -127,27 +113,9 @@ for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break;
 redis-cli -p "$REDIS_PORT" ping >/dev/null
 
 # ---------------------------------------------------------------- sandbox
-cat >"$WORK/sandbox.json" <<EOF
-{"merchants":[{"merchant_id":"M100001","app_id":"APP100001","public_key_file":"$WORK/merchant_pub.pem","client_key":"ck_bench"}]}
-EOF
-"$BIN/paykka-sandbox" --listen=127.0.0.1:0 --config="$WORK/sandbox.json" \
-  --platform-public-key-out="$WORK/platform_pub.pem" \
-  </dev/null >"$WORK/sandbox.out" 2>"$WORK/sandbox.err" &
-PIDS+=($!)
-SANDBOX_PID=$!
-SB_PORT="$(wait_line "$WORK/sandbox.out" '^listening ' 20 | sed -E 's/.*:([0-9]+)$/\1/')"
-SB="http://127.0.0.1:$SB_PORT"
-for _ in $(seq 50); do [[ -s "$WORK/platform_pub.pem" ]] && break; sleep 0.1; done
-
-sb() {  # sb METHOD PATH [BODY]
-  curl -sS --max-time 10 -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "$SB$2"
-}
-sb_reset() { sb POST /sandbox/reset >/dev/null; }
+start_sandbox
 
 # ---------------------------------------------------------------- payorchd
-cat >"$WORK/merchants.json" <<EOF
-{"merchants":[{"merchant_id":"M100001","app_id":"APP100001","private_key_file":"$WORK/merchant.pem","paykka_public_key_file":"$WORK/platform_pub.pem","verify_response_signatures":true,"client_key":"ck_bench","base_url":"$SB"}]}
-EOF
 HELP="$("$BIN/payorchd" --helpfull 2>&1 || true)"
 PAYORCHD_ARGS=(--grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0
   "--redis_url=redis://127.0.0.1:$REDIS_PORT" "--merchants_config=$WORK/merchants.json"

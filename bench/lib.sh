@@ -1,0 +1,48 @@
+# Shell helpers shared by bench/run.sh and bench/cluster.sh (sourced, not run).
+# They use the caller's PY, WORK, BIN and PIDS (every process started is
+# appended to PIDS, for the caller's cleanup trap).
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_line FILE REGEX SECONDS: prints the first matching line.
+wait_line() {
+  local file=$1 re=$2 secs=$3
+  for _ in $(seq $((secs * 10))); do
+    if grep -qE "$re" "$file" 2>/dev/null; then grep -m1 -E "$re" "$file"; return 0; fi
+    sleep 0.1
+  done
+  echo "bench: timed out waiting for '$re' in $file" >&2
+  return 1
+}
+
+# Fresh RSA-2048 merchant keys in $WORK.
+make_keys() {
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/merchant.pem" 2>/dev/null
+  openssl pkey -in "$WORK/merchant.pem" -pubout -out "$WORK/merchant_pub.pem"
+  chmod 600 "$WORK/merchant.pem"
+}
+
+# Starts paykka-sandbox on a free port; sets SB (its URL) and SANDBOX_PID, and
+# writes $WORK/merchants.json for payorchd pointing at it.
+start_sandbox() {
+  cat >"$WORK/sandbox.json" <<EOF
+{"merchants":[{"merchant_id":"M100001","app_id":"APP100001","public_key_file":"$WORK/merchant_pub.pem","client_key":"ck_bench"}]}
+EOF
+  "$BIN/paykka-sandbox" --listen=127.0.0.1:0 --config="$WORK/sandbox.json" \
+    --platform-public-key-out="$WORK/platform_pub.pem" \
+    </dev/null >"$WORK/sandbox.out" 2>"$WORK/sandbox.err" &
+  PIDS+=($!)
+  SANDBOX_PID=$!
+  SB="http://127.0.0.1:$(wait_line "$WORK/sandbox.out" '^listening ' 20 | sed -E 's/.*:([0-9]+)$/\1/')"
+  for _ in $(seq 50); do [[ -s "$WORK/platform_pub.pem" ]] && break; sleep 0.1; done
+  cat >"$WORK/merchants.json" <<EOF
+{"merchants":[{"merchant_id":"M100001","app_id":"APP100001","private_key_file":"$WORK/merchant.pem","paykka_public_key_file":"$WORK/platform_pub.pem","verify_response_signatures":true,"client_key":"ck_bench","base_url":"$SB"}]}
+EOF
+}
+
+sb() {  # sb METHOD PATH [BODY]: the sandbox's control API
+  curl -sS --max-time 10 -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "$SB$2"
+}
+sb_reset() { sb POST /sandbox/reset >/dev/null; }
