@@ -58,15 +58,16 @@ using Callback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
 // - ORDER_NOT_FOUND (PayKKa 206024) / SESSION_NOT_FOUND (206011).
 // - PSP_OUTCOME_UNKNOWN: a mutating call (CreateSession, InitiateRecurring)
 //   whose request may have reached PayKKa without a definitive answer
-//   (timeout or reset after sending, HTTP 5xx, unparsable or wrongly signed
-//   response). Never returned by queries.
+//   (timeout or reset after sending, HTTP 5xx, a 4xx without a PayKKa
+//   envelope, ret_code 206003 (a replayed nonce), unparsable or wrongly
+//   signed response). Never returned by queries.
 // - PSP_UNAVAILABLE: the request was certainly not processed (connection
-//   refused, DNS), or a query failed transiently.
+//   refused, DNS, HTTP 408/425), or a query failed transiently.
 // - PSP_RATE_LIMITED: HTTP 429 (not processed).
 // - PSP_AUTH_FAILED: PayKKa rejected payorch's credentials or signature
 //   (HTTP 401/403, ret_code 2060xx).
-// - PSP_REJECTED: PayKKa refused the request definitively (e.g. 010000
-//   parameter error, duplicate trans_id, recurring rule codes).
+// - PSP_REJECTED: a PayKKa envelope with a refusal ret_code (e.g. 010000
+//   parameter error, a trans_id it already holds, recurring rule codes).
 // - PSP_BAD_RESPONSE: a query's response was unparsable or its signature did
 //   not verify.
 // - DEADLINE_EXCEEDED: the deadline passed before anything was sent.

@@ -111,21 +111,28 @@ absl::Duration RetryAfter(const HttpResponse& response) {
 // | 2 | not sent (refused, DNS, TLS)             | PSP_UNAVAILABLE       | PSP_UNAVAILABLE       |
 // | 3 | maybe sent (timeout/reset/EOF after send)| PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       |
 // | 4 | HTTP 429                                 | PSP_RATE_LIMITED + RetryInfo (Retry-After or 1 s)     |
+// | 4 | HTTP 408, 425 (not processed)            | PSP_UNAVAILABLE       | PSP_UNAVAILABLE       |
 // | 5 | HTTP 5xx                                 | PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       |
+// | 6 | ret_code 206003 (nonce replay or bad sig)| PSP_OUTCOME_UNKNOWN   | PSP_AUTH_FAILED       |
 // | 6 | HTTP 401 / 403                           | PSP_AUTH_FAILED                               |
 // | 7 | signature missing or wrong               | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
 // | 8 | 2xx, body not a JSON object              | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
-// | 9 | 4xx, body not a JSON object              | PSP_REJECTED          | PSP_REJECTED          |
+// | 9 | 4xx without a PayKKa envelope (no JSON   | PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       |
+// |   | object with a ret_code: proxy, WAF, LB)  |                       |                       |
 // |10 | ret_code listed in kRetCodes             | as listed (999999 behaves like row 5)         |
 // |11 | 2xx, ret_code "000000" or absent         | OK                    | OK                    |
-// |12 | other ret_code                           | PSP_REJECTED                                  |
-// |13 | 4xx (400, 404, ...) with "000000"/none   | PSP_REJECTED          | PSP_REJECTED          |
+// |12 | other ret_code (a refusal envelope)      | PSP_REJECTED                                  |
+// |13 | 4xx with ret_code "000000"               | PSP_OUTCOME_UNKNOWN   | PSP_UNAVAILABLE       |
 // |14 | anything else (1xx, 3xx)                 | PSP_OUTCOME_UNKNOWN   | PSP_BAD_RESPONSE      |
 // clang-format on
 //
 // Signature (row 7) is checked only for answers that would otherwise be
 // definitive (after rows 1-6): a forged "rejected" must not end a charge's
-// story.
+// story. Only a PayKKa envelope with a refusal ret_code (rows 10, 12) is a
+// definitive refusal that may be stored; a 4xx without one comes from
+// something in front of PayKKa and says nothing about the request's fate.
+// 206003 is also what PayKKa answers to a request whose nonce it has seen:
+// for a create that means an earlier copy may have been processed.
 absl::StatusOr<Envelope> ClassifyResponse(
     CallKind kind, const absl::StatusOr<HttpResponse>& result,
     const absl::Status& signature) {
@@ -174,12 +181,24 @@ absl::StatusOr<Envelope> ClassifyResponse(
                   absl::StrCat("PayKKa rate limit: ", described), md),
         RetryAfter(response));
   }
+  if (http == 408 || http == 425) {
+    return MakeError(
+        Reason::kPspUnavailable,
+        absl::StrCat("PayKKa (or a proxy) did not process the request: ",
+                     described),
+        md);
+  }
   // Row 5.
   if (http >= 500 && http <= 599) {
     return Transient(kind, absl::StrCat("PayKKa server error: ", described),
                      md);
   }
   // Row 6.
+  if (kind == CallKind::kMutating && ret_code == "206003") {
+    return Transient(
+        kind,
+        absl::StrCat("PayKKa refused the nonce or signature: ", described), md);
+  }
   if (http == 401 || http == 403) {
     return MakeError(
         Reason::kPspAuthFailed,
@@ -194,13 +213,13 @@ absl::StatusOr<Envelope> ClassifyResponse(
   }
   const bool is_2xx = http >= 200 && http <= 299;
   const bool is_4xx = http >= 400 && http <= 499;
-  // Rows 8-9.
+  // Row 9.
+  if (is_4xx && ret_code.empty()) {
+    return Transient(
+        kind, absl::StrCat("HTTP ", http, " without a PayKKa envelope"), md);
+  }
+  // Row 8.
   if (!body) {
-    if (is_4xx) {
-      return MakeError(Reason::kPspRejected,
-                       absl::StrCat("PayKKa refused the request: ", described),
-                       md);
-    }
     if (is_2xx) {
       return Unreadable(
           kind,
@@ -246,11 +265,15 @@ absl::StatusOr<Envelope> ClassifyResponse(
     envelope.body = *std::move(body);
     return envelope;
   }
-  // Rows 12-13.
-  if (!success_code || is_4xx) {
+  // Row 12.
+  if (!success_code) {
     return MakeError(Reason::kPspRejected,
                      absl::StrCat("PayKKa refused the request: ", described),
                      md);
+  }
+  // Row 13.
+  if (is_4xx) {
+    return Transient(kind, absl::StrCat("no refusal code: ", described), md);
   }
   // Row 14.
   return Unreadable(kind, absl::StrCat("unexpected PayKKa answer: ", described),

@@ -83,10 +83,30 @@ std::vector<Row> Rows() {
       {"Http400TxErrorCode", Http(400, Env("1004")), kSigOk,
        C::kFailedPrecondition, R::kPspRejected, C::kFailedPrecondition,
        R::kPspRejected},
+      // Finding 5: a 4xx without a PayKKa envelope (a proxy, WAF or load
+      // balancer page) is not a refusal: it may have been processed.
       {"Http400HtmlBody", Http(400, "<html>bad</html>"), kSigOk,
-       C::kFailedPrecondition, R::kPspRejected, C::kFailedPrecondition,
-       R::kPspRejected},
-      {"Http401", Http(401, Env("206003")), kSigOk, C::kInternal,
+       C::kUnavailable, R::kPspOutcomeUnknown, C::kUnavailable,
+       R::kPspUnavailable},
+      {"Http409HtmlFromProxy", Http(409, "<html>conflict</html>"), kSigOk,
+       C::kUnavailable, R::kPspOutcomeUnknown, C::kUnavailable,
+       R::kPspUnavailable},
+      {"Http499Empty", Http(499, ""), kSigOk, C::kUnavailable,
+       R::kPspOutcomeUnknown, C::kUnavailable, R::kPspUnavailable},
+      {"Http404JsonWithoutRetCode", Http(404, R"({"error":"no route"})"),
+       kSigOk, C::kUnavailable, R::kPspOutcomeUnknown, C::kUnavailable,
+       R::kPspUnavailable},
+      {"Http408NotProcessed", Http(408, "<html>timeout</html>"), kSigOk,
+       C::kUnavailable, R::kPspUnavailable, C::kUnavailable,
+       R::kPspUnavailable},
+      {"Http425NotProcessed", Http(425, ""), kSigBad, C::kUnavailable,
+       R::kPspUnavailable, C::kUnavailable, R::kPspUnavailable},
+      // Finding 1: a replayed nonce means an earlier copy may have been
+      // processed; never an auth failure for a create.
+      {"Http401NonceReplay206003", Http(401, Env("206003", "nonce used")),
+       kSigOk, C::kUnavailable, R::kPspOutcomeUnknown, C::kInternal,
+       R::kPspAuthFailed},
+      {"Http401", Http(401, Env("206002")), kSigOk, C::kInternal,
        R::kPspAuthFailed, C::kInternal, R::kPspAuthFailed},
       {"Http401NoBody", Http(401, ""), kSigBad, C::kInternal, R::kPspAuthFailed,
        C::kInternal, R::kPspAuthFailed},
@@ -94,11 +114,11 @@ std::vector<Row> Rows() {
        C::kInternal, R::kPspAuthFailed},
       {"Http404OrderNotFound", Http(404, Env("206024")), kSigOk, C::kNotFound,
        R::kOrderNotFound, C::kNotFound, R::kOrderNotFound},
-      {"Http404Unknown", Http(404, "not found"), kSigOk, C::kFailedPrecondition,
-       R::kPspRejected, C::kFailedPrecondition, R::kPspRejected},
-      {"Http418Unknown4xx", Http(418, Env("000000")), kSigOk,
-       C::kFailedPrecondition, R::kPspRejected, C::kFailedPrecondition,
-       R::kPspRejected},
+      {"Http404Unknown", Http(404, "not found"), kSigOk, C::kUnavailable,
+       R::kPspOutcomeUnknown, C::kUnavailable, R::kPspUnavailable},
+      {"Http418WithSuccessCode", Http(418, Env("000000")), kSigOk,
+       C::kUnavailable, R::kPspOutcomeUnknown, C::kUnavailable,
+       R::kPspUnavailable},
       {"Http429", Http(429, Env("429001")), kSigOk, C::kResourceExhausted,
        R::kPspRateLimited, C::kResourceExhausted, R::kPspRateLimited},
       {"Http500", Http(500, Env("999999")), kSigOk, C::kUnavailable,
@@ -154,6 +174,10 @@ TEST(ClassifyResponseTest, AuthRetCodesArePspAuthFailedWithRetCode) {
        {"206002", "206003", "206004", "206005", "206006", "206007", "206008"}) {
     for (int http : {200, 400}) {
       for (CallKind kind : {CallKind::kMutating, CallKind::kQuery}) {
+        // 206003 on a create may be a replayed nonce: maybe processed.
+        if (kind == CallKind::kMutating && std::string(code) == "206003") {
+          continue;
+        }
         absl::Status s =
             ClassifyResponse(kind, Http(http, Env(code)), kSigOk).status();
         EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << code;

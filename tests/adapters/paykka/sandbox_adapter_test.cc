@@ -316,14 +316,26 @@ TEST_F(SandboxAdapterTest, TimeoutAfterCommitIsOutcomeUnknown) {
   EXPECT_EQ(c["creates_by_trans_id"]["T-commit"], 1) << counters->body;
 }
 
-TEST_F(SandboxAdapterTest, WrongMerchantKeyIsPspAuthFailed) {
+// PayKKa answers a wrong signature and a replayed nonce alike (206003): a
+// query is PSP_AUTH_FAILED; a create may be the replay of a copy that was
+// processed, so its outcome is unknown (the service then asks by trans_id).
+TEST_F(SandboxAdapterTest, WrongMerchantKeyIsAuthFailedOrUnknownForACreate) {
   MerchantConfig wrong = *merchant_;
   wrong.private_key = TestKey(1);
   absl::StatusOr<v1::CreateCheckoutResponse> created =
       Create(wrong, Checkout("T-wrongkey"));
-  EXPECT_EQ(created.status().code(), absl::StatusCode::kInternal);
-  EXPECT_TRUE(HasReason(created.status(), Reason::kPspAuthFailed))
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(HasReason(created.status(), Reason::kPspOutcomeUnknown))
       << created.status();
+  absl::StatusOr<v1::GetSessionStatusResponse> queried =
+      Wait<v1::GetSessionStatusResponse>([&](auto cb) {
+        client_->QuerySession(wrong,
+                              {SessionLookup::Kind::kTransId, "T-wrongkey"},
+                              Deadline(), std::move(cb));
+      });
+  EXPECT_EQ(queried.status().code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(HasReason(queried.status(), Reason::kPspAuthFailed))
+      << queried.status();
 }
 
 }  // namespace
