@@ -265,7 +265,9 @@ class Chaos:
         # restarts lose data.
         self.unique_at_paykka = seed % 2 == 0
         if self.unique_at_paykka:
-            self.duplicate_policy = dict(self.rng.choice(DUPLICATE_WORDINGS), mode="reject")
+            # Seeds 2, 4, 6 use the three wordings in turn.
+            wording = DUPLICATE_WORDINGS[(seed // 2 - 1) % len(DUPLICATE_WORDINGS)]
+            self.duplicate_policy = dict(wording, mode="reject")
         else:
             self.duplicate_policy = {"mode": "create"}
 
