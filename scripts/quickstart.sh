@@ -81,7 +81,7 @@ JSON
   >"$RUN/payorchd.out" 2>"$RUN/payorchd.log" </dev/null &
 PIDS+=($!)
 wait_for_line "$RUN/payorchd.out" "listening grpc" >/dev/null
-echo "payorchd gRPC on 127.0.0.1:$GRPC_PORT, HTTP (metrics, webhooks) on 127.0.0.1:$HTTP_PORT"
+echo "payorchd gRPC on 127.0.0.1:$GRPC_PORT, HTTP (metrics, health) on 127.0.0.1:$HTTP_PORT"
 
 echo "== demo: a Drop-in checkout, paid, then read back"
 CTL=("$BIN/payorchctl" --target="127.0.0.1:$GRPC_PORT")

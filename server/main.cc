@@ -35,6 +35,7 @@
 #include "adapters/paykka/http_paykka_client.h"
 #include "adapters/paykka/merchant_config.h"
 #include "cache/in_memory_idempotency_store.h"
+#include "cache/nonce_store.h"
 #include "cache/redis_idempotency_store.h"
 #include "common/event_loop.h"
 #include "common/http_server.h"
@@ -49,9 +50,15 @@ ABSL_FLAG(
     std::string, grpc_listen, "0.0.0.0:50051",
     "gRPC address (host:port; port 0 picks a free one, printed on stdout)");
 ABSL_FLAG(std::string, http_listen, "0.0.0.0:8080",
-          "side HTTP address for /metrics, /healthz, /readyz and POST "
-          "/webhooks/paykka "
-          "(empty disables it)");
+          "internal HTTP address for /metrics, /healthz and /readyz (empty "
+          "disables it); never expose it to the internet");
+ABSL_FLAG(std::string, webhook_listen, "",
+          "public HTTP address for PayKKa's POST /webhooks/paykka, on its own "
+          "thread, e.g. 0.0.0.0:8081 (empty: no webhooks)");
+ABSL_FLAG(
+    bool, webhook_allow_unsigned, false,
+    "accept unsigned webhooks for merchants without "
+    "paykka_public_key_file (local sandbox only; fails closed otherwise)");
 ABSL_FLAG(
     std::string, redis_url, "redis://127.0.0.1:6379",
     "idempotency store: redis://[:password@]host:port[/db], or 'memory' for an "
@@ -115,6 +122,8 @@ constexpr const char* kServiceName = "payorch.v1.PaymentOrchestrator";
 void ApplyEnvironment() {
   for (const char* name : {"grpc_listen",
                            "http_listen",
+                           "webhook_listen",
+                           "webhook_allow_unsigned",
                            "redis_url",
                            "redis_password_file",
                            "merchants_config",
@@ -188,6 +197,60 @@ std::unique_ptr<service::Reconciler> StartReconciler(
   return reconciler;
 }
 
+// The internal listener: /metrics, /healthz, /readyz.
+std::unique_ptr<HttpServer> StartInternalHttp(
+    EventLoop* loop, std::shared_ptr<prometheus::Registry> registry,
+    const std::atomic<bool>* ready) {
+  std::string listen = absl::GetFlag(FLAGS_http_listen);
+  if (listen.empty()) return nullptr;
+  auto host_port = ParseHostPort(listen);
+  if (!host_port.ok()) Die("--http_listen", host_port.status());
+  absl::flat_hash_map<std::string, HttpHandler> routes;
+  routes["/metrics"] = [registry](HttpServerRequest, HttpResponder respond) {
+    prometheus::TextSerializer serializer;
+    std::move(respond)(
+        HttpServerResponse{200,
+                           "text/plain; version=0.0.4",
+                           serializer.Serialize(registry->Collect()),
+                           {}});
+  };
+  routes["/healthz"] = [](HttpServerRequest, HttpResponder respond) {
+    std::move(respond)(HttpServerResponse{200, "text/plain", "ok\n", {}});
+  };
+  routes["/readyz"] = [ready](HttpServerRequest, HttpResponder respond) {
+    bool ok = ready->load();
+    std::move(respond)(HttpServerResponse{
+        ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n", {}});
+  };
+  auto started = HttpServer::Start(loop, host_port->first, host_port->second,
+                                   std::move(routes));
+  if (!started.ok()) Die("HTTP listener", started.status());
+  std::printf("listening http %s:%d\n", host_port->first.c_str(),
+              (*started)->port());
+  return std::move(*started);
+}
+
+// The public webhook listener: POST /webhooks/paykka only, 64 KiB bodies.
+std::unique_ptr<HttpServer> StartWebhookHttp(
+    EventLoop* loop, service::WebhookHandler* webhooks) {
+  std::string listen = absl::GetFlag(FLAGS_webhook_listen);
+  if (listen.empty()) return nullptr;
+  auto host_port = ParseHostPort(listen);
+  if (!host_port.ok()) Die("--webhook_listen", host_port.status());
+  absl::flat_hash_map<std::string, HttpHandler> routes;
+  routes["/webhooks/paykka"] = [webhooks](HttpServerRequest req,
+                                          HttpResponder respond) {
+    webhooks->Handle(std::move(req), std::move(respond));
+  };
+  auto started =
+      HttpServer::Start(loop, host_port->first, host_port->second,
+                        std::move(routes), paykka::kMaxNotificationBody);
+  if (!started.ok()) Die("webhook listener", started.status());
+  std::printf("listening webhooks %s:%d\n", host_port->first.c_str(),
+              (*started)->port());
+  return std::move(*started);
+}
+
 int Run() {
   // Signals are taken by sigwait() in this thread only: block them before
   // any other thread starts so that every thread inherits the mask.
@@ -235,6 +298,7 @@ int Run() {
 
   std::unique_ptr<cache::IdempotencyStore> store;
   std::unique_ptr<cache::UnsettledIndex> unsettled_index;
+  std::unique_ptr<cache::NonceStore> nonces;
   std::string redis_url = absl::GetFlag(FLAGS_redis_url);
   if (redis_url == "memory") {
     std::fprintf(
@@ -246,6 +310,7 @@ int Run() {
     options.retention = absl::GetFlag(FLAGS_idempotency_retention);
     store = std::make_unique<cache::InMemoryIdempotencyStore>(RealClock::Get(),
                                                               options);
+    nonces = std::make_unique<cache::InMemoryNonceStore>();
   } else {
     cache::RedisIdempotencyStoreOptions options;
     options.client.url = redis_url;
@@ -273,6 +338,7 @@ int Run() {
     index_options.retention = options.retention;
     unsettled_index = std::make_unique<cache::UnsettledIndex>(
         (*redis)->client(), index_options);
+    nonces = std::make_unique<cache::RedisNonceStore>((*redis)->client());
     store = std::move(*redis);
     // Give the first connection a moment so that the first calls do not fail
     // closed needlessly; if Redis is not there, start anyway (NOT_SERVING).
@@ -361,39 +427,24 @@ int Run() {
   };
   (*loop)->Post(Ticker{loop->get(), alive, update_health});
 
-  std::unique_ptr<HttpServer> http;
-  service::WebhookHandler webhooks(merchant_registry, registry.get());
-  if (std::string listen = absl::GetFlag(FLAGS_http_listen); !listen.empty()) {
-    auto host_port = ParseHostPort(listen);
-    if (!host_port.ok()) Die("--http_listen", host_port.status());
-    absl::flat_hash_map<std::string, HttpHandler> routes;
-    routes["/metrics"] = [registry](HttpServerRequest, HttpResponder respond) {
-      prometheus::TextSerializer serializer;
-      std::move(respond)(
-          HttpServerResponse{200,
-                             "text/plain; version=0.0.4",
-                             serializer.Serialize(registry->Collect()),
-                             {}});
-    };
-    routes["/healthz"] = [](HttpServerRequest, HttpResponder respond) {
-      std::move(respond)(HttpServerResponse{200, "text/plain", "ok\n", {}});
-    };
-    routes["/readyz"] = [&ready](HttpServerRequest, HttpResponder respond) {
-      bool ok = ready.load();
-      std::move(respond)(HttpServerResponse{
-          ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n", {}});
-    };
-    routes["/webhooks/paykka"] = [&webhooks](HttpServerRequest req,
-                                             HttpResponder respond) {
-      webhooks.Handle(std::move(req), std::move(respond));
-    };
-    auto started = HttpServer::Start(loop->get(), host_port->first,
-                                     host_port->second, std::move(routes));
-    if (!started.ok()) Die("HTTP listener", started.status());
-    http = std::move(*started);
-    std::printf("listening http %s:%d\n", host_port->first.c_str(),
-                http->port());
+  std::unique_ptr<HttpServer> http =
+      StartInternalHttp(loop->get(), registry, &ready);
+  // Webhooks: the public listener, on a thread of their own (parsing and RSA
+  // verification never delay the loop that drives libcurl and the timers).
+  auto webhook_loop = EventLoop::Start("payorch-webhook");
+  if (!webhook_loop.ok()) Die("event loop", webhook_loop.status());
+  service::WebhookOptions webhook_options;
+  webhook_options.allow_unsigned = absl::GetFlag(FLAGS_webhook_allow_unsigned);
+  webhook_options.nonces = nonces.get();
+  if (webhook_options.allow_unsigned) {
+    std::fprintf(stderr,
+                 "payorchd: WARNING: --webhook_allow_unsigned: unsigned "
+                 "webhooks are accepted (local sandbox only)\n");
   }
+  service::WebhookHandler webhooks(merchant_registry, registry.get(),
+                                   &RealClock::Get(), webhook_options);
+  std::unique_ptr<HttpServer> webhook_http =
+      StartWebhookHttp(webhook_loop->get(), &webhooks);
   auto grpc_host = ParseHostPort(absl::GetFlag(FLAGS_grpc_listen));
   std::printf("listening grpc %s:%d\n",
               grpc_host.ok() ? grpc_host->first.c_str() : "?", grpc_port);
@@ -415,6 +466,7 @@ int Run() {
   (*loop)->Post([&barrier] { barrier.set_value(); });
   barrier.get_future().wait();
   http.reset();
+  webhook_http.reset();
   server.reset();
   std::fprintf(stderr, "payorchd: stopped\n");
   // The service, the store and the HTTP transport go before the loop they use

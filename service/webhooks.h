@@ -1,13 +1,26 @@
 #ifndef PAYORCH_SERVICE_WEBHOOKS_H_
 #define PAYORCH_SERVICE_WEBHOOKS_H_
 
-// PayKKa's payment notifications (POST /webhooks/paykka on payorchd's side
-// HTTP port). payorch treats a notification as a hint, never as the truth:
-// callers learn an order's state from GetOrder (PayKKa Query Transaction).
-// The handler verifies the signature (when the merchant has PayKKa's public
-// key configured), checks the timestamp window, drops duplicates, counts the
-// event in metrics, logs it without card data, and acknowledges with HTTP 200
-// {"ret_code":"000000","ret_msg":"Success"} so that PayKKa stops retrying.
+// PayKKa's payment notifications (POST /webhooks/paykka on payorchd's public
+// webhook listener, --webhook_listen). payorch treats a notification as a
+// hint, never as the truth: callers learn an order's state from GetOrder
+// (PayKKa Query Transaction).
+//
+// The port faces the internet, so the handler fails closed:
+// - the body is read as hostile input (adapters/paykka/webhook_input.h:
+//   64 KiB, nesting depth, bounded string fields);
+// - a signature is required: a merchant without PayKKa's public key only
+//   accepts unsigned notifications when `allow_unsigned` is set (the local
+//   sandbox's --webhook_allow_unsigned);
+// - an unknown merchant gets exactly the answer of a bad signature (401
+//   206003), so merchant ids cannot be enumerated;
+// - the timestamp must be within the window and the nonce new across every
+//   replica (cache::NonceStore, kept as long as the window); when the nonce
+//   store cannot tell, 503 (PayKKa retries);
+// - only verified notifications reach payorch_webhooks_total, whose labels
+//   come from closed sets; refusals are counted by reason alone.
+// A verified notification is logged without card data and acknowledged with
+// HTTP 200 {"ret_code":"000000","ret_msg":"Success"}.
 
 #include <deque>
 #include <memory>
@@ -17,6 +30,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "adapters/paykka/paykka_client.h"
+#include "adapters/paykka/webhook_input.h"
+#include "cache/nonce_store.h"
 #include "common/event_loop.h"
 #include "common/http_server.h"
 
@@ -29,6 +44,15 @@ class Counter;
 
 namespace payorch::service {
 
+struct WebhookOptions {
+  // Accept unsigned notifications for merchants without PayKKa's public key
+  // (local sandbox only).
+  bool allow_unsigned = false;
+  // Nonces seen across replicas; null: an in-process store.
+  cache::NonceStore* nonces = nullptr;
+  absl::Duration window = absl::Minutes(5);
+};
+
 class WebhookHandler {
  public:
   using Merchants =
@@ -37,11 +61,15 @@ class WebhookHandler {
 
   // `registry` may be null (no metrics). `clock` must outlive the handler.
   WebhookHandler(Merchants merchants, prometheus::Registry* registry,
-                 const Clock* clock = &RealClock::Get());
+                 const Clock* clock = &RealClock::Get(),
+                 WebhookOptions options = {});
 
-  // Thread-safe. Answers: 200 + ack for a valid (or duplicate) notification;
-  // 400 for a body that is not a notification; 401 when the signature or
-  // timestamp does not verify; 404 for an unknown merchant.
+  // Thread-safe. Answers: 200 + ack for a verified (or duplicate)
+  // notification; 405 for another method; 413 for a body over 64 KiB; 400
+  // for a body that is not a bounded notification; 401 206004 for a
+  // timestamp outside the window; 401 206003 for a bad or missing
+  // signature, an unknown merchant or a replayed nonce; 503 when the nonce
+  // store is unreachable.
   void Handle(HttpServerRequest request, HttpResponder respond);
 
   // How many distinct notifications were accepted (tests).
@@ -50,12 +78,20 @@ class WebhookHandler {
  private:
   const paykka::MerchantConfig* FindMerchant(
       const std::string& app_id, const std::string& merchant_id) const;
+  // The refusal reason, or "" when the signature and timestamp verify.
+  const char* Authenticate(const HttpServerRequest& request,
+                           const paykka::MerchantConfig* merchant) const;
+  void Accept(const paykka::NotificationFields& n, HttpResponder respond);
+  void Refuse(const char* reason, HttpResponder respond);
   // True the first time (order_id, notify_type, status) is seen.
   bool FirstTime(const std::string& key);
 
   Merchants merchants_;
   const Clock* clock_;
+  WebhookOptions options_;
+  std::unique_ptr<cache::NonceStore> own_nonces_;
   prometheus::Family<prometheus::Counter>* counter_ = nullptr;
+  prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
   mutable absl::Mutex mu_;
   absl::flat_hash_set<std::string> seen_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> seen_order_ ABSL_GUARDED_BY(mu_);

@@ -387,7 +387,7 @@ TEST_F(ApiTest, NonBlockingIoHoldsHundredsOfCallsWithFewThreads) {
 
 TEST_F(ApiTest, PaykkaWebhookIsVerifiedAndAcknowledgedByPayorchd) {
   v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("webhook"));
-  req.set_notify_url("http://" + stack_->http_target() + "/webhooks/paykka");
+  req.set_notify_url("http://" + stack_->webhook_target() + "/webhooks/paykka");
   v1::CreateCheckoutResponse created;
   ASSERT_TRUE(Create(req, &created).ok());
   ASSERT_TRUE(stack_->Pay(created.session_id(), "SUCCESS").ok());

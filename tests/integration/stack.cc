@@ -207,6 +207,7 @@ absl::Status Stack::StartPayorchd(int i) {
       BinaryPath("payorchd"),
       "--grpc_listen=127.0.0.1:0",
       "--http_listen=127.0.0.1:0",
+      "--webhook_listen=127.0.0.1:0",
       "--merchants_config=" + dir_.File("merchants.json"),
       "--paykka_timeout=3s",
       !options_.redis       ? std::string("--redis_url=memory")
@@ -217,7 +218,7 @@ absl::Status Stack::StartPayorchd(int i) {
   auto process = Subprocess::Start(argv, r.log_path);
   if (!process.ok()) return process.status();
   r.process = std::move(*process);
-  for (int lines = 0; lines < 2; ++lines) {
+  for (int lines = 0; lines < 3; ++lines) {
     auto line = r.process->WaitForLine("listening ", absl::Seconds(20));
     if (!line.ok()) {
       return absl::InternalError(
@@ -228,6 +229,8 @@ absl::Status Stack::StartPayorchd(int i) {
       r.grpc_target = line->substr(15);
     if (absl::StartsWith(*line, "listening http "))
       r.http_target = line->substr(15);
+    if (absl::StartsWith(*line, "listening webhooks "))
+      r.webhook_target = line->substr(19);
   }
   return absl::OkStatus();
 }
@@ -244,6 +247,9 @@ absl::StatusOr<int> Stack::PayorchdExitStatus(int i, absl::Duration timeout) {
 pid_t Stack::payorchd_pid(int i) const { return replicas_[i].process->pid(); }
 std::string Stack::grpc_target(int i) const { return replicas_[i].grpc_target; }
 std::string Stack::http_target(int i) const { return replicas_[i].http_target; }
+std::string Stack::webhook_target(int i) const {
+  return replicas_[i].webhook_target;
+}
 int Stack::ThreadCount(int i) const {
   return static_cast<int>(ProcStatus(payorchd_pid(i), "Threads:"));
 }

@@ -62,7 +62,8 @@ class Stack {
       int replica = 0) const;
   std::shared_ptr<grpc::Channel> Channel(int replica = 0) const;
   std::string grpc_target(int replica = 0) const;
-  std::string http_target(int replica = 0) const;
+  std::string http_target(int replica = 0) const;     // metrics, health
+  std::string webhook_target(int replica = 0) const;  // POST /webhooks/paykka
   const std::string& sandbox_url() const { return sandbox_url_; }
   // The base_url payorchd uses for PayKKa.
   const std::string& paykka_url() const { return paykka_url_; }
@@ -119,6 +120,7 @@ class Stack {
     std::unique_ptr<Subprocess> process;
     std::string grpc_target;
     std::string http_target;
+    std::string webhook_target;
     std::string log_path;
   };
   std::vector<Replica> replicas_;

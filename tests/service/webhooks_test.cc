@@ -133,13 +133,64 @@ TEST_F(WebhooksTest, StaleTimestampIsRefused) {
             200);
 }
 
-TEST_F(WebhooksTest, UnknownMerchantOrAppIsRefused) {
+TEST_F(WebhooksTest, UnknownMerchantIsAnsweredLikeABadSignature) {
   WebhookHandler h(MerchantsWith(*merchant_, platform_), nullptr, &clock_);
+  HttpServerResponse bad = Handle(h, Notification(*other_, clock_.Now()));
   HttpServerRequest r = Notification(*platform_, clock_.Now());
   r.headers["x-paykka-appid"] = "another-app";
-  EXPECT_EQ(Handle(h, std::move(r)).status, 404);
+  HttpServerResponse app = Handle(h, std::move(r));
   WebhookHandler none(WebhookHandler::Merchants{}, nullptr, &clock_);
-  EXPECT_EQ(Handle(none, Notification(*platform_, clock_.Now())).status, 404);
+  HttpServerResponse unknown =
+      Handle(none, Notification(*platform_, clock_.Now()));
+  for (const HttpServerResponse* a : {&app, &unknown}) {
+    EXPECT_EQ(a->status, bad.status);
+    EXPECT_EQ(a->body, bad.body);
+    EXPECT_EQ(a->content_type, bad.content_type);
+  }
+  EXPECT_EQ(bad.status, 401);
+}
+
+TEST_F(WebhooksTest, ReplayedNonceIsRefused) {
+  WebhookHandler h(MerchantsWith(*merchant_, platform_), nullptr, &clock_);
+  HttpServerRequest r = Notification(*platform_, clock_.Now());
+  HttpServerRequest copy = r;
+  EXPECT_EQ(Handle(h, std::move(r)).status, 200);
+  HttpServerResponse replay = Handle(h, std::move(copy));
+  EXPECT_EQ(replay.status, 401);
+  EXPECT_EQ(nlohmann::json::parse(replay.body)["ret_code"], "206003");
+}
+
+TEST_F(WebhooksTest, HostileBodiesAreRefusedBeforeAnyMetricLabel) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  WebhookHandler h(MerchantsWith(*merchant_, platform_), registry.get(),
+                   &clock_);
+  std::string deep = "{\"merchant_id\":" + std::string(30000, '[') +
+                     std::string(30000, ']') + "}";
+  for (std::string body :
+       {deep, std::string(R"({"merchant_id":{"a":1}})"),
+        std::string(R"({"merchant_id":"M100","notify_type":7})"),
+        R"({"merchant_id":")" + std::string(200, 'x') + R"("})",
+        std::string(70 * 1024, ' ')}) {
+    HttpServerRequest r = Notification(*platform_, clock_.Now());
+    r.body = body;
+    HttpServerResponse out = Handle(h, std::move(r));
+    EXPECT_TRUE(out.status == 400 || out.status == 413) << out.status;
+  }
+  // Signed but with an unknown type: counted under OTHER, never its text.
+  HttpServerRequest junk = Notification(*other_, clock_.Now());
+  EXPECT_EQ(Handle(h, std::move(junk)).status, 401);
+  std::string metrics =
+      prometheus::TextSerializer().Serialize(registry->Collect());
+  EXPECT_THAT(metrics, HasSubstr("reason=\"malformed\"} 4"));
+  EXPECT_THAT(metrics, HasSubstr("reason=\"too_large\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("reason=\"unauthenticated\"} 1"));
+  EXPECT_THAT(metrics, ::testing::Not(HasSubstr("payorch_webhooks_total{")));
+}
+
+TEST_F(WebhooksTest, UnknownNotifyTypesShareOneLabel) {
+  EXPECT_EQ(paykka::NotifyTypeLabel("PAYMENT.SUCCESS"), "PAYMENT.SUCCESS");
+  EXPECT_EQ(paykka::NotifyTypeLabel("x\"y"), "OTHER");
+  EXPECT_EQ(paykka::JsonNestingDepth(R"({"a":"[[[[","b":[{}]})", 16), 3);
 }
 
 TEST_F(WebhooksTest, MalformedBodiesAndMethodsGetClearErrors) {
@@ -152,8 +203,13 @@ TEST_F(WebhooksTest, MalformedBodiesAndMethodsGetClearErrors) {
   EXPECT_EQ(Handle(h, std::move(get)).status, 405);
 }
 
-TEST_F(WebhooksTest, WithoutAPlatformKeyNotificationsAreAcceptedUnverified) {
-  WebhookHandler h(MerchantsWith(*merchant_, nullptr), nullptr, &clock_);
+TEST_F(WebhooksTest, WithoutAPlatformKeyUnsignedIsRefusedUnlessAllowed) {
+  WebhookHandler closed(MerchantsWith(*merchant_, nullptr), nullptr, &clock_);
+  EXPECT_EQ(Handle(closed, Notification(*other_, clock_.Now())).status, 401);
+  WebhookOptions sandbox;
+  sandbox.allow_unsigned = true;
+  WebhookHandler h(MerchantsWith(*merchant_, nullptr), nullptr, &clock_,
+                   sandbox);
   EXPECT_EQ(Handle(h, Notification(*other_, clock_.Now())).status, 200);
 }
 

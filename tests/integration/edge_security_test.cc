@@ -1,0 +1,220 @@
+// Hostile input at payorchd's HTTP edges, against real processes (a real
+// redis-server, the sandbox, one or two payorchd replicas): the webhook
+// listener and the internal metrics/health listener.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/test_util.h"
+
+namespace payorch::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// A connected TCP socket to "127.0.0.1:port" with `timeout` on reads.
+int Connect(const std::string& target, absl::Duration timeout) {
+  int port = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(target.substr(target.rfind(':') + 1), &port));
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv = absl::ToTimeval(timeout);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  return fd;
+}
+
+// Reads until the peer closes or the read timeout passes.
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+// Sends `request` bytes (as far as the peer takes them) and returns the
+// answer, without the Date header.
+std::string RawHttp(const std::string& target, const std::string& request,
+                    absl::Duration timeout = absl::Seconds(10)) {
+  int fd = Connect(target, timeout);
+  size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n =
+        send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  shutdown(fd, SHUT_WR);
+  std::string answer = ReadAll(fd);
+  close(fd);
+  size_t date = answer.find("Date: ");
+  if (date != std::string::npos) {
+    answer.erase(date, answer.find("\r\n", date) + 2 - date);
+  }
+  return answer;
+}
+
+std::string Post(const std::string& target, const std::string& body,
+                 const std::vector<std::string>& headers = {}) {
+  std::string request = absl::StrCat(
+      "POST /webhooks/paykka HTTP/1.1\r\nHost: payorch\r\nConnection: "
+      "close\r\nContent-Type: application/json\r\nContent-Length: ",
+      body.size(), "\r\n");
+  for (const auto& h : headers) absl::StrAppend(&request, h, "\r\n");
+  return RawHttp(target, absl::StrCat(request, "\r\n", body));
+}
+
+// A notification for `merchant` signed with `key` (headers as PayKKa sends
+// them).
+std::vector<std::string> SignedHeaders(const RsaPrivateKey& key,
+                                       const std::string& body,
+                                       const std::string& nonce) {
+  std::string ts = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+  return {absl::StrCat("x-paykka-appid: ", Stack::kAppId),
+          "x-paykka-timestamp: " + ts, "x-paykka-nonce: " + nonce,
+          "x-paykka-sign-alg: SHA256_WITH_RSA",
+          "x-paykka-sign: " +
+              *PaykkaSignatureHeader(
+                  key, PaykkaResponseStringToSign(ts, nonce, body))};
+}
+
+std::string NotificationBody(const std::string& merchant,
+                             const std::string& type = "PAYMENT.SUCCESS") {
+  return nlohmann::json{{"notify_type", type},
+                        {"merchant_id", merchant},
+                        {"trans_id", "T1"},
+                        {"order_id", "GW1"},
+                        {"status", "SUCCESS"}}
+      .dump();
+}
+
+bool Alive(const Stack& stack) {
+  return kill(stack.payorchd_pid(), 0) == 0 &&
+         absl::StartsWith(
+             RawHttp(stack.http_target(),
+                     "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: "
+                     "close\r\n\r\n"),
+             "HTTP/1.1 200");
+}
+
+std::string Metrics(const Stack& stack) {
+  std::string answer =
+      RawHttp(stack.http_target(),
+              "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  return answer.substr(answer.find("\r\n\r\n") + 4);
+}
+
+class EdgeSecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    platform_ = std::make_unique<RsaPrivateKey>(*RsaPrivateKey::Generate());
+    std::string key_file = dir_.Write("platform.pem", platform_->ToPkcs8Pem());
+    StackOptions options;
+    options.sandbox_args = {"--platform_key=" + key_file};
+    options.replicas = 2;
+    auto stack = Stack::Start(options);
+    ASSERT_TRUE(stack.ok()) << stack.status();
+    stack_ = std::move(*stack);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<RsaPrivateKey> platform_;
+  std::unique_ptr<Stack> stack_;
+};
+
+TEST_F(EdgeSecurityTest, DeeplyNestedMerchantIdLeavesTheProcessUp) {
+  // The 300 KB body of the crash report: refused by size.
+  std::string huge = "{\"merchant_id\":" + std::string(150000, '[') +
+                     std::string(150000, ']') + "}";
+  EXPECT_THAT(Post(stack_->webhook_target(), huge), StartsWith("HTTP/1.1 413"));
+  // Within the size cap, refused by depth before it is parsed.
+  std::string deep = "{\"merchant_id\":" + std::string(30000, '[') +
+                     std::string(30000, ']') + "}";
+  EXPECT_THAT(Post(stack_->webhook_target(), deep), StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(Post(stack_->webhook_target(), R"({"merchant_id":{"a":[1]}})"),
+              StartsWith("HTTP/1.1 400"));
+  EXPECT_TRUE(Alive(*stack_)) << stack_->PayorchdLog();
+}
+
+TEST_F(EdgeSecurityTest, UnsignedRefusedUnknownMerchantLikeBadSignature) {
+  std::string body = NotificationBody(Stack::kMerchantId);
+  std::string unsigned_answer =
+      Post(stack_->webhook_target(), body,
+           {absl::StrCat("x-paykka-appid: ", Stack::kAppId)});
+  EXPECT_THAT(unsigned_answer, StartsWith("HTTP/1.1 401"));
+  RsaPrivateKey other = *RsaPrivateKey::Generate();
+  std::string bad_signature =
+      Post(stack_->webhook_target(), body, SignedHeaders(other, body, "n1"));
+  std::string unknown_body = NotificationBody("M999999");
+  std::string unknown = Post(stack_->webhook_target(), unknown_body,
+                             SignedHeaders(*platform_, unknown_body, "n2"));
+  EXPECT_THAT(bad_signature, StartsWith("HTTP/1.1 401"));
+  // Byte for byte (Date aside): the same status, headers and body.
+  EXPECT_EQ(unknown, bad_signature);
+  EXPECT_EQ(unsigned_answer, bad_signature);
+}
+
+TEST_F(EdgeSecurityTest, ReplayedNonceIsRefusedByAnotherReplica) {
+  std::string body = NotificationBody(Stack::kMerchantId);
+  std::vector<std::string> headers = SignedHeaders(*platform_, body, "once");
+  EXPECT_THAT(Post(stack_->webhook_target(0), body, headers),
+              StartsWith("HTTP/1.1 200"))
+      << stack_->PayorchdLog(0);
+  std::string replay = Post(stack_->webhook_target(1), body, headers);
+  EXPECT_THAT(replay, StartsWith("HTTP/1.1 401"));
+  EXPECT_THAT(replay, HasSubstr("206003"));
+  auto keys = stack_->RedisKeys("payorch:nonce:*");
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_THAT(*keys, HasSubstr("once"));
+  EXPECT_THAT(Metrics(*stack_),
+              HasSubstr("payorch_webhooks_total{notify_type=\"PAYMENT."
+                        "SUCCESS\",result=\"accepted\"} 1"));
+}
+
+TEST_F(EdgeSecurityTest, ThousandJunkWebhooksLeaveMetricsAndRssFlat) {
+  auto junk = [&](int i) {
+    std::string body =
+        NotificationBody(absl::StrCat("M", i), absl::StrCat("JUNK.", i));
+    RsaPrivateKey* key = platform_.get();
+    return Post(stack_->webhook_target(), body,
+                SignedHeaders(*key, body, absl::StrCat("junk-", i)));
+  };
+  for (int i = 0; i < 50; ++i) junk(i);  // warm up allocator and counters
+  size_t metrics_before = Metrics(*stack_).size();
+  long rss_before = stack_->RssKb();
+  for (int i = 50; i < 1050; ++i) {
+    ASSERT_THAT(junk(i), StartsWith("HTTP/1.1 401"));
+  }
+  size_t metrics_after = Metrics(*stack_).size();
+  long rss_after = stack_->RssKb();
+  std::printf("junk webhooks: /metrics %zu -> %zu bytes, RSS %ld -> %ld kB\n",
+              metrics_before, metrics_after, rss_before, rss_after);
+  // Only counter values change (a few more digits), never the set of series.
+  EXPECT_LE(metrics_after, metrics_before + 64);
+  EXPECT_LE(rss_after - rss_before, 2048);
+  EXPECT_THAT(Metrics(*stack_), ::testing::Not(HasSubstr("JUNK")));
+}
+
+}  // namespace
+}  // namespace payorch::testing
