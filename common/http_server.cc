@@ -61,19 +61,23 @@ absl::StatusOr<std::pair<std::string, int>> ParseHostPort(
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     EventLoop* loop, const std::string& host, int port,
     absl::flat_hash_map<std::string, HttpHandler> routes,
-    size_t max_body_bytes) {
+    HttpServerLimits limits) {
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->loop_ = loop;
   server->routes_ = std::move(routes);
+  server->max_headers_ = limits.max_headers;
   std::promise<absl::Status> started;
   HttpServer* self = server.get();
-  loop->Post([self, host, port, max_body_bytes, &started] {
+  loop->Post([self, host, port, limits, &started] {
     self->http_ = evhttp_new(self->loop_->base());
     if (self->http_ == nullptr) {
       started.set_value(absl::InternalError("evhttp_new failed"));
       return;
     }
-    evhttp_set_max_body_size(self->http_, max_body_bytes);
+    evhttp_set_max_body_size(self->http_, limits.max_body_bytes);
+    evhttp_set_max_headers_size(self->http_, limits.max_header_bytes);
+    timeval timeout = absl::ToTimeval(limits.timeout);
+    evhttp_set_timeout_tv(self->http_, &timeout);
     evhttp_set_allowed_methods(
         self->http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(self->http_, &HttpServer::OnRequest, self);
@@ -116,7 +120,12 @@ void HttpServer::OnRequest(evhttp_request* req, void* arg) {
   const char* path = uri != nullptr ? evhttp_uri_get_path(uri) : nullptr;
   request.path = path != nullptr && *path != '\0' ? path : "/";
   evkeyvalq* headers = evhttp_request_get_input_headers(req);
+  size_t count = 0;
   for (evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next) {
+    if (++count > self->max_headers_) {
+      evhttp_send_error(req, 431, "Request Header Fields Too Large");
+      return;
+    }
     request.headers[absl::AsciiStrToLower(h->key)] = h->value;
   }
   evbuffer* in = evhttp_request_get_input_buffer(req);

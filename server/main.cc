@@ -55,6 +55,16 @@ ABSL_FLAG(std::string, http_listen, "0.0.0.0:8080",
 ABSL_FLAG(std::string, webhook_listen, "",
           "public HTTP address for PayKKa's POST /webhooks/paykka, on its own "
           "thread, e.g. 0.0.0.0:8081 (empty: no webhooks)");
+ABSL_FLAG(int64_t, http_max_header_bytes, 8192,
+          "side listeners: request line plus headers above this are refused "
+          "(400) and the connection closed");
+ABSL_FLAG(absl::Duration, http_timeout, absl::Seconds(10),
+          "side listeners: a connection idle (or a request stalled) this long "
+          "is closed");
+ABSL_FLAG(int64_t, max_open_files, 65536,
+          "the soft file-descriptor limit is raised to this (never past the "
+          "hard limit, never lowered); sockets to PayKKa, Redis and the side "
+          "listeners share it");
 ABSL_FLAG(
     bool, webhook_allow_unsigned, false,
     "accept unsigned webhooks for merchants without "
@@ -124,6 +134,9 @@ void ApplyEnvironment() {
                            "http_listen",
                            "webhook_listen",
                            "webhook_allow_unsigned",
+                           "http_max_header_bytes",
+                           "http_timeout",
+                           "max_open_files",
                            "redis_url",
                            "redis_password_file",
                            "merchants_config",
@@ -156,10 +169,15 @@ void ApplyEnvironment() {
   }
 }
 
+// Raises the soft fd limit to --max_open_files, within the hard limit.
 void RaiseFileLimit() {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rlim_t want = static_cast<rlim_t>(
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_max_open_files)));
+  if (rl.rlim_max != RLIM_INFINITY) want = std::min(want, rl.rlim_max);
+  if (want > rl.rlim_cur) {
+    rl.rlim_cur = want;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
 }
@@ -197,6 +215,13 @@ std::unique_ptr<service::Reconciler> StartReconciler(
   return reconciler;
 }
 
+HttpServerLimits SideListenerLimits() {
+  HttpServerLimits limits;
+  limits.max_header_bytes = absl::GetFlag(FLAGS_http_max_header_bytes);
+  limits.timeout = absl::GetFlag(FLAGS_http_timeout);
+  return limits;
+}
+
 // The internal listener: /metrics, /healthz, /readyz.
 std::unique_ptr<HttpServer> StartInternalHttp(
     EventLoop* loop, std::shared_ptr<prometheus::Registry> registry,
@@ -222,8 +247,10 @@ std::unique_ptr<HttpServer> StartInternalHttp(
     std::move(respond)(HttpServerResponse{
         ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n", {}});
   };
+  HttpServerLimits limits = SideListenerLimits();
+  limits.max_body_bytes = 4096;  // GET only
   auto started = HttpServer::Start(loop, host_port->first, host_port->second,
-                                   std::move(routes));
+                                   std::move(routes), limits);
   if (!started.ok()) Die("HTTP listener", started.status());
   std::printf("listening http %s:%d\n", host_port->first.c_str(),
               (*started)->port());
@@ -242,9 +269,10 @@ std::unique_ptr<HttpServer> StartWebhookHttp(
                                           HttpResponder respond) {
     webhooks->Handle(std::move(req), std::move(respond));
   };
-  auto started =
-      HttpServer::Start(loop, host_port->first, host_port->second,
-                        std::move(routes), paykka::kMaxNotificationBody);
+  HttpServerLimits limits = SideListenerLimits();
+  limits.max_body_bytes = paykka::kMaxNotificationBody;
+  auto started = HttpServer::Start(loop, host_port->first, host_port->second,
+                                   std::move(routes), limits);
   if (!started.ok()) Die("webhook listener", started.status());
   std::printf("listening webhooks %s:%d\n", host_port->first.c_str(),
               (*started)->port());

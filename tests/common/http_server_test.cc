@@ -134,8 +134,11 @@ class HttpServerTest : public ::testing::Test {
       response.headers.emplace_back("X-Reply", "yes");
       std::move(respond)(std::move(response));
     };
+    HttpServerLimits limits;
+    limits.max_body_bytes = max_body_bytes;
+    limits.timeout = absl::Seconds(2);
     auto server = HttpServer::Start(loop_.get(), "127.0.0.1", 0,
-                                    std::move(extra), max_body_bytes);
+                                    std::move(extra), limits);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     ASSERT_GT(server_->port(), 0);
@@ -244,6 +247,23 @@ TEST_F(HttpServerTest, ChunkedBodyOverLimitIs413) {
                               {"Transfer-Encoding: chunked"}});
   ASSERT_EQ(over.code, CURLE_OK) << curl_easy_strerror(over.code);
   EXPECT_EQ(over.status, 413);
+  EXPECT_TRUE(recorder_.Get().empty());
+}
+
+TEST_F(HttpServerTest, OversizedHeadersAndTooManyHeadersAreRefused) {
+  StartServer();
+  Request big;
+  big.path = "/echo";
+  big.headers = {"X-Big: " + std::string(16 * 1024, 'a')};
+  Reply r = Fetch(port(), big);
+  EXPECT_TRUE(r.code != CURLE_OK || r.status == 400 || r.status == 413)
+      << r.status;
+  Request many;
+  many.path = "/echo";
+  for (int i = 0; i < 100; ++i) {
+    many.headers.push_back(absl::StrCat("H", i, ": v"));
+  }
+  EXPECT_EQ(Fetch(port(), many).status, 431);
   EXPECT_TRUE(recorder_.Get().empty());
 }
 

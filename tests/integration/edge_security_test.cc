@@ -25,6 +25,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
+constexpr absl::Duration kHttpTimeout = absl::Seconds(2);
+
 // A connected TCP socket to "127.0.0.1:port" with `timeout` on reads.
 int Connect(const std::string& target, absl::Duration timeout) {
   int port = 0;
@@ -133,6 +135,8 @@ class EdgeSecurityTest : public ::testing::Test {
     StackOptions options;
     options.sandbox_args = {"--platform_key=" + key_file};
     options.replicas = 2;
+    options.payorchd_args = {
+        absl::StrCat("--http_timeout=", absl::FormatDuration(kHttpTimeout))};
     auto stack = Stack::Start(options);
     ASSERT_TRUE(stack.ok()) << stack.status();
     stack_ = std::move(*stack);
@@ -214,6 +218,47 @@ TEST_F(EdgeSecurityTest, ThousandJunkWebhooksLeaveMetricsAndRssFlat) {
   EXPECT_LE(metrics_after, metrics_before + 64);
   EXPECT_LE(rss_after - rss_before, 2048);
   EXPECT_THAT(Metrics(*stack_), ::testing::Not(HasSubstr("JUNK")));
+}
+
+TEST_F(EdgeSecurityTest, SlowlorisConnectionIsClosedWithinTheTimeout) {
+  for (const std::string& target :
+       {stack_->webhook_target(), stack_->http_target()}) {
+    int fd = Connect(target, absl::Seconds(30));
+    std::string partial = "POST /webhooks/paykka HTTP/1.1\r\nHost: x\r\nX-A: ";
+    ASSERT_EQ(send(fd, partial.data(), partial.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(partial.size()));
+    absl::Time start = absl::Now();
+    ReadAll(fd);  // returns at EOF (or after 30 s if never closed)
+    absl::Duration held = absl::Now() - start;
+    close(fd);
+    std::printf("slowloris on %s: closed after %s (timeout %s)\n",
+                target.c_str(), absl::FormatDuration(held).c_str(),
+                absl::FormatDuration(kHttpTimeout).c_str());
+    // Closed by the server's timeout (plus scheduling slack on a loaded
+    // machine), not by the 30 s read timeout of this client.
+    EXPECT_LT(held, kHttpTimeout + absl::Seconds(3));
+  }
+  EXPECT_TRUE(Alive(*stack_));
+}
+
+TEST_F(EdgeSecurityTest, HugeHeaderIsRefusedWithoutGrowingRss) {
+  long rss_before = stack_->RssKb();
+  for (const std::string& target :
+       {stack_->webhook_target(), stack_->http_target()}) {
+    std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                          std::string(16 << 20, 'a') + "\r\n\r\n";
+    std::string answer = RawHttp(target, request);
+    EXPECT_THAT(answer, ::testing::Not(StartsWith("HTTP/1.1 200")));
+    // 200,000 small headers: the same cap.
+    std::string many = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+    for (int i = 0; i < 200000; ++i) absl::StrAppend(&many, "H", i, ": v\r\n");
+    EXPECT_THAT(RawHttp(target, many + "\r\n"),
+                ::testing::Not(StartsWith("HTTP/1.1 200")));
+  }
+  long rss_after = stack_->RssKb();
+  std::printf("16 MiB header: RSS %ld -> %ld kB\n", rss_before, rss_after);
+  EXPECT_LT(rss_after - rss_before, 8 * 1024);
+  EXPECT_TRUE(Alive(*stack_));
 }
 
 }  // namespace
