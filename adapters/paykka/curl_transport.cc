@@ -5,12 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -18,6 +19,30 @@
 
 namespace payorch::paykka {
 namespace {
+
+// RAII owners of libcurl and libevent handles (google-cloud-cpp's
+// curl_wrappers.h pattern): every handle has exactly one owner, and no path
+// can leak or double-free one.
+struct CurlEasyDeleter {
+  void operator()(CURL* h) const { curl_easy_cleanup(h); }
+};
+struct CurlMultiDeleter {
+  void operator()(CURLM* h) const { curl_multi_cleanup(h); }
+};
+struct CurlShareDeleter {
+  void operator()(CURLSH* h) const { curl_share_cleanup(h); }
+};
+struct CurlSlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+struct EventDeleter {
+  void operator()(event* e) const { event_free(e); }
+};
+using CurlPtr = std::unique_ptr<CURL, CurlEasyDeleter>;
+using CurlMulti = std::unique_ptr<CURLM, CurlMultiDeleter>;
+using CurlShare = std::unique_ptr<CURLSH, CurlShareDeleter>;
+using CurlHeaders = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+using EventPtr = std::unique_ptr<event, EventDeleter>;
 
 void GlobalInitOnce() {
   static std::once_flag once;
@@ -90,10 +115,19 @@ constexpr CurlErrorClass kCurlErrors[] = {
      absl::StatusCode::kUnavailable},
     {CURLE_HTTP2_STREAM, Progress::kDependsOnBytesSent,
      absl::StatusCode::kUnavailable},
+    // An at-most-once request on a reused connection that died after its
+    // body was (partly) written: libcurl wanted to re-send it on a new
+    // connection and could not rewind the body. Written once: maybe sent.
+    {CURLE_SEND_FAIL_REWIND, Progress::kDependsOnBytesSent,
+     absl::StatusCode::kUnavailable},
+    // The response body exceeded Options::max_response_bytes.
+    {CURLE_WRITE_ERROR, Progress::kDependsOnBytesSent,
+     absl::StatusCode::kUnavailable},
 };
 
 absl::Status ClassifyCurlError(CURLcode code, CURL* easy,
-                               const char* error_buffer) {
+                               const char* error_buffer,
+                               size_t body_bytes_read) {
   const CurlErrorClass* cls = nullptr;
   for (const auto& c : kCurlErrors) {
     if (c.code == code) cls = &c;
@@ -102,16 +136,19 @@ absl::Status ClassifyCurlError(CURLcode code, CURL* easy,
   absl::StatusCode status = absl::StatusCode::kUnavailable;
   if (cls != nullptr) {
     status = cls->status;
-    if (cls->progress == Progress::kBeforeSend) {
-      state = SendState::kNotSent;
-    } else {
-      long request_bytes = 0;
-      curl_off_t pretransfer_us = 0;
-      curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_bytes);
-      curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
-      state = (request_bytes > 0 || pretransfer_us > 0) ? SendState::kMaybeSent
-                                                        : SendState::kNotSent;
-    }
+    // CURLINFO_REQUEST_SIZE counts every byte of every request header
+    // written during the transfer, including an attempt libcurl made on a
+    // reused connection before it failed: a "connect failed" after such an
+    // attempt is not "not sent".
+    long request_bytes = 0;
+    curl_off_t pretransfer_us = 0;
+    curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_bytes);
+    curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+    const bool before_send =
+        cls->progress == Progress::kBeforeSend || pretransfer_us == 0;
+    state = (before_send && request_bytes == 0 && body_bytes_read == 0)
+                ? SendState::kNotSent
+                : SendState::kMaybeSent;
   }
   std::string message = absl::StrCat("curl error ", static_cast<int>(code),
                                      ": ", curl_easy_strerror(code));
@@ -125,23 +162,40 @@ absl::Status ClassifyCurlError(CURLcode code, CURL* easy,
 }
 
 struct Transfer {
-  CURL* easy = nullptr;
-  curl_slist* headers = nullptr;
+  CurlPtr easy;
+  CurlHeaders headers;
   HttpRequest request;
   HttpResponse response;
   HttpCallback done;
   char error[CURL_ERROR_SIZE] = {0};
-
-  ~Transfer() {
-    if (easy != nullptr) curl_easy_cleanup(easy);
-    if (headers != nullptr) curl_slist_free_all(headers);
-  }
+  // At-most-once requests: the body is handed to libcurl by OnRead, which
+  // cannot rewind, so libcurl can never send it a second time.
+  size_t body_read = 0;
+  size_t max_response_bytes = 0;
+  bool too_large = false;
 };
 
 size_t OnBody(char* data, size_t size, size_t n, void* userp) {
   auto* t = static_cast<Transfer*>(userp);
+  if (t->response.body.size() + size * n > t->max_response_bytes) {
+    t->too_large = true;
+    return 0;  // CURLE_WRITE_ERROR
+  }
   t->response.body.append(data, size * n);
   return size * n;
+}
+
+// CURLOPT_READFUNCTION for at-most-once bodies. There is deliberately no
+// CURLOPT_SEEKFUNCTION: when a reused connection dies after body bytes were
+// written, libcurl 7.88 would rewind and re-send the request on a new
+// connection; without a way to rewind it fails with CURLE_SEND_FAIL_REWIND.
+size_t OnRead(char* buffer, size_t size, size_t n, void* userp) {
+  auto* t = static_cast<Transfer*>(userp);
+  const std::string& body = t->request.body;
+  const size_t len = std::min(size * n, body.size() - t->body_read);
+  std::memcpy(buffer, body.data() + t->body_read, len);
+  t->body_read += len;
+  return len;
 }
 
 size_t OnHeader(char* data, size_t size, size_t n, void* userp) {
@@ -161,9 +215,33 @@ size_t OnHeader(char* data, size_t size, size_t n, void* userp) {
   return size * n;
 }
 
+// The method, and the body: for an at-most-once request through OnRead
+// (never rewound, so never re-sent by libcurl), otherwise as POSTFIELDS. The
+// body stays alive in the Transfer until the handle is cleaned up.
+void SetMethodAndBody(Transfer& t) {
+  CURL* e = t.easy.get();
+  const std::string& method = t.request.method;
+  if (method == "GET") {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    return;
+  }
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                   static_cast<curl_off_t>(t.request.body.size()));
+  if (t.request.at_most_once) {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, &OnRead);
+    curl_easy_setopt(e, CURLOPT_READDATA, &t);
+  } else {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t.request.body.data());
+  }
+  if (method != "POST") {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+}
+
 struct SocketInfo {
-  curl_socket_t fd;
-  event* ev = nullptr;
+  curl_socket_t fd = CURL_SOCKET_BAD;
+  EventPtr ev;
 };
 
 }  // namespace
@@ -179,26 +257,28 @@ class CurlMultiTransport::Impl {
 
   absl::Status Init() {
     GlobalInitOnce();
-    multi_ = curl_multi_init();
-    share_ = curl_share_init();
+    multi_.reset(curl_multi_init());
+    share_.reset(curl_share_init());
     if (multi_ == nullptr || share_ == nullptr) {
       return absl::InternalError("curl_multi_init/curl_share_init failed");
     }
     // All curl calls happen on the loop thread, so the share needs no lock
     // callbacks.
-    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Impl::OnSocket);
-    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
-    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Impl::OnTimerChange);
-    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
-    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
+    CURLSH* share = share_.get();
+    CURLM* multi = multi_.get();
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &Impl::OnSocket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &Impl::OnTimerChange);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       options_.max_host_connections);
     if (options_.max_idle_connections > 0) {
-      curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
+      curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
                         options_.max_idle_connections);
     }
-    timer_ = evtimer_new(loop_->base(), &Impl::OnTimeout, this);
+    timer_.reset(evtimer_new(loop_->base(), &Impl::OnTimeout, this));
     if (timer_ == nullptr) return absl::InternalError("evtimer_new failed");
     return absl::OkStatus();
   }
@@ -220,14 +300,15 @@ class CurlMultiTransport::Impl {
     auto t = std::make_unique<Transfer>();
     t->request = std::move(request);
     t->done = std::move(done);
-    t->easy = curl_easy_init();
+    t->easy.reset(curl_easy_init());
     if (t->easy == nullptr) {
       std::move(t->done)(TransportError(absl::StatusCode::kInternal,
                                         SendState::kNotSent,
                                         "curl_easy_init failed"));
       return;
     }
-    CURL* e = t->easy;
+    t->max_response_bytes = options_.max_response_bytes;
+    CURL* e = t->easy.get();
     const long timeout_ms = std::max<long>(
         1, static_cast<long>(std::ceil(absl::ToDoubleMilliseconds(remaining))));
     const long connect_ms = std::max<long>(
@@ -236,7 +317,7 @@ class CurlMultiTransport::Impl {
     curl_easy_setopt(e, CURLOPT_URL, t->request.url.c_str());
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_SHARE, share_);
+    curl_easy_setopt(e, CURLOPT_SHARE, share_.get());
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -257,26 +338,17 @@ class CurlMultiTransport::Impl {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &OnHeader);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+    curl_slist* headers = nullptr;
     for (const auto& [name, value] : t->request.headers) {
-      t->headers = curl_slist_append(t->headers,
-                                     absl::StrCat(name, ": ", value).c_str());
+      headers =
+          curl_slist_append(headers, absl::StrCat(name, ": ", value).c_str());
     }
     // No "Expect: 100-continue" round trip before the body.
-    t->headers = curl_slist_append(t->headers, "Expect:");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-    const std::string& method = t->request.method;
-    if (method == "GET") {
-      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    } else {
-      // The body stays alive in the Transfer until the handle is cleaned up.
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                       static_cast<curl_off_t>(t->request.body.size()));
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->request.body.data());
-      if (method != "POST") {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method.c_str());
-      }
-    }
-    CURLMcode rc = curl_multi_add_handle(multi_, e);
+    headers = curl_slist_append(headers, "Expect:");
+    t->headers.reset(headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    SetMethodAndBody(*t);
+    CURLMcode rc = curl_multi_add_handle(multi_.get(), e);
     if (rc != CURLM_OK) {
       std::move(t->done)(TransportError(
           absl::StatusCode::kInternal, SendState::kNotSent,
@@ -295,24 +367,18 @@ class CurlMultiTransport::Impl {
     auto transfers = std::move(transfers_);
     transfers_.clear();
     for (auto& [raw, t] : transfers) {
-      curl_multi_remove_handle(multi_, t->easy);
+      curl_multi_remove_handle(multi_.get(), t->easy.get());
       HttpCallback done = std::move(t->done);
       t.reset();
       std::move(done)(TransportError(absl::StatusCode::kCancelled,
                                      SendState::kMaybeSent,
                                      "transport shut down while in flight"));
     }
-    if (multi_ != nullptr) curl_multi_cleanup(multi_);
-    if (share_ != nullptr) curl_share_cleanup(share_);
-    multi_ = nullptr;
-    share_ = nullptr;
-    for (SocketInfo* s : sockets_) {
-      if (s->ev != nullptr) event_free(s->ev);
-      delete s;
-    }
+    // Easy handles are gone; the multi handle before the share it uses.
+    multi_.reset();
+    share_.reset();
     sockets_.clear();
-    if (timer_ != nullptr) event_free(timer_);
-    timer_ = nullptr;
+    timer_.reset();
   }
 
   int in_flight() const { return static_cast<int>(transfers_.size()); }
@@ -326,27 +392,24 @@ class CurlMultiTransport::Impl {
     auto* info = static_cast<SocketInfo*>(socketp);
     if (what == CURL_POLL_REMOVE) {
       if (info != nullptr) {
-        if (info->ev != nullptr) event_free(info->ev);
-        self->sockets_.erase(info);
-        delete info;
-        curl_multi_assign(self->multi_, fd, nullptr);
+        curl_multi_assign(self->multi_.get(), fd, nullptr);
+        self->sockets_.erase(info);  // frees its event
       }
       return 0;
     }
     if (info == nullptr) {
-      info = new SocketInfo{fd};
-      self->sockets_.insert(info);
-      curl_multi_assign(self->multi_, fd, info);
-    } else if (info->ev != nullptr) {
-      event_free(info->ev);
+      auto owned = std::make_unique<SocketInfo>();
+      info = owned.get();
+      self->sockets_.emplace(info, std::move(owned));
+      curl_multi_assign(self->multi_.get(), fd, info);
     }
     short kind = EV_PERSIST;
     if (what & CURL_POLL_IN) kind |= EV_READ;
     if (what & CURL_POLL_OUT) kind |= EV_WRITE;
     info->fd = fd;
-    info->ev =
-        event_new(self->loop_->base(), fd, kind, &Impl::OnSocketEvent, self);
-    event_add(info->ev, nullptr);
+    info->ev.reset(
+        event_new(self->loop_->base(), fd, kind, &Impl::OnSocketEvent, self));
+    event_add(info->ev.get(), nullptr);
     return 0;
   }
 
@@ -356,13 +419,13 @@ class CurlMultiTransport::Impl {
   static int OnTimerChange(CURLM*, long timeout_ms, void* userp) {
     auto* self = static_cast<Impl*>(userp);
     if (timeout_ms < 0) {
-      evtimer_del(self->timer_);
+      evtimer_del(self->timer_.get());
       return 0;
     }
     timeval tv;
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;
-    evtimer_add(self->timer_, &tv);
+    evtimer_add(self->timer_.get(), &tv);
     return 0;
   }
 
@@ -372,15 +435,18 @@ class CurlMultiTransport::Impl {
     if (what & EV_READ) action |= CURL_CSELECT_IN;
     if (what & EV_WRITE) action |= CURL_CSELECT_OUT;
     int running = 0;
-    curl_multi_socket_action(self->multi_, fd, action, &running);
+    curl_multi_socket_action(self->multi_.get(), fd, action, &running);
     self->CompleteFinished();
-    if (running <= 0 && self->timer_ != nullptr) evtimer_del(self->timer_);
+    if (running <= 0 && self->timer_ != nullptr) {
+      evtimer_del(self->timer_.get());
+    }
   }
 
   static void OnTimeout(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<Impl*>(arg);
     int running = 0;
-    curl_multi_socket_action(self->multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    curl_multi_socket_action(self->multi_.get(), CURL_SOCKET_TIMEOUT, 0,
+                             &running);
     self->CompleteFinished();
   }
 
@@ -389,7 +455,7 @@ class CurlMultiTransport::Impl {
     CURLMsg* msg = nullptr;
     int left = 0;
     while (multi_ != nullptr &&
-           (msg = curl_multi_info_read(multi_, &left)) != nullptr) {
+           (msg = curl_multi_info_read(multi_.get(), &left)) != nullptr) {
       if (msg->msg != CURLMSG_DONE) continue;
       CURL* easy = msg->easy_handle;
       CURLcode code = msg->data.result;
@@ -406,9 +472,13 @@ class CurlMultiTransport::Impl {
         t->response.status = static_cast<int>(status);
         result = std::move(t->response);
       } else {
-        result = ClassifyCurlError(code, easy, t->error);
+        if (t->too_large) {
+          std::snprintf(t->error, sizeof(t->error),
+                        "response body over %zu bytes", t->max_response_bytes);
+        }
+        result = ClassifyCurlError(code, easy, t->error, t->body_read);
       }
-      curl_multi_remove_handle(multi_, easy);
+      curl_multi_remove_handle(multi_.get(), easy);
       HttpCallback done = std::move(t->done);
       t.reset();
       std::move(done)(std::move(result));
@@ -417,12 +487,12 @@ class CurlMultiTransport::Impl {
 
   EventLoop* loop_;
   Options options_;
-  CURLM* multi_ = nullptr;
-  CURLSH* share_ = nullptr;
-  event* timer_ = nullptr;
+  CurlMulti multi_;
+  CurlShare share_;
+  EventPtr timer_;
   bool shut_down_ = false;
   absl::flat_hash_map<Transfer*, std::unique_ptr<Transfer>> transfers_;
-  absl::flat_hash_set<SocketInfo*> sockets_;
+  absl::flat_hash_map<SocketInfo*, std::unique_ptr<SocketInfo>> sockets_;
 };
 
 absl::StatusOr<std::unique_ptr<CurlMultiTransport>> CurlMultiTransport::Create(

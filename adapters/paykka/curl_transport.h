@@ -14,6 +14,14 @@
 // keep-alive connections are reused across requests; a CURLSH share holds
 // the TLS session cache and DNS cache so that new connections resume TLS
 // sessions.
+//
+// At most once (HttpRequest::at_most_once, creates and charges): libcurl
+// re-sends a request by itself when a reused connection dies before any
+// reply byte. For these requests the body goes through a read callback that
+// cannot rewind, so such a re-send fails (CURLE_SEND_FAIL_REWIND, maybe
+// sent) instead of writing the request twice; they keep the keep-alive
+// connection (no added handshake). A failure is kNotSent only if no byte of
+// any attempt was written.
 
 #include <memory>
 #include <string>
@@ -45,6 +53,9 @@ class CurlMultiTransport : public HttpTransport {
     bool verify_peer = true;
     // Extra CA bundle (PEM file); empty = the system's.
     std::string ca_file;
+    // Upper bound of a response body (PayKKa's are a few KiB): a longer one
+    // fails the call (kMaybeSent) instead of growing memory without bound.
+    size_t max_response_bytes = 1 << 20;
   };
 
   // Fails with kInternal if libcurl cannot be initialised.

@@ -85,6 +85,7 @@ class Call : public std::enable_shared_from_this<Call<T>> {
     // The signed bytes are the sent bytes: the transport gets a copy of
     // body_, which stays for a retry.
     request.body = body_;
+    request.at_most_once = kind_ == CallKind::kMutating;
     auto self = this->shared_from_this();
     env_->transport->Send(std::move(request), deadline_,
                           [self](absl::StatusOr<HttpResponse> result) mutable {

@@ -23,6 +23,10 @@ struct HttpRequest {
   std::string url;  // absolute, e.g. https://openapi.paykka.com/v3/payment/acq
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // A create or charge: written to the wire at most once. The transport
+  // never re-sends it by itself (e.g. after a reused keep-alive connection
+  // died), and any failure after a byte of it was written is kMaybeSent.
+  bool at_most_once = false;
 };
 
 struct HttpResponse {

@@ -83,6 +83,7 @@ class TestServer {
   }
   int connections() const { return connections_.load(); }
   int requests() const { return requests_.load(); }
+  int drops() const { return drops_.load(); }
 
  private:
   static bufferevent* OnConnection(event_base* base, void* arg) {
@@ -123,6 +124,15 @@ class TestServer {
     self->requests_++;
     const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
     const char* path = evhttp_uri_get_path(uri);
+    if (path != nullptr && std::strcmp(path, "/drop") == 0) {
+      // Read the whole request, then close the keep-alive connection
+      // without a reply byte (a server restart, an idle-timeout race).
+      self->drops_++;
+      bufferevent* bev =
+          evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+      shutdown(bufferevent_getfd(bev), SHUT_RDWR);
+      return;
+    }
     if (path != nullptr && std::strcmp(path, "/slow") == 0) {
       int ms = 0;
       const char* query = evhttp_uri_get_query(uri);
@@ -146,6 +156,7 @@ class TestServer {
   std::thread thread_;
   std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
+  std::atomic<int> drops_{0};
   absl::flat_hash_set<Delayed*> delayed_;  // loop thread only
 };
 
@@ -218,6 +229,60 @@ TEST_F(CurlMultiTransportTest, SequentialRequestsReuseOneConnection) {
   }
   EXPECT_EQ(server_.requests(), 5);
   EXPECT_EQ(server_.connections(), 1);
+}
+
+// Finding 1: a reused keep-alive connection dies after the server read the
+// request. libcurl re-sends a request by itself on a new connection when
+// that happens; a create or charge must reach the server once, and its
+// outcome is "maybe sent".
+TEST_F(CurlMultiTransportTest, AtMostOnceRequestIsNeverResentByLibcurl) {
+  ASSERT_TRUE(
+      SendAndWait(Post(server_.Url("/echo"), "{}"), absl::Seconds(5)).ok());
+  HttpRequest create = Post(server_.Url("/drop"), R"({"trans_id":"T-1"})");
+  create.at_most_once = true;
+  absl::StatusOr<HttpResponse> r = SendAndWait(create, absl::Seconds(5));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(SendStateOf(r.status()), SendState::kMaybeSent) << r.status();
+  EXPECT_EQ(server_.drops(), 1);
+  // The at-most-once body still arrives whole on a fresh connection.
+  HttpRequest echo = Post(server_.Url("/echo"), R"({"b":2})");
+  echo.at_most_once = true;
+  absl::StatusOr<HttpResponse> ok = SendAndWait(echo, absl::Seconds(5));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->body, R"({"b":2})");
+}
+
+// The same fault on a query: libcurl may re-send it (no side effects).
+TEST_F(CurlMultiTransportTest, QueryOnADroppedConnectionMayBeResent) {
+  ASSERT_TRUE(
+      SendAndWait(Post(server_.Url("/echo"), "{}"), absl::Seconds(5)).ok());
+  absl::StatusOr<HttpResponse> r =
+      SendAndWait(Post(server_.Url("/drop"), "{}"), absl::Seconds(5));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(SendStateOf(r.status()), SendState::kMaybeSent) << r.status();
+  EXPECT_GE(server_.drops(), 1);
+}
+
+// Finding 10: upstream bodies are bounded.
+TEST_F(CurlMultiTransportTest, ResponseBodyOverTheCapFailsMaybeSent) {
+  CurlMultiTransport::Options options;
+  options.max_response_bytes = 1024;
+  auto capped = *CurlMultiTransport::Create(loop_.get(), options);
+  absl::StatusOr<HttpResponse> result = absl::UnknownError("no callback");
+  absl::Notification done;
+  capped->Send(Post(server_.Url("/echo"), std::string(4096, 'x')),
+               absl::Now() + absl::Seconds(5),
+               [&](absl::StatusOr<HttpResponse> r) {
+                 result = std::move(r);
+                 done.Notify();
+               });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(SendStateOf(result.status()), SendState::kMaybeSent);
+  EXPECT_NE(result.status().message().find("over 1024 bytes"),
+            absl::string_view::npos)
+      << result.status();
+  capped.reset();
 }
 
 TEST_F(CurlMultiTransportTest, TimeoutAfterSendingIsMaybeSent) {
