@@ -131,12 +131,13 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
         entry.upstream_ms =
             absl::ToDoubleMilliseconds(outcome.info.upstream_latency);
         entry.store_error = std::move(outcome.info.store_error);
-        reactor->Finish(std::move(status));
         entry.total_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
-        // `this` outlives the server's calls; the reactor may already be
-        // gone, the entry is ours.
+        // Logged and counted first: once Finish() ran, the server may shut
+        // down and main may destroy the logger and the registry (and this
+        // service) while this lambda still runs.
         if (logger_ != nullptr) logger_->Log(entry);
         if (metrics_ != nullptr) metrics_->Observe(entry);
+        reactor->Finish(std::move(status));
       });
   return reactor;
 }

@@ -3,6 +3,7 @@
 
 #include "service/grpc_service.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -33,9 +34,12 @@ using Op = FakePaykkaClient::Op;
 class CapturingLogger : public RequestLogger {
  public:
   void Log(const RequestLogEntry& entry) override {
+    absl::SleepFor(slow_);
     absl::MutexLock lock(&mu_);
     entries_.push_back(entry);
   }
+  // Each Log() takes this long (a slow log sink).
+  void set_slow(absl::Duration d) { slow_ = d; }
   std::vector<RequestLogEntry> entries() {
     absl::MutexLock lock(&mu_);
     return entries_;
@@ -44,6 +48,7 @@ class CapturingLogger : public RequestLogger {
  private:
   absl::Mutex mu_;
   std::vector<RequestLogEntry> entries_;
+  std::atomic<absl::Duration> slow_{absl::ZeroDuration()};
 };
 
 struct Details {
@@ -144,6 +149,20 @@ TEST_F(GrpcServiceTest, CreateCheckoutOkAndLogged) {
     if (family.name == "payorch_requests_total") found = true;
   }
   EXPECT_TRUE(found);
+}
+
+// Finding 10: the log line and metrics are written before the reactor is
+// finished. After Finish() the server (and main's logger and registry) may
+// be torn down; so once the caller has its answer, the line is written.
+TEST_F(GrpcServiceTest, LogLineIsWrittenBeforeTheAnswerLeaves) {
+  logger_.set_slow(absl::Milliseconds(300));
+  v1::CreateCheckoutResponse resp;
+  grpc::ClientContext ctx;
+  grpc::Status s = stub_->CreateCheckout(
+      &ctx, testing::ValidCheckout(absl::Now(), "T-log"), &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(logger_.entries().size(), 1u);
+  logger_.set_slow(absl::ZeroDuration());
 }
 
 TEST_F(GrpcServiceTest, InvalidArgumentCarriesBadRequestInTrailers) {
