@@ -251,7 +251,7 @@ check "HPA [full]" assert full replicas hpa
 check "ServiceMonitor scrapes /metrics on the Service's http port [servicemonitor]" assert servicemonitor serviceMonitor
 check "ServiceMonitor [full]" assert full serviceMonitor
 check "NetworkPolicy: ingress grpc/http only; egress DNS, Redis, PayKKa CIDRs [netpol]" assert netpol networkPolicy 6379
-check "NetworkPolicy [full]" assert full networkPolicy 6379
+check "NetworkPolicy admits the ingress controller on the webhook port [full]" assert full networkPolicy 6379 webhook
 check "NetworkPolicy admits the helm test pod on grpc only [netpolstrict]" assert netpolstrict networkPolicy 6379
 check "Redis password: none without redis.existingSecret [default]" assert default redisPassword none
 check "Redis password: a read-only file from Secret payorch-redis, --redis_password_file [merchants]" \

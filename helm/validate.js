@@ -351,12 +351,18 @@ const asserts = {
 
   // NetworkPolicy: both directions restricted; ingress only on grpc/http ports; egress only DNS,
   // Redis (arg: redis port) and PayKKa CIDRs on 443; no rule without peers (= allow all).
-  networkPolicy(docs, redisPort) {
+  networkPolicy(docs, redisPort, needWebhook) {
     const np = one(docs, 'NetworkPolicy');
+    const ports = (np.spec.ingress || []).map((r) => r.ports.map((p) => p.port).join(','));
+    if (needWebhook === 'webhook') {
+      expect(ports.includes('webhook'), 'the webhook port is not reachable through the NetworkPolicy');
+      const c = container(docs);
+      expect(c.ports.some((p) => p.name === 'webhook'), 'no webhook container port');
+    }
     expect(JSON.stringify(np.spec.policyTypes) === '["Ingress","Egress"]', 'policyTypes is not [Ingress, Egress]');
     for (const r of np.spec.ingress || []) {
       expect(r.from && r.from.length, 'ingress rule without from (allows everyone)');
-      expect(r.ports && r.ports.every((p) => ['grpc', 'http'].includes(p.port)), 'ingress on a port other than grpc/http');
+      expect(r.ports && r.ports.every((p) => ['grpc', 'http', 'webhook'].includes(p.port)), 'ingress on a port other than grpc/http/webhook');
     }
     const eg = np.spec.egress || [];
     for (const r of eg) {
