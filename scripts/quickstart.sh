@@ -78,6 +78,7 @@ cat >"$RUN/merchants.json" <<JSON
 JSON
 "$BIN/payorchd" --grpc_listen="127.0.0.1:$GRPC_PORT" --http_listen="127.0.0.1:$HTTP_PORT" \
   --redis_url="redis://127.0.0.1:$REDIS_PORT" --merchants_config="$RUN/merchants.json" \
+  --paykka_allow_http \
   >"$RUN/payorchd.out" 2>"$RUN/payorchd.log" </dev/null &
 PIDS+=($!)
 wait_for_line "$RUN/payorchd.out" "listening grpc" >/dev/null

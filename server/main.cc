@@ -11,6 +11,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -96,6 +97,9 @@ ABSL_FLAG(int, cpu_threads, 2, "threads for CPU work (RSA signing)");
 ABSL_FLAG(std::string, paykka_ca_file, "",
           "PEM bundle of CAs trusted for PayKKa's TLS certificate (empty: the "
           "system's)");
+ABSL_FLAG(bool, paykka_allow_http, false,
+          "accept plain http:// PayKKa base URLs (local sandbox only; "
+          "otherwise every merchant's base_url must be https)");
 ABSL_FLAG(int, max_host_connections, 0,
           "max connections to one PayKKa host (0 = unlimited, reused with "
           "keep-alive)");
@@ -154,6 +158,7 @@ void ApplyEnvironment() {
                            "reconcile_max_backoff",
                            "unsettled_buckets",
                            "paykka_ca_file",
+                           "paykka_allow_http",
                            "redis_wait_replicas",
                            "redis_wait_timeout"}) {
     std::string env = absl::StrCat("PAYORCH_", absl::AsciiStrToUpper(name));
@@ -170,6 +175,13 @@ void ApplyEnvironment() {
 }
 
 // Raises the soft fd limit to --max_open_files, within the hard limit.
+// No core dumps: merchants' private keys are in this process's memory.
+void DisableCoreDumps() {
+  rlimit none{0, 0};
+  setrlimit(RLIMIT_CORE, &none);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 void RaiseFileLimit() {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
@@ -288,6 +300,7 @@ int Run() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  DisableCoreDumps();
   RaiseFileLimit();
 
   {
@@ -302,6 +315,13 @@ int Run() {
   auto merchants =
       paykka::LoadMerchantConfigs(absl::GetFlag(FLAGS_merchants_config));
   if (!merchants.ok()) Die("merchant configuration", merchants.status());
+  if (absl::GetFlag(FLAGS_paykka_allow_http)) {
+    std::fprintf(stderr,
+                 "payorchd: WARNING: --paykka_allow_http: PayKKa may be "
+                 "reached over plain http (local sandbox only)\n");
+  } else if (absl::Status s = paykka::RequireHttps(*merchants); !s.ok()) {
+    Die("merchant configuration", s);
+  }
   std::fprintf(stderr, "payorchd: %zu merchant(s) configured\n",
                merchants->size());
 

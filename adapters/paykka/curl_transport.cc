@@ -328,6 +328,7 @@ class CurlMultiTransport::Impl {
     // buffer (libcurl's default is 16 KiB) keeps memory per call in flight
     // down when thousands are held; larger bodies just take more reads.
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_peer ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_peer ? 2L : 0L);
     if (!options_.ca_file.empty()) {

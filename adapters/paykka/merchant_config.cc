@@ -1,5 +1,7 @@
 #include "adapters/paykka/merchant_config.h"
 
+#include <openssl/crypto.h>
+
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
@@ -108,6 +110,8 @@ absl::StatusOr<MerchantConfig> ParseMerchant(const json& m, size_t index,
         absl::StrCat(who, ": private_key_file: ", key_text.status().message()));
   }
   absl::StatusOr<RsaPrivateKey> key = RsaPrivateKey::Parse(*key_text);
+  // The PEM text is not needed once parsed: leave no copy of the key.
+  OPENSSL_cleanse(key_text->data(), key_text->size());
   if (!key.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(who, ": private_key_file ", key_path,
@@ -192,6 +196,18 @@ absl::StatusOr<std::vector<MerchantConfig>> ParseMerchantConfigs(
     out.push_back(*std::move(m));
   }
   return out;
+}
+
+absl::Status RequireHttps(const std::vector<MerchantConfig>& merchants) {
+  for (const MerchantConfig& m : merchants) {
+    if (!absl::StartsWith(m.base_url, "https://")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "merchant ", m.merchant_id, ": base_url ", m.base_url,
+          " is not https (plain http only with --paykka_allow_http, for a "
+          "local sandbox)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<MerchantConfig>> LoadMerchantConfigs(

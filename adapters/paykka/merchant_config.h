@@ -44,6 +44,10 @@ inline constexpr absl::string_view kProductionEuBaseUrl =
 absl::StatusOr<std::vector<MerchantConfig>> LoadMerchantConfigs(
     const std::string& json_path);
 
+// kInvalidArgument naming the first merchant whose base_url is not https
+// (plain http is for the local sandbox only: payorchd --paykka_allow_http).
+absl::Status RequireHttps(const std::vector<MerchantConfig>& merchants);
+
 // The same from text; relative key paths are resolved against `base_dir`.
 absl::StatusOr<std::vector<MerchantConfig>> ParseMerchantConfigs(
     absl::string_view json_text, const std::string& base_dir);

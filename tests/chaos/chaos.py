@@ -193,7 +193,8 @@ class Deployment:
             [os.path.join(self.bin_dir, "payorchd"),
              "--grpc_listen=127.0.0.1:%d" % r["grpc"], "--http_listen=127.0.0.1:%d" % r["http"],
              "--merchants_config=" + self.path("merchants.json"),
-             "--redis_url=" + self.redis.url(), "--log_level=error", "--drain_grace=1s"]
+             "--redis_url=" + self.redis.url(), "--log_level=error", "--drain_grace=1s",
+             "--paykka_allow_http"]
             + self.flags,
             stdout=subprocess.DEVNULL, stderr=open(self.path("payorchd-%d.log" % i), "a"))
         r["stopped"] = False

@@ -261,5 +261,21 @@ TEST_F(EdgeSecurityTest, HugeHeaderIsRefusedWithoutGrowingRss) {
   EXPECT_TRUE(Alive(*stack_));
 }
 
+TEST_F(EdgeSecurityTest, NoCoreDumpsWhileKeysAreInMemory) {
+  auto limits = RunCommand(absl::StrCat("grep 'Max core file size' /proc/",
+                                        stack_->payorchd_pid(), "/limits"));
+  ASSERT_TRUE(limits.ok()) << limits.status();
+  EXPECT_THAT(*limits, ::testing::ContainsRegex("size +0 +0 "));
+}
+
+TEST(PaykkaHttpsTest, PlainHttpPaykkaNeedsTheSandboxFlag) {
+  // The stack's sandbox listens on plain http; without --paykka_allow_http
+  // (the last occurrence of a flag wins) payorchd refuses to start.
+  auto stack =
+      Stack::Start(StackOptions::Payorchd({"--paykka_allow_http=false"}));
+  ASSERT_FALSE(stack.ok());
+  EXPECT_THAT(std::string(stack.status().message()), HasSubstr("is not https"));
+}
+
 }  // namespace
 }  // namespace payorch::testing

@@ -214,6 +214,9 @@ absl::Status Stack::StartPayorchd(int i) {
       : cluster_ != nullptr ? "--redis_url=" + cluster_->url()
                             : "--redis_url=" + redis_->url()};
   if (!ca_file_.empty()) argv.push_back("--paykka_ca_file=" + ca_file_);
+  if (!absl::StartsWith(paykka_url_, "https://")) {
+    argv.push_back("--paykka_allow_http");  // the sandbox's plain listener
+  }
   for (const auto& a : options_.payorchd_args) argv.push_back(a);
   auto process = Subprocess::Start(argv, r.log_path);
   if (!process.ok()) return process.status();
