@@ -349,6 +349,10 @@ class CurlMultiTransport::Impl {
     t->headers.reset(headers);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     SetMethodAndBody(*t);
+    if (t->request.at_most_once && options_.fresh_connection_for_at_most_once) {
+      curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+      curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     CURLMcode rc = curl_multi_add_handle(multi_.get(), e);
     if (rc != CURLM_OK) {
       std::move(t->done)(TransportError(

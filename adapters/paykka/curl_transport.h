@@ -56,6 +56,11 @@ class CurlMultiTransport : public HttpTransport {
     // Upper bound of a response body (PayKKa's are a few KiB): a longer one
     // fails the call (kMaybeSent) instead of growing memory without bound.
     size_t max_response_bytes = 1 << 20;
+    // The other at-most-once mechanism, measured by bench/at_most_once.sh:
+    // a fresh connection (TCP + TLS handshake) for every at-most-once
+    // request, closed after it. Off in production (the non-rewindable body
+    // gives the same guarantee without the handshake).
+    bool fresh_connection_for_at_most_once = false;
   };
 
   // Fails with kInternal if libcurl cannot be initialised.
