@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,10 @@
 #include "absl/synchronization/notification.h"
 #include "cache/redis_cluster.h"
 #include "common/crypto.h"
+#include "common/trace_context.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 
 namespace payorch::cache {
 namespace {
@@ -140,6 +145,52 @@ absl::StatusOr<RedisTarget> ParseRedisUrl(const std::string& url) {
   return target;
 }
 
+// Times commands into the histogram and tells the observer.
+class RedisClient::Instrumentation {
+ public:
+  Instrumentation(prometheus::Registry* registry, RedisCommandObserver observer)
+      : duration_(registry == nullptr
+                      ? nullptr
+                      : &prometheus::BuildHistogram()
+                             .Name("payorch_redis_command_duration_seconds")
+                             .Help("Redis commands by command and outcome: "
+                                   "latency from Command() to the reply or "
+                                   "failure (queueing included).")
+                             .Register(*registry)),
+        observer_(std::move(observer)) {}
+
+  bool active() const { return duration_ != nullptr || observer_; }
+
+  void Finish(RedisCommandRecord& record,
+              const absl::StatusOr<RedisReply>& reply) const {
+    if (!reply.ok()) {
+      record.outcome = "unavailable";
+      record.error = std::string(reply.status().message());
+    } else if (reply->is_error()) {
+      record.outcome = "error_reply";
+      record.error = reply->str.substr(0, 128);
+    } else {
+      record.outcome = "ok";
+    }
+    if (duration_ != nullptr) {
+      // clang-format off
+      static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+          0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+          0.01, 0.025, 0.05, 0.1, 0.25, 0.5};
+      // clang-format on
+      duration_
+          ->Add({{"command", record.command}, {"outcome", record.outcome}},
+                *buckets)
+          .Observe(absl::ToDoubleSeconds(record.latency));
+    }
+    if (observer_) observer_(record);
+  }
+
+ private:
+  prometheus::Family<prometheus::Histogram>* const duration_;
+  const RedisCommandObserver observer_;
+};
+
 absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(
     EventLoop* loop, RedisClientOptions options) {
   if (loop == nullptr) return absl::InvalidArgumentError("no event loop");
@@ -155,6 +206,8 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(
           "Redis timeouts and backoffs must be positive");
     }
   }
+  auto instrumentation = std::make_shared<const Instrumentation>(
+      options.metrics, std::move(options.observer));
   auto impl =
       std::make_shared<Impl>(loop, *std::move(target), std::move(options));
   if (loop->InLoopThread()) {
@@ -162,7 +215,8 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(
   } else {
     loop->Post([impl] { impl->Start(); });
   }
-  return std::unique_ptr<RedisClient>(new RedisClient(loop, std::move(impl)));
+  return std::unique_ptr<RedisClient>(
+      new RedisClient(loop, std::move(impl), std::move(instrumentation)));
 }
 
 RedisClient::~RedisClient() {
@@ -182,6 +236,22 @@ RedisClient::~RedisClient() {
   done->WaitForNotificationWithTimeout(absl::Seconds(10));
 }
 
+RedisClient::Callback RedisClient::Instrument(
+    const std::vector<std::string>& args, Callback done) const {
+  if (instrumentation_->active() && !args.empty()) {
+    done = [instrumentation = instrumentation_, start = absl::Now(),
+            command = absl::AsciiStrToLower(args[0]),
+            done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
+      RedisCommandRecord record;
+      record.command = std::move(command);
+      record.latency = absl::Now() - start;
+      instrumentation->Finish(record, reply);
+      std::move(done)(std::move(reply));
+    };
+  }
+  return BindTrace(std::move(done));
+}
+
 void RedisClient::Post(absl::AnyInvocable<void()> fn) {
   if (loop_->InLoopThread()) {
     fn();
@@ -191,6 +261,7 @@ void RedisClient::Post(absl::AnyInvocable<void()> fn) {
 }
 
 void RedisClient::Command(std::vector<std::string> args, Callback done) {
+  done = Instrument(args, std::move(done));
   std::optional<std::string> key = RoutingKey(args);
   Post([impl = impl_, key = std::move(key), args = std::move(args),
         done = std::move(done)]() mutable {
@@ -200,6 +271,7 @@ void RedisClient::Command(std::vector<std::string> args, Callback done) {
 
 void RedisClient::CommandForKey(std::string key, std::vector<std::string> args,
                                 Callback done) {
+  done = Instrument(args, std::move(done));
   Post([impl = impl_, key = std::move(key), args = std::move(args),
         done = std::move(done)]() mutable {
     impl->Send(std::move(key), std::move(args), std::move(done));
@@ -209,6 +281,8 @@ void RedisClient::CommandForKey(std::string key, std::vector<std::string> args,
 void RedisClient::CommandThenWait(
     std::vector<std::string> args, ReplicationWait wait,
     absl::AnyInvocable<bool(const RedisReply&) const> wait_if, Callback done) {
+  // Timed as one command, WAIT included.
+  done = Instrument(args, std::move(done));
   Post([impl = impl_, args = std::move(args), wait,
         wait_if = std::move(wait_if), done = std::move(done)]() mutable {
     impl->SendThenWait(std::move(args), wait, std::move(wait_if),

@@ -14,6 +14,7 @@
 // already on it). Completion callbacks run on the loop thread, exactly once.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +25,20 @@
 #include "absl/time/time.h"
 #include "common/event_loop.h"
 
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
 namespace payorch::cache {
+
+// One finished command, for an observer (payorchd logs it at debug level).
+struct RedisCommandRecord {
+  std::string command;  // "evalsha", "eval", ... (lower case)
+  std::string outcome;  // "ok", "error_reply", "unavailable"
+  absl::Duration latency;
+  std::string error;  // the failure or error reply, when there is one
+};
+using RedisCommandObserver = std::function<void(const RedisCommandRecord&)>;
 
 // Where to connect: redis://[[user]:password@]host[:port][/db].
 struct RedisEndpoint {
@@ -73,6 +87,13 @@ struct RedisClientOptions {
   // traffic. In Cluster mode the slot map is refreshed as often. Zero
   // disables both.
   absl::Duration ping_interval = absl::Seconds(1);
+  // Optional: each Command() is timed into
+  // payorch_redis_command_duration_seconds{command,outcome} of this registry
+  // (which must outlive the client's last callback).
+  prometheus::Registry* metrics = nullptr;
+  // Optional: called for each finished Command() on the loop thread, under
+  // the trace of the caller that sent it (common/trace_context.h).
+  RedisCommandObserver observer;
 };
 
 // WAIT after a write: how many replicas must confirm it, and for how long to
@@ -120,7 +141,8 @@ class RedisClient {
   // hold any bytes. `done` gets the reply, or kUnavailable when Redis is not
   // connected, the connection is lost before the reply, or command_timeout
   // passes (the command may or may not have run). When called on the loop
-  // thread, `done` may run before Command() returns.
+  // thread, `done` may run before Command() returns. `done` runs under the
+  // trace current at the call.
   //
   // In Cluster mode the command goes to the primary of its first key's slot
   // (RoutingKey() in cache/redis_cluster.h: args[1], or the first key of
@@ -150,13 +172,23 @@ class RedisClient {
   bool Healthy() const;
 
   class Impl;
+  class Instrumentation;
 
  private:
-  RedisClient(EventLoop* loop, std::shared_ptr<Impl> impl)
-      : loop_(loop), impl_(std::move(impl)) {}
+  RedisClient(EventLoop* loop, std::shared_ptr<Impl> impl,
+              std::shared_ptr<const Instrumentation> instrumentation)
+      : loop_(loop),
+        impl_(std::move(impl)),
+        instrumentation_(std::move(instrumentation)) {}
   void Post(absl::AnyInvocable<void()> fn);
+  // `done` timed into the metrics, told to the observer, and bound to the
+  // current trace.
+  Callback Instrument(const std::vector<std::string>& args,
+                      Callback done) const;
   EventLoop* loop_;
   std::shared_ptr<Impl> impl_;
+  // Shared with commands' callbacks, which may outlive the client.
+  std::shared_ptr<const Instrumentation> instrumentation_;
 };
 
 }  // namespace payorch::cache

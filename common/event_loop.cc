@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/trace_context.h"
 
 namespace payorch {
 namespace {
@@ -118,6 +119,7 @@ bool EventLoop::InLoopThread() const {
 }
 
 void EventLoop::Post(absl::AnyInvocable<void()> fn) {
+  fn = BindTrace(std::move(fn));  // the request's trace travels with its work
   bool wake = false;
   {
     absl::MutexLock lock(&mu_);
@@ -131,7 +133,7 @@ void EventLoop::Post(absl::AnyInvocable<void()> fn) {
 }
 
 void EventLoop::RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn) {
-  Post([this, delay, fn = std::move(fn)]() mutable {
+  Post([this, delay, fn = BindTrace(std::move(fn))]() mutable {
     auto* state = new TimerState;
     state->fn = std::move(fn);
     state->ev = evtimer_new(base_, &OnTimer, state);
@@ -183,6 +185,7 @@ WorkerPool::~WorkerPool() {
 }
 
 void WorkerPool::Submit(absl::AnyInvocable<void()> fn) {
+  fn = BindTrace(std::move(fn));
   absl::MutexLock lock(&mu_);
   queue_.push_back(std::move(fn));
 }

@@ -42,7 +42,9 @@ class EventLoop {
   EventLoop& operator=(const EventLoop&) = delete;
 
   event_base* base() const { return base_; }
-  // Runs `fn` on the loop thread, soon. FIFO among Post() calls.
+  // Runs `fn` on the loop thread, soon. FIFO among Post() calls. Post,
+  // RunAfter and WorkerPool::Submit run `fn` under the trace that was
+  // current when it was queued (common/trace_context.h).
   void Post(absl::AnyInvocable<void()> fn);
   // Runs `fn` on the loop thread after `delay`.
   void RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn);

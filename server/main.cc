@@ -34,12 +34,14 @@
 #include "absl/time/time.h"
 #include "adapters/paykka/curl_transport.h"
 #include "adapters/paykka/http_paykka_client.h"
+#include "adapters/paykka/instrumented_transport.h"
 #include "adapters/paykka/merchant_config.h"
 #include "cache/in_memory_idempotency_store.h"
 #include "cache/nonce_store.h"
 #include "cache/redis_idempotency_store.h"
 #include "common/event_loop.h"
 #include "common/http_server.h"
+#include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 #include "service/grpc_service.h"
@@ -325,6 +327,14 @@ int Run() {
   std::fprintf(stderr, "payorchd: %zu merchant(s) configured\n",
                merchants->size());
 
+  auto log_level = service::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!log_level.has_value()) {
+    Die("--log_level",
+        absl::InvalidArgumentError("expected debug, info, warning or error"));
+  }
+  service::JsonLineLogger request_log(stderr, *log_level);
+  auto registry = std::make_shared<prometheus::Registry>();
+
   auto loop = EventLoop::Start("payorch-io");
   if (!loop.ok()) Die("event loop", loop.status());
   // Redis gets its own loop thread: its replies must not queue behind
@@ -340,8 +350,14 @@ int Run() {
   auto transport =
       paykka::CurlMultiTransport::Create(loop->get(), transport_options);
   if (!transport.ok()) Die("HTTP transport", transport.status());
+  // traceparent to PayKKa, per-endpoint metrics, one debug line per call.
+  paykka::InstrumentedTransport instrumented(
+      transport->get(), registry.get(),
+      [&request_log](const paykka::PaykkaCallRecord& call) {
+        request_log.LogPaykkaCall(call);
+      });
   auto paykka_client =
-      paykka::MakeHttpPaykkaClient(loop->get(), &cpu, transport->get());
+      paykka::MakeHttpPaykkaClient(loop->get(), &cpu, &instrumented);
   if (!paykka_client.ok()) Die("PayKKa client", paykka_client.status());
 
   std::unique_ptr<cache::IdempotencyStore> store;
@@ -378,6 +394,11 @@ int Run() {
     options.retention = absl::GetFlag(FLAGS_idempotency_retention);
     options.replication.replicas = absl::GetFlag(FLAGS_redis_wait_replicas);
     options.replication.timeout = absl::GetFlag(FLAGS_redis_wait_timeout);
+    options.client.metrics = registry.get();
+    options.client.observer =
+        [&request_log](const cache::RedisCommandRecord& c) {
+          request_log.LogRedisCommand(c);
+        };
     auto redis =
         cache::RedisIdempotencyStore::Create(redis_loop->get(), options);
     if (!redis.ok()) Die("Redis idempotency store", redis.status());
@@ -403,7 +424,6 @@ int Run() {
                  absl::FormatDuration(options.retention).c_str());
   }
 
-  auto registry = std::make_shared<prometheus::Registry>();
   service::PaymentServiceOptions service_options;
   service_options.lease = absl::GetFlag(FLAGS_lease);
   service_options.retention = absl::GetFlag(FLAGS_idempotency_retention);
@@ -419,12 +439,6 @@ int Run() {
   std::unique_ptr<service::Reconciler> reconciler =
       StartReconciler(loop->get(), unsettled_index.get(), store.get(),
                       paykka_client->get(), merchant_registry, registry.get());
-  auto log_level = service::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
-  if (!log_level.has_value()) {
-    Die("--log_level",
-        absl::InvalidArgumentError("expected debug, info, warning or error"));
-  }
-  service::JsonLineLogger request_log(stderr, *log_level);
   service::GrpcServiceOptions grpc_options;
   grpc_options.default_deadline = absl::GetFlag(FLAGS_default_deadline);
   service::PaymentOrchestratorService grpc_service(&payments, &request_log,
@@ -450,7 +464,14 @@ int Run() {
   // on the loop.
   std::atomic<bool> draining{false};
   std::atomic<bool> ready{false};
+  prometheus::Gauge& redis_up =
+      prometheus::BuildGauge()
+          .Name("payorch_redis_up")
+          .Help("1 while the idempotency store (Redis) is reachable.")
+          .Register(*registry)
+          .Add({});
   auto update_health = [&] {
+    redis_up.Set(store->Healthy() ? 1 : 0);
     bool now_ready = !draining.load() && store->Healthy();
     if (now_ready != ready.exchange(now_ready)) {
       std::fprintf(stderr, "payorchd: readiness %s\n",

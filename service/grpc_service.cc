@@ -7,8 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/errors.h"
+#include "common/trace_context.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
+#include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "service/grpc_status.h"
@@ -26,6 +28,19 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context,
   // gRPC reports "no deadline" as a far-future time point.
   if (deadline > now + absl::Hours(24 * 365)) return now + fallback;
   return deadline;
+}
+
+// The caller's W3C traceparent continued with payorch's own span, or a new
+// trace when the caller sent none (or a malformed one, as the spec asks).
+TraceContext TraceOf(grpc::CallbackServerContext& context) {
+  const auto& md = context.client_metadata();
+  auto it = md.find("traceparent");
+  if (it != md.end()) {
+    auto parent = TraceContext::Parse(
+        absl::string_view(it->second.data(), it->second.size()));
+    if (parent.has_value()) return parent->Child();
+  }
+  return TraceContext::NewRoot();
 }
 
 std::string RequestIdOf(grpc::CallbackServerContext& context) {
@@ -53,7 +68,15 @@ class ServiceMetrics {
         upstream_(prometheus::BuildHistogram()
                       .Name("payorch_upstream_duration_seconds")
                       .Help("Time per RPC spent waiting for PayKKa.")
-                      .Register(registry)) {}
+                      .Register(registry)),
+        in_flight_(prometheus::BuildGauge()
+                       .Name("payorch_requests_in_flight")
+                       .Help("RPCs started and not yet finished, by method.")
+                       .Register(registry)) {}
+
+  prometheus::Gauge& InFlight(const char* method) {
+    return in_flight_.Add({{"method", method}});
+  }
 
   void Observe(const RequestLogEntry& e) {
     requests_
@@ -76,6 +99,7 @@ class ServiceMetrics {
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Histogram>& upstream_;
+  prometheus::Family<prometheus::Gauge>& in_flight_;
 };
 
 PaymentOrchestratorService::PaymentOrchestratorService(
@@ -106,10 +130,19 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
   entry.merchant_id = request->merchant_id();
   entry.trans_id = std::move(trans_id);
   context->AddInitialMetadata("x-request-id", entry.request_id);
+  // Everything this call starts runs under its trace (log lines, PayKKa's
+  // traceparent header); the caller gets payorch's span back.
+  const TraceContext trace = TraceOf(*context);
+  ScopedTrace trace_scope(trace);
+  entry.trace_id = trace.TraceIdHex();
+  context->AddInitialMetadata("traceparent", trace.ToTraceparent());
+  prometheus::Gauge* in_flight =
+      metrics_ != nullptr ? &metrics_->InFlight(method_name) : nullptr;
+  if (in_flight != nullptr) in_flight->Increment();
 
   (service_->*method)(
       *request, deadline,
-      [this, reactor, response, start,
+      [this, reactor, response, start, in_flight,
        entry = std::move(entry)](Outcome<Response> outcome) mutable {
         grpc::Status status;
         if (outcome.result.ok()) {
@@ -137,6 +170,7 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
         // service) while this lambda still runs.
         if (logger_ != nullptr) logger_->Log(entry);
         if (metrics_ != nullptr) metrics_->Observe(entry);
+        if (in_flight != nullptr) in_flight->Decrement();
         reactor->Finish(std::move(status));
       });
   return reactor;

@@ -1,5 +1,6 @@
 #include "service/request_logger.h"
 
+#include "common/trace_context.h"
 #include "nlohmann/json.hpp"
 
 namespace payorch::service {
@@ -18,6 +19,7 @@ std::string ToJsonLine(const RequestLogEntry& e) {
   j["msg"] = "request";
   j["method"] = e.method;
   j["request_id"] = Bounded(e.request_id);
+  if (!e.trace_id.empty()) j["trace_id"] = e.trace_id;
   j["merchant_id"] = Bounded(e.merchant_id);
   j["trans_id"] = Bounded(e.trans_id);
   j["code"] = e.code;
@@ -53,8 +55,52 @@ absl::optional<LogLevel> ParseLogLevel(const std::string& text) {
 void JsonLineLogger::Log(const RequestLogEntry& entry) {
   LogLevel level = SeverityOf(entry);
   if (level < min_level_) return;
+  Write(level, ToJsonLine(entry));
+}
+
+namespace {
+
+// {"msg":..., "trace_id":... (when the thread has a trace)} as a start.
+nlohmann::ordered_json TracedLine(const char* msg) {
+  nlohmann::ordered_json j;
+  j["msg"] = msg;
+  if (CurrentTrace().valid()) j["trace_id"] = CurrentTrace().TraceIdHex();
+  return j;
+}
+
+std::string Dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+void JsonLineLogger::LogPaykkaCall(const paykka::PaykkaCallRecord& call) {
+  bool answered = call.outcome == "ok" || call.outcome == "http_4xx";
+  LogLevel level = answered ? LogLevel::kDebug : LogLevel::kWarning;
+  if (level < min_level_) return;
+  nlohmann::ordered_json j = TracedLine("paykka call");
+  j["endpoint"] = call.endpoint;
+  j["outcome"] = call.outcome;
+  if (call.http_status != 0) j["http_status"] = call.http_status;
+  j["latency_ms"] = absl::ToDoubleMilliseconds(call.latency);
+  if (!call.error.empty()) j["error"] = call.error;
+  Write(level, Dump(j));
+}
+
+void JsonLineLogger::LogRedisCommand(const cache::RedisCommandRecord& command) {
+  LogLevel level =
+      command.outcome == "ok" ? LogLevel::kDebug : LogLevel::kWarning;
+  if (level < min_level_) return;
+  nlohmann::ordered_json j = TracedLine("redis command");
+  j["command"] = command.command;
+  j["outcome"] = command.outcome;
+  j["latency_ms"] = absl::ToDoubleMilliseconds(command.latency);
+  if (!command.error.empty()) j["error"] = command.error;
+  Write(level, Dump(j));
+}
+
+void JsonLineLogger::Write(LogLevel level, std::string line) {
   static constexpr const char* kNames[] = {"debug", "info", "warning", "error"};
-  std::string line = ToJsonLine(entry);
   // {"msg":... -> {"level":"info","msg":...
   line.insert(
       1, std::string("\"level\":\"") + kNames[static_cast<int>(level)] + "\",");

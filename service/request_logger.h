@@ -10,12 +10,15 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
+#include "adapters/paykka/instrumented_transport.h"
+#include "cache/redis_client.h"
 
 namespace payorch::service {
 
 struct RequestLogEntry {
   std::string method;      // "CreateCheckout", ...
   std::string request_id;  // x-request-id, or generated
+  std::string trace_id;    // W3C trace id (traceparent), caller's or generated
   std::string merchant_id;
   std::string trans_id;     // when the request has one
   std::string code;         // gRPC code name, "OK", "INVALID_ARGUMENT", ...
@@ -54,8 +57,17 @@ class JsonLineLogger : public RequestLogger {
                           LogLevel min_level = LogLevel::kInfo)
       : out_(out), min_level_(min_level) {}
   void Log(const RequestLogEntry& entry) override;
+  // One line per PayKKa HTTP call: debug when PayKKa answered 2xx/4xx,
+  // warning otherwise. Carries the current trace id.
+  void LogPaykkaCall(const paykka::PaykkaCallRecord& call);
+  // One line per Redis command: debug when it succeeded, warning otherwise.
+  // Carries the current trace id.
+  void LogRedisCommand(const cache::RedisCommandRecord& command);
 
  private:
+  // Writes `line` (a JSON object) with "level" first, if `level` passes.
+  void Write(LogLevel level, std::string line);
+
   absl::Mutex mu_;
   std::FILE* const out_;
   const LogLevel min_level_;
