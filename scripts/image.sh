@@ -76,7 +76,7 @@ t1=$(date +%s.%N)
 # ---- the image: the Dockerfile's runtime stage on that base, with the stripped local binaries.
 mkdir -p "$WORK/ctx/out/usr/local/bin"
 install -m 0755 -s "$BIN/payorchd" "$BIN/paykka-sandbox" "$BIN/payorchctl" "$WORK/ctx/out/usr/local/bin/"
-podman build --quiet --pull=never --target runtime \
+podman build --quiet --pull=never --layers=false --target runtime \
   --build-context runtime-base=container-image://"$BASE" \
   --build-context build="$WORK/ctx" \
   --label org.opencontainers.image.version="$VERSION" \
