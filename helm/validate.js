@@ -160,13 +160,13 @@ const asserts = {
   drain(docs) {
     const ps = podSpec(docs);
     const c = container(docs);
-    const drain = seconds(arg(c, 'drain_grace'));
+    const drain = seconds(arg(c, 'drain_delay')) + seconds(arg(c, 'drain_grace'));
     const pre = c.lifecycle && c.lifecycle.preStop && c.lifecycle.preStop.exec;
     expect(pre && pre.command[0] === '/bin/sleep', 'no preStop sleep');
     const sleep = pre ? Number(pre.command[1]) : 0;
-    expect(Number.isFinite(drain), '--drain_grace missing');
+    expect(Number.isFinite(drain), '--drain_delay or --drain_grace missing');
     expect(ps.terminationGracePeriodSeconds > drain + sleep,
-      `terminationGracePeriodSeconds ${ps.terminationGracePeriodSeconds} <= drain ${drain} + preStop ${sleep}`);
+      `terminationGracePeriodSeconds ${ps.terminationGracePeriodSeconds} <= drain delay + grace ${drain} + preStop ${sleep}`);
   },
 
   // merchants.json in the ConfigMap is valid JSON in payorchd's shape, with key file paths only,

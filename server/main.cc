@@ -90,6 +90,10 @@ ABSL_FLAG(absl::Duration, lease, absl::Seconds(30),
 ABSL_FLAG(
     absl::Duration, drain_grace, absl::Seconds(20),
     "on SIGTERM: time in-flight calls get to finish before they are cancelled");
+ABSL_FLAG(absl::Duration, drain_delay, absl::Seconds(5),
+          "on SIGTERM: how long payorchd keeps serving fully while its health "
+          "reports NOT_SERVING, before it stops accepting calls (a second "
+          "signal ends the delay)");
 ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(30),
           "deadline for calls that arrive without one");
 ABSL_FLAG(
@@ -132,6 +136,22 @@ namespace payorch {
 namespace {
 
 constexpr const char* kServiceName = "payorch.v1.PaymentOrchestrator";
+// Health of the mutating RPCs (CreateCheckout, ChargeRecurring, ...): SERVING
+// while the replica is not draining and the idempotency store is reachable.
+// "" and kServiceName follow draining only: queries need no Redis.
+constexpr const char* kMutatingHealthService =
+    "payorch.v1.PaymentOrchestrator/mutating";
+
+// SIGTERM/SIGINT, phase one: health is NOT_SERVING (set by the caller) while
+// the server keeps serving for `delay`, so that load balancers and clients
+// move away; another signal ends the delay early.
+void WaitDrainDelay(const sigset_t& signals, absl::Duration delay) {
+  const absl::Time end = absl::Now() + delay;
+  while (absl::Now() < end) {
+    timespec wait = absl::ToTimespec(end - absl::Now());
+    if (sigtimedwait(&signals, nullptr, &wait) > 0) return;
+  }
+}
 
 // Applies PAYORCH_<FLAG> environment variables to flags, before the command
 // line is parsed (so the command line wins).
@@ -150,6 +170,7 @@ void ApplyEnvironment() {
                            "idempotency_retention",
                            "lease",
                            "drain_grace",
+                           "drain_delay",
                            "default_deadline",
                            "paykka_timeout",
                            "cpu_threads",
@@ -459,9 +480,10 @@ int Run() {
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
 
-  // Readiness: SERVING while not draining and the idempotency store is
-  // reachable (mutating RPCs fail closed without it). Checked every 500 ms
-  // on the loop.
+  // Health per capability: "" and kServiceName (readiness) follow draining
+  // only; kMutatingHealthService also follows the idempotency store (the
+  // mutating RPCs fail closed on their own without it). Checked every 500 ms
+  // on the loop; each change is logged and exported.
   std::atomic<bool> draining{false};
   std::atomic<bool> ready{false};
   prometheus::Gauge& redis_up =
@@ -470,15 +492,37 @@ int Run() {
           .Help("1 while the idempotency store (Redis) is reachable.")
           .Register(*registry)
           .Add({});
+  std::atomic<bool> mutating{false};
+  auto& serving_family = prometheus::BuildGauge()
+                             .Name("payorch_health_serving")
+                             .Help(
+                                 "1 while the named capability is SERVING: "
+                                 "ready (not draining), mutating (ready and "
+                                 "the idempotency store reachable).")
+                             .Register(*registry);
+  prometheus::Gauge& ready_gauge =
+      serving_family.Add({{"capability", "ready"}});
+  prometheus::Gauge& mutating_gauge =
+      serving_family.Add({{"capability", "mutating"}});
   auto update_health = [&] {
     redis_up.Set(store->Healthy() ? 1 : 0);
-    bool now_ready = !draining.load() && store->Healthy();
+    const bool now_ready = !draining.load();
+    const bool now_mutating = now_ready && store->Healthy();
     if (now_ready != ready.exchange(now_ready)) {
       std::fprintf(stderr, "payorchd: readiness %s\n",
                    now_ready ? "SERVING" : "NOT_SERVING");
     }
-    health->SetServingStatus(now_ready);
+    if (now_mutating != mutating.exchange(now_mutating)) {
+      std::fprintf(stderr, "payorchd: health %s %s (idempotency store %s)\n",
+                   kMutatingHealthService,
+                   now_mutating ? "SERVING" : "NOT_SERVING",
+                   store->Healthy() ? "reachable" : "unreachable");
+    }
+    ready_gauge.Set(now_ready ? 1 : 0);
+    mutating_gauge.Set(now_mutating ? 1 : 0);
+    health->SetServingStatus("", now_ready);
     health->SetServingStatus(kServiceName, now_ready);
+    health->SetServingStatus(kMutatingHealthService, now_mutating);
   };
   update_health();
   // The periodic check runs on the loop until `alive` is cleared; the flag is
@@ -522,12 +566,20 @@ int Run() {
   int sig = 0;
   sigwait(&signals, &sig);
   absl::Duration grace = absl::GetFlag(FLAGS_drain_grace);
-  std::fprintf(stderr, "payorchd: %s: draining (grace %s)\n", strsignal(sig),
+  absl::Duration delay = absl::GetFlag(FLAGS_drain_delay);
+  std::fprintf(stderr,
+               "payorchd: %s: draining (NOT_SERVING, serving for %s more, then "
+               "grace %s)\n",
+               strsignal(sig), absl::FormatDuration(delay).c_str(),
                absl::FormatDuration(grace).c_str());
   draining.store(true);
   update_health();
-  // Stops accepting new calls, lets in-flight ones finish until the grace
-  // period ends, then cancels what is left.
+  WaitDrainDelay(signals, delay);
+  // Phase two: stop accepting new calls (GOAWAY: a call the server has not
+  // taken is refused with UNAVAILABLE, which gRPC retries transparently),
+  // let in-flight ones finish until the grace period ends, then cancel what
+  // is left.
+  std::fprintf(stderr, "payorchd: no longer accepting calls\n");
   server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   // Stop the health ticker and wait for a tick that may be running.
   alive->store(false);

@@ -28,20 +28,6 @@ int ChargesFor(const Stack& stack, const std::string& trans_id) {
   auto c = stack.Counters();
   return c.ok() ? (*c)["charges_by_trans_id"].value(trans_id, 0) : -1;
 }
-// gRPC health of the PaymentOrchestrator service on replica 0.
-grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(
-    const Stack& stack) {
-  auto health = grpc::health::v1::Health::NewStub(stack.Channel());
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Seconds(5));
-  grpc::health::v1::HealthCheckRequest req;
-  req.set_service("payorch.v1.PaymentOrchestrator");
-  grpc::health::v1::HealthCheckResponse resp;
-  if (!health->Check(&ctx, req, &resp).ok())
-    return grpc::health::v1::HealthCheckResponse::UNKNOWN;
-  return resp.status();
-}
-
 int InFlight(const Stack& stack) {
   auto c = stack.Counters();
   return c.ok() ? (*c)["in_flight"].get<int>() : -1;
@@ -344,17 +330,18 @@ TEST_F(IdempotencyTest, RedisDownFailsMutatingCallsClosedWhileQueriesWork) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
   EXPECT_TRUE(stack_->Stub()->GetSessionStatus(&ctx, q, &session).ok());
-  // Readiness follows the store.
-  bool not_ready = false;
-  for (int i = 0; i < 50 && !not_ready; ++i) {
-    auto r = RunCommand("curl -s -o /dev/null -w '%{http_code}' http://" +
-                        stack_->http_target() + "/readyz");
-    not_ready = r.ok() && *r == "503";
-    if (!not_ready) absl::SleepFor(absl::Milliseconds(100));
+  // The mutating health service follows the store; readiness does not.
+  bool mutating_down = false;
+  for (int i = 0; i < 50 && !mutating_down; ++i) {
+    mutating_down = HealthOf(*stack_, 0, kMutatingHealth) ==
+                    grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+    if (!mutating_down) absl::SleepFor(absl::Milliseconds(100));
   }
-  EXPECT_TRUE(not_ready);
-  EXPECT_EQ(HealthOf(*stack_),
-            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_TRUE(mutating_down);
+  auto readyz = RunCommand("curl -s -o /dev/null -w '%{http_code}' http://" +
+                           stack_->http_target() + "/readyz");
+  EXPECT_TRUE(readyz.ok() && *readyz == "200");
+  EXPECT_EQ(HealthOf(*stack_), grpc::health::v1::HealthCheckResponse::SERVING);
 
   // Redis comes back: payorchd reconnects by itself.
   ASSERT_TRUE(stack_->StartRedis().ok());
@@ -368,8 +355,8 @@ TEST_F(IdempotencyTest, RedisDownFailsMutatingCallsClosedWhileQueriesWork) {
   EXPECT_EQ(CreatesFor(*stack_, req.trans_id()), 1);
   bool serving = false;
   for (int i = 0; i < 50 && !serving; ++i) {
-    serving =
-        HealthOf(*stack_) == grpc::health::v1::HealthCheckResponse::SERVING;
+    serving = HealthOf(*stack_, 0, kMutatingHealth) ==
+              grpc::health::v1::HealthCheckResponse::SERVING;
     if (!serving) absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(serving);

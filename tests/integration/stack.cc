@@ -203,13 +203,15 @@ absl::Status Stack::StartPayorchd(int i) {
   Replica& r = replicas_[i];
   r.process.reset();
   r.log_path = dir_.File(absl::StrCat("payorchd-", i, ".log"));
+  const bool same = options_.keep_ports && !r.grpc_target.empty();
   std::vector<std::string> argv = {
       BinaryPath("payorchd"),
-      "--grpc_listen=127.0.0.1:0",
-      "--http_listen=127.0.0.1:0",
+      "--grpc_listen=" + (same ? r.grpc_target : "127.0.0.1:0"),
+      "--http_listen=" + (same ? r.http_target : "127.0.0.1:0"),
       "--webhook_listen=127.0.0.1:0",
       "--merchants_config=" + dir_.File("merchants.json"),
       "--paykka_timeout=3s",
+      "--drain_delay=0s",  // tests that drain say how long
       !options_.redis       ? std::string("--redis_url=memory")
       : cluster_ != nullptr ? "--redis_url=" + cluster_->url()
                             : "--redis_url=" + redis_->url()};

@@ -31,6 +31,9 @@ struct StackOptions {
   bool redis_cluster = RedisClusterFromEnvironment();
   static bool RedisClusterFromEnvironment();
   bool verify_response_signatures = true;
+  // A restarted payorchd listens on the ports it had (as a pod behind a
+  // static address list would), not on new free ones.
+  bool keep_ports = false;
   // payorchd reaches PayKKa over HTTPS (the sandbox's TLS listener, a test
   // CA trusted through --paykka_ca_file), and through an rtt-relay
   // emulating this round-trip time when it is positive. The control API

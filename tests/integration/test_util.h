@@ -12,6 +12,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "payorch/v1/payorch.pb.h"
 #include "tests/integration/stack.h"
 
@@ -84,6 +85,27 @@ bool DetailOf(const grpc::Status& status, T* out) {
     if (any.UnpackTo(out)) return true;
   }
   return false;
+}
+
+// payorchd's health services (README "Health"): readiness, and the
+// mutating RPCs (readiness and the idempotency store).
+constexpr const char* kReadyHealth = "payorch.v1.PaymentOrchestrator";
+constexpr const char* kMutatingHealth =
+    "payorch.v1.PaymentOrchestrator/mutating";
+
+// gRPC health of `service` on a replica (UNKNOWN when the check fails).
+inline grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(
+    const Stack& stack, int replica = 0,
+    const std::string& service = kReadyHealth) {
+  auto health = grpc::health::v1::Health::NewStub(stack.Channel(replica));
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Seconds(5));
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  if (!health->Check(&ctx, req, &resp).ok())
+    return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  return resp.status();
 }
 
 // A unique trans_id per test run.

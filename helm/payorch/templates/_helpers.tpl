@@ -106,10 +106,10 @@ so values are JSON-escaped and nothing but these fields can reach the file.
 Cross-field checks the JSON schema cannot express. Called from the Deployment.
 */}}
 {{- define "payorch.validate" -}}
-{{- $drain := int .Values.server.drainGraceSeconds }}
+{{- $drain := add (int .Values.server.drainGraceSeconds) (int .Values.server.drainDelaySeconds) }}
 {{- $pre := int .Values.preStopSleepSeconds }}
 {{- if le (int .Values.terminationGracePeriodSeconds) (add $drain $pre) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than server.drainGraceSeconds (%d) + preStopSleepSeconds (%d), or in-flight payments are killed mid-call" (int .Values.terminationGracePeriodSeconds) $drain $pre) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than server.drainDelaySeconds + server.drainGraceSeconds (%d) + preStopSleepSeconds (%d), or in-flight payments are killed mid-call" (int .Values.terminationGracePeriodSeconds) $drain $pre) }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
