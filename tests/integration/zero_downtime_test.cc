@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/stack.h"
 #include "tests/integration/test_util.h"
@@ -177,6 +178,98 @@ TEST(ZeroDowntimeTest, RollingRestartsUnderLoadFailNoCall) {
   EXPECT_GT(created.size(), 100u);
   EXPECT_EQ(not_once, 0);
   EXPECT_EQ(duplicates, 0);
+}
+
+// Redis stopped for 5 s under mixed load: queries succeed throughout,
+// mutating calls fail closed with IDEMPOTENCY_STORE_UNAVAILABLE (nothing else),
+// readiness stays SERVING while the mutating health service does not, and
+// creates succeed again once Redis is back.
+TEST(ZeroDowntimeTest, RedisOutageKeepsQueriesAndReadiness) {
+  auto stack = Stack::Start(StackOptions::Payorchd({}, /*replicas=*/1));
+  ASSERT_TRUE(stack.ok()) << stack.status();
+  auto stub = (*stack)->Stub();
+  v1::CreateCheckoutResponse before;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    ASSERT_TRUE(
+        stub->CreateCheckout(&ctx, DropInCheckout("outage-before"), &before)
+            .ok());
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> queries{0}, query_failures{0}, creates_ok{0}, fail_closed{0},
+      other_failures{0};
+  std::thread querier([&] {
+    while (!stop.load()) {
+      v1::GetSessionStatusRequest q;
+      q.set_merchant_id(Stack::kMerchantId);
+      q.set_session_id(before.session_id());
+      v1::GetSessionStatusResponse resp;
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, absl::Seconds(5));
+      ++queries;
+      if (!stub->GetSessionStatus(&ctx, q, &resp).ok()) ++query_failures;
+    }
+  });
+  std::thread creator([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      v1::CreateCheckoutResponse resp;
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, absl::Seconds(5));
+      grpc::Status st = stub->CreateCheckout(
+          &ctx,
+          DropInCheckout(
+              absl::StrCat("outage-", i, "-", absl::ToUnixMicros(absl::Now()))),
+          &resp);
+      if (st.ok()) {
+        ++creates_ok;
+      } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE &&
+                 ReasonOf(st) == "IDEMPOTENCY_STORE_UNAVAILABLE") {
+        ++fail_closed;
+      } else {
+        ++other_failures;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE((*stack)->StopRedis().ok());
+  const absl::Time back = absl::Now() + absl::Seconds(5);
+  int not_ready = 0;
+  bool mutating_down = false;
+  while (absl::Now() < back) {
+    if (HealthOf(**stack, 0, kReadyHealth) != HealthCheckResponse::SERVING) {
+      ++not_ready;
+    }
+    mutating_down |= HealthOf(**stack, 0, kMutatingHealth) ==
+                     HealthCheckResponse::NOT_SERVING;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  const int closed_during = fail_closed.load();
+  ASSERT_TRUE((*stack)->StartRedis().ok());
+  EXPECT_TRUE(WaitForHealth(**stack, 0, kMutatingHealth,
+                            HealthCheckResponse::SERVING, absl::Seconds(10)));
+  const int ok_at_recovery = creates_ok.load();
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (creates_ok.load() < ok_at_recovery + 5 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  stop.store(true);
+  querier.join();
+  creator.join();
+  std::printf(
+      "Redis down 5 s: %d queries (%d failed), creates %d ok / %d failed "
+      "closed / %d other failures, readiness not SERVING %d times\n",
+      queries.load(), query_failures.load(), creates_ok.load(),
+      fail_closed.load(), other_failures.load(), not_ready);
+  EXPECT_EQ(query_failures.load(), 0);
+  EXPECT_EQ(other_failures.load(), 0);
+  EXPECT_GT(closed_during, 0);
+  EXPECT_EQ(not_ready, 0);
+  EXPECT_TRUE(mutating_down);
+  EXPECT_GE(creates_ok.load(), ok_at_recovery + 5);
+  EXPECT_THAT((*stack)->PayorchdLog(),
+              ::testing::HasSubstr("/mutating NOT_SERVING"));
 }
 
 }  // namespace
