@@ -40,6 +40,7 @@ constexpr ReasonRow kReasons[] = {
     {Reason::kIdempotencyStoreUnavailable, "IDEMPOTENCY_STORE_UNAVAILABLE", absl::StatusCode::kUnavailable},
     {Reason::kMerchantNotConfigured,       "MERCHANT_NOT_CONFIGURED",       absl::StatusCode::kFailedPrecondition},
     {Reason::kDeadlineExceeded,            "DEADLINE_EXCEEDED",             absl::StatusCode::kDeadlineExceeded},
+    {Reason::kOverloaded,                  "OVERLOADED",                    absl::StatusCode::kResourceExhausted},
     {Reason::kInternal,                    "INTERNAL",                      absl::StatusCode::kInternal},
 };
 // clang-format on

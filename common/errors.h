@@ -42,7 +42,8 @@ enum class Reason {
   kIdempotencyStoreUnavailable,  // Redis unreachable (+ RetryInfo)
   kMerchantNotConfigured,        // no configuration for merchant_id
   kDeadlineExceeded,             // the deadline passed before anything was sent
-  kInternal,                     // a payorch bug
+  kOverloaded,  // shed before any work: too many calls (+ RetryInfo)
+  kInternal,    // a payorch bug
 };
 
 // "INVALID_FIELD", "TRANS_ID_REUSED", ...

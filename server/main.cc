@@ -103,6 +103,18 @@ ABSL_FLAG(int, cpu_threads, 2, "threads for CPU work (RSA signing)");
 ABSL_FLAG(std::string, paykka_ca_file, "",
           "PEM bundle of CAs trusted for PayKKa's TLS certificate (empty: the "
           "system's)");
+ABSL_FLAG(int64_t, max_in_flight, 20000,
+          "gRPC calls in flight in this process; more are refused at once "
+          "with RESOURCE_EXHAUSTED / OVERLOADED + RetryInfo (0: no cap)");
+ABSL_FLAG(double, merchant_rate, 0,
+          "calls per second admitted per merchant_id (token bucket); over it: "
+          "RESOURCE_EXHAUSTED / OVERLOADED + RetryInfo (0: no limit)");
+ABSL_FLAG(double, merchant_burst, 1000,
+          "token bucket size for --merchant_rate");
+ABSL_FLAG(int, grpc_max_message_bytes, 1 << 20,
+          "largest gRPC request or response message");
+ABSL_FLAG(int, grpc_max_concurrent_streams, 2000,
+          "HTTP/2 streams one client connection may have open at once");
 ABSL_FLAG(bool, paykka_allow_http, false,
           "accept plain http:// PayKKa base URLs (local sandbox only; "
           "otherwise every merchant's base_url must be https)");
@@ -182,6 +194,11 @@ void ApplyEnvironment() {
                            "unsettled_buckets",
                            "paykka_ca_file",
                            "paykka_allow_http",
+                           "max_in_flight",
+                           "merchant_rate",
+                           "merchant_burst",
+                           "grpc_max_message_bytes",
+                           "grpc_max_concurrent_streams",
                            "redis_wait_replicas",
                            "redis_wait_timeout"}) {
     std::string env = absl::StrCat("PAYORCH_", absl::AsciiStrToUpper(name));
@@ -198,6 +215,25 @@ void ApplyEnvironment() {
 }
 
 // Raises the soft fd limit to --max_open_files, within the hard limit.
+// Message sizes, streams per connection and the keepalive policy: explicit,
+// not gRPC's defaults.
+void ApplyGrpcLimits(grpc::ServerBuilder* builder) {
+  builder->SetMaxReceiveMessageSize(
+      absl::GetFlag(FLAGS_grpc_max_message_bytes));
+  builder->SetMaxSendMessageSize(absl::GetFlag(FLAGS_grpc_max_message_bytes));
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                              absl::GetFlag(FLAGS_grpc_max_concurrent_streams));
+  // Server pings idle connections every 2 min; clients may ping every 10 s
+  // at the fastest, also without calls; faster pings close the connection.
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 120000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  builder->AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 600000);
+}
+
 // No core dumps: merchants' private keys are in this process's memory.
 void DisableCoreDumps() {
   rlimit none{0, 0};
@@ -462,6 +498,12 @@ int Run() {
                       paykka_client->get(), merchant_registry, registry.get());
   service::GrpcServiceOptions grpc_options;
   grpc_options.default_deadline = absl::GetFlag(FLAGS_default_deadline);
+  service::LoadShedderOptions shed_options;
+  shed_options.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
+  shed_options.merchant_rate = absl::GetFlag(FLAGS_merchant_rate);
+  shed_options.merchant_burst = absl::GetFlag(FLAGS_merchant_burst);
+  service::LoadShedder shedder(shed_options);
+  grpc_options.shedder = &shedder;
   service::PaymentOrchestratorService grpc_service(&payments, &request_log,
                                                    registry, grpc_options);
 
@@ -472,6 +514,7 @@ int Run() {
   builder.AddListeningPort(absl::GetFlag(FLAGS_grpc_listen),
                            grpc::InsecureServerCredentials(), &grpc_port);
   builder.RegisterService(&grpc_service);
+  ApplyGrpcLimits(&builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
     Die("gRPC server",

@@ -136,13 +136,26 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
   ScopedTrace trace_scope(trace);
   entry.trace_id = trace.TraceIdHex();
   context->AddInitialMetadata("traceparent", trace.ToTraceparent());
+  LoadShedder* shedder = options_.shedder;
+  if (shedder != nullptr) {
+    if (absl::Status admitted = shedder->Admit(request->merchant_id());
+        !admitted.ok()) {
+      // Shed: no Redis, no PayKKa, nothing kept for this call.
+      entry.code = absl::StatusCodeToString(admitted.code());
+      entry.reason = std::string(ReasonName(Reason::kOverloaded));
+      entry.total_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+      if (logger_ != nullptr) logger_->Log(entry);
+      if (metrics_ != nullptr) metrics_->Observe(entry);
+      reactor->Finish(ToGrpcStatus(admitted));
+      return reactor;
+    }
+  }
   prometheus::Gauge* in_flight =
       metrics_ != nullptr ? &metrics_->InFlight(method_name) : nullptr;
   if (in_flight != nullptr) in_flight->Increment();
-
   (service_->*method)(
       *request, deadline,
-      [this, reactor, response, start, in_flight,
+      [this, reactor, response, start, in_flight, shedder,
        entry = std::move(entry)](Outcome<Response> outcome) mutable {
         grpc::Status status;
         if (outcome.result.ok()) {
@@ -171,6 +184,7 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
         if (logger_ != nullptr) logger_->Log(entry);
         if (metrics_ != nullptr) metrics_->Observe(entry);
         if (in_flight != nullptr) in_flight->Decrement();
+        if (shedder != nullptr) shedder->Release();
         reactor->Finish(std::move(status));
       });
   return reactor;

@@ -13,6 +13,7 @@
 
 #include "absl/time/time.h"
 #include "payorch/v1/payorch.grpc.pb.h"
+#include "service/load_shedder.h"
 #include "service/payment_service.h"
 #include "service/request_logger.h"
 
@@ -25,6 +26,9 @@ namespace payorch::service {
 struct GrpcServiceOptions {
   // Deadline used when the caller sets none.
   absl::Duration default_deadline = absl::Seconds(30);
+  // Admission before any work (null: every call is admitted). Must outlive
+  // the service.
+  LoadShedder* shedder = nullptr;
 };
 
 class ServiceMetrics;

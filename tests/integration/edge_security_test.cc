@@ -24,6 +24,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+namespace v1 = payorch::v1;
 
 constexpr absl::Duration kHttpTimeout = absl::Seconds(2);
 
@@ -275,6 +276,39 @@ TEST(PaykkaHttpsTest, PlainHttpPaykkaNeedsTheSandboxFlag) {
       Stack::Start(StackOptions::Payorchd({"--paykka_allow_http=false"}));
   ASSERT_FALSE(stack.ok());
   EXPECT_THAT(std::string(stack.status().message()), HasSubstr("is not https"));
+}
+
+TEST(LoadSheddingTest, OverMerchantRateIsResourceExhaustedWithoutUpstream) {
+  // One token, refilled every 1000 s: the second call is shed.
+  auto stack = Stack::Start(
+      StackOptions::Payorchd({"--merchant_rate=0.001", "--merchant_burst=1"}));
+  ASSERT_TRUE(stack.ok()) << stack.status();
+  auto stub = (*stack)->Stub();
+  v1::CreateCheckoutResponse out;
+  grpc::ClientContext first;
+  SetDeadline(&first);
+  ASSERT_TRUE(
+      stub->CreateCheckout(&first, DropInCheckout(NewTransId("shed-ok")), &out)
+          .ok());
+  std::string shed_id = NewTransId("shed");
+  grpc::ClientContext second;
+  SetDeadline(&second);
+  grpc::Status s = stub->CreateCheckout(&second, DropInCheckout(shed_id), &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(ReasonOf(s), "OVERLOADED");
+  google::rpc::RetryInfo retry;
+  ASSERT_TRUE(DetailOf(s, &retry));
+  EXPECT_GT(retry.retry_delay().seconds() * 1000 +
+                retry.retry_delay().nanos() / 1000000,
+            0);
+  // No PayKKa call and no Redis record for the shed call.
+  auto counters = (*stack)->Counters();
+  ASSERT_TRUE(counters.ok()) << counters.status();
+  EXPECT_FALSE((*counters)["creates_by_trans_id"].contains(shed_id));
+  EXPECT_EQ((*counters)["creates_by_trans_id"].size(), 1u);
+  auto keys = (*stack)->RedisKeys("*" + shed_id + "*");
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(*keys, "");
 }
 
 }  // namespace
