@@ -10,7 +10,6 @@ namespace payorch::sandbox {
 namespace {
 
 constexpr char kCreateSession[] = "/v3/payment/acq/session";
-constexpr char kQuerySession[] = "/v3/payment/acq/session/query";
 constexpr char kQueryTransaction[] = "/v3/payment/acq/query";
 constexpr char kInitiateTransaction[] = "/v3/payment/acq";
 constexpr char kCancelAgreement[] = "/v3/payment/acq/recurring/cancel";
@@ -25,18 +24,20 @@ int64_t CountOf(const std::map<std::string, int64_t>& m,
 
 ApiHandler::ApiHandler(HttpFrontend* http, EventLoop* loop, Store* store,
                        size_t max_body_bytes, FaultConfig faults,
-                       std::function<void()> committed)
+                       std::function<void()> committed,
+                       std::string query_session_path)
     : http_(http),
       loop_(loop),
       store_(store),
       max_body_bytes_(max_body_bytes),
       committed_(std::move(committed)),
+      query_session_path_(std::move(query_session_path)),
       auth_(store) {
   faults_.Set(std::move(faults));
 }
 
-bool ApiHandler::IsApiPath(const std::string& path) {
-  return path == kCreateSession || path == kQuerySession ||
+bool ApiHandler::IsApiPath(const std::string& path) const {
+  return path == kCreateSession || path == query_session_path_ ||
          path == kQueryTransaction || path == kInitiateTransaction ||
          path == kCancelAgreement;
 }
@@ -202,7 +203,7 @@ ApiResponse ApiHandler::Dispatch(const Request& req, const FaultDecision& f) {
   if (path == kCreateSession) {
     return store_->CreateSession(*merchant, body, f.visibility_delay);
   }
-  if (path == kQuerySession) return store_->QuerySession(*merchant, body);
+  if (path == query_session_path_) return store_->QuerySession(*merchant, body);
   if (path == kQueryTransaction) {
     return store_->QueryTransaction(*merchant, body);
   }

@@ -25,9 +25,9 @@ class ApiHandler {
   // `committed` runs after each operation the store applied (webhooks).
   ApiHandler(HttpFrontend* http, EventLoop* loop, Store* store,
              size_t max_body_bytes, FaultConfig faults,
-             std::function<void()> committed);
+             std::function<void()> committed, std::string query_session_path);
 
-  static bool IsApiPath(const std::string& path);
+  bool IsApiPath(const std::string& path) const;
   void Handle(const Request& req);
 
   FaultInjector& faults() { return faults_; }
@@ -60,6 +60,7 @@ class ApiHandler {
   size_t max_body_bytes_;
   FaultInjector faults_;
   std::function<void()> committed_;
+  const std::string query_session_path_;
   RequestAuthenticator auth_;
   std::unordered_map<uint64_t, Call> calls_;  // waiting for Process
 

@@ -48,6 +48,10 @@ ABSL_FLAG(int, webhook_max_attempts, 8,
           "webhook attempts per notification, the first one included");
 ABSL_FLAG(bool, sign_responses, true,
           "add x-paykka-timestamp/nonce/sign to responses");
+ABSL_FLAG(std::string, query_session_path, "/v3/payment/acq/session/query",
+          "where Query Session answers (a variant of PayKKa's protocol)");
+ABSL_FLAG(std::string, response_sign_recipe, "timestamp_nonce_body",
+          "what response signatures cover: timestamp_nonce_body or body");
 ABSL_FLAG(int64_t, session_ttl_seconds, 1800,
           "lifetime of a session created without expire_time");
 ABSL_FLAG(std::optional<int64_t>, seed, std::nullopt,
@@ -196,6 +200,15 @@ payorch::sandbox::ServerOptions ServerOptionsFromFlags() {
   o.webhook_max_attempts = static_cast<int>(NonNegative(
       "webhook_max_attempts", absl::GetFlag(FLAGS_webhook_max_attempts)));
   o.sign_responses = absl::GetFlag(FLAGS_sign_responses);
+  o.query_session_path = absl::GetFlag(FLAGS_query_session_path);
+  if (o.query_session_path.empty() || o.query_session_path[0] != '/') {
+    Die("--query_session_path must start with /");
+  }
+  const std::string recipe = absl::GetFlag(FLAGS_response_sign_recipe);
+  if (recipe != "timestamp_nonce_body" && recipe != "body") {
+    Die("--response_sign_recipe must be timestamp_nonce_body or body");
+  }
+  o.sign_body_only = recipe == "body";
   return o;
 }
 

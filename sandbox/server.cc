@@ -108,9 +108,9 @@ absl::Status Server::Impl::Start() {
   webhooks_ = std::make_unique<WebhookSender>(loop_.get(), platform_key_,
                                               options_.webhook_retry_initial,
                                               options_.webhook_max_attempts);
-  api_ = std::make_unique<ApiHandler>(http_.get(), loop_.get(), &store_,
-                                      options_.max_body_bytes, initial_faults_,
-                                      [this] { SendWebhooks(); });
+  api_ = std::make_unique<ApiHandler>(
+      http_.get(), loop_.get(), &store_, options_.max_body_bytes,
+      initial_faults_, [this] { SendWebhooks(); }, options_.query_session_path);
   control_ = std::make_unique<ControlApi>(&store_, api_.get(), http_.get(),
                                           webhooks_.get(), initial_duplicates_);
   if (absl::Status s = http_->LoadTls(); !s.ok()) return s;
@@ -149,7 +149,7 @@ void Server::Impl::Route(const Request& req) {
     http_->Reply(req.id, page.http_status, std::move(page.html),
                  "text/html; charset=utf-8");
     SendWebhooks();
-  } else if (ApiHandler::IsApiPath(req.path)) {
+  } else if (api_->IsApiPath(req.path)) {
     api_->Handle(req);
   } else {
     http_->ReplyJson(req.id, 404,

@@ -25,6 +25,11 @@ struct ServerOptions {
   absl::Duration webhook_retry_initial = absl::Seconds(1);
   int webhook_max_attempts = 8;
   bool sign_responses = true;
+  // Variants of PayKKa's protocol, for testing payorch's per-environment
+  // settings: where Query Session answers, and what a response signature
+  // covers ("TIMESTAMP\nNONCE\nBODY" or, with sign_body_only, BODY alone).
+  std::string query_session_path = "/v3/payment/acq/session/query";
+  bool sign_body_only = false;
   // How long a "timeout after commit" request is held before the
   // connection is closed.
   absl::Duration max_hold = absl::Minutes(5);

@@ -184,7 +184,7 @@ class HttpPaykkaClient : public PaykkaClient {
                     absl::Time deadline,
                     Callback<v1::GetSessionStatusResponse> done) override {
     StartCall<v1::GetSessionStatusResponse>(
-        &env_, merchant, CallKind::kQuery, kQuerySessionPath,
+        &env_, merchant, CallKind::kQuery, merchant.query_session_path,
         QuerySessionBody(merchant.merchant_id, lookup), deadline,
         &ParseSessionData, std::move(done));
   }

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -26,6 +27,8 @@ constexpr const char* kKnownKeys[] = {
     "verify_response_signatures",
     "client_key",
     "base_url",
+    "query_session_path",
+    "response_sign_recipe",
 };
 
 std::string Resolve(const std::string& base_dir, const std::string& path) {
@@ -49,6 +52,31 @@ absl::StatusOr<std::string> RequiredString(const json& m, const char* key,
         absl::StrCat(who, ": \"", key, "\" must be a non-empty string"));
   }
   return it->get<std::string>();
+}
+
+// The optional per-environment protocol settings (merchant_config.h).
+absl::Status ParseProtocolSettings(const json& m, const std::string& who,
+                                   MerchantConfig* config) {
+  if (auto it = m.find("query_session_path"); it != m.end()) {
+    if (!it->is_string() || !IsApiPath(it->get_ref<const std::string&>())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          who, ": \"query_session_path\" must be a path like /v3/a/b"));
+    }
+    config->query_session_path = it->get<std::string>();
+  }
+  if (auto it = m.find("response_sign_recipe"); it != m.end()) {
+    absl::StatusOr<ResponseSignRecipe> recipe =
+        it->is_string() ? ParseResponseSignRecipe(it->get<std::string>())
+                        : absl::InvalidArgumentError("not a string");
+    if (!recipe.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(who,
+                       ": \"response_sign_recipe\" must be "
+                       "\"timestamp_nonce_body\" or \"body\""));
+    }
+    config->response_sign_recipe = *recipe;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<MerchantConfig> ParseMerchant(const json& m, size_t index,
@@ -145,16 +173,44 @@ absl::StatusOr<MerchantConfig> ParseMerchant(const json& m, size_t index,
                      ": verify_response_signatures needs "
                      "\"paykka_public_key_file\""));
   }
-  return MerchantConfig{config.merchant_id,
-                        config.app_id,
-                        *std::move(key),
-                        std::move(config.platform_public_key),
-                        config.verify_response_signatures,
-                        config.client_key,
-                        config.base_url};
+  MerchantConfig out{config.merchant_id,
+                     config.app_id,
+                     *std::move(key),
+                     std::move(config.platform_public_key),
+                     config.verify_response_signatures,
+                     config.client_key,
+                     config.base_url};
+  absl::Status settings = ParseProtocolSettings(m, who, &out);
+  if (!settings.ok()) return settings;
+  return out;
 }
 
 }  // namespace
+
+bool IsApiPath(absl::string_view path) {
+  if (path.size() < 2 || path.size() > 256 || path[0] != '/') return false;
+  for (char c : path) {
+    if (!absl::ascii_isalnum(c) && c != '/' && c != '_' && c != '-' &&
+        c != '.') {
+      return false;
+    }
+  }
+  return !absl::StrContains(path, "//") && !absl::StrContains(path, "..");
+}
+
+absl::StatusOr<ResponseSignRecipe> ParseResponseSignRecipe(
+    absl::string_view name) {
+  if (name == "timestamp_nonce_body") {
+    return ResponseSignRecipe::kTimestampNonceBody;
+  }
+  if (name == "body") return ResponseSignRecipe::kBody;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown response signature recipe \"", name, "\""));
+}
+
+absl::string_view ResponseSignRecipeName(ResponseSignRecipe recipe) {
+  return recipe == ResponseSignRecipe::kBody ? "body" : "timestamp_nonce_body";
+}
 
 absl::StatusOr<std::string> ResolveBaseUrl(absl::string_view value) {
   if (value == "sandbox") return std::string(kSandboxBaseUrl);

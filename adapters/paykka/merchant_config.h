@@ -11,8 +11,12 @@
 //                          // required when verify_response_signatures
 //      "verify_response_signatures": true,         // optional, default false
 //      "client_key": "ck_...",                     // required
-//      "base_url": "sandbox"   // "sandbox" | "production" | "production-eu"
+//      "base_url": "sandbox",  // "sandbox" | "production" | "production-eu"
 //                              // | any http(s)://host[:port] URL
+//      // Per-environment protocol settings, optional (defaults shown);
+//      // `payorchctl probe` reports the values an environment needs:
+//      "query_session_path": "/v3/payment/acq/session/query",
+//      "response_sign_recipe": "timestamp_nonce_body"  // | "body"
 //   }]}
 //
 // Keys come from files only (PEM or bare Base64 PKCS#8 / SPKI); relative key
@@ -51,6 +55,15 @@ absl::Status RequireHttps(const std::vector<MerchantConfig>& merchants);
 // The same from text; relative key paths are resolved against `base_dir`.
 absl::StatusOr<std::vector<MerchantConfig>> ParseMerchantConfigs(
     absl::string_view json_text, const std::string& base_dir);
+
+// A request path: '/' then letters, digits, '/', '_', '-', '.'; no "//" or
+// "..", at most 256 characters.
+bool IsApiPath(absl::string_view path);
+
+// "timestamp_nonce_body" or "body"; kInvalidArgument otherwise.
+absl::StatusOr<ResponseSignRecipe> ParseResponseSignRecipe(
+    absl::string_view name);
+absl::string_view ResponseSignRecipeName(ResponseSignRecipe recipe);
 
 // "sandbox" / "production" / "production-eu" or an http(s) URL (trailing
 // '/' removed). kInvalidArgument otherwise.

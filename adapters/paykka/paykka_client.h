@@ -18,6 +18,10 @@ namespace payorch::paykka {
 
 // One merchant's PayKKa credentials and endpoint (from payorch's config file;
 // see merchant_config.h). Immutable once loaded; shared between threads.
+// What PayKKa signs in a response: "timestamp_nonce_body" signs
+// "TIMESTAMP\nNONCE\nBODY" (the default); "body" signs the body alone.
+enum class ResponseSignRecipe { kTimestampNonceBody, kBody };
+
 struct MerchantConfig {
   std::string merchant_id;    // PayKKa merchant_id, sent in every body
   std::string app_id;         // x-paykka-appid
@@ -28,6 +32,11 @@ struct MerchantConfig {
   bool verify_response_signatures = false;
   std::string client_key;  // returned to apps for the Drop-in
   std::string base_url;    // scheme://host[:port], no trailing slash
+  // Per-environment protocol settings (merchant_config.h), confirmed with
+  // `payorchctl probe`; the defaults are what payorch assumed before.
+  std::string query_session_path = "/v3/payment/acq/session/query";
+  ResponseSignRecipe response_sign_recipe =
+      ResponseSignRecipe::kTimestampNonceBody;
 };
 
 // Which order Query Transaction should find.

@@ -44,7 +44,10 @@ absl::Status VerifyPaykkaResponse(const MerchantConfig& merchant,
   }
   absl::Status status = VerifyPaykkaSignatureHeader(
       *merchant.platform_public_key,
-      PaykkaResponseStringToSign(timestamp, nonce, response.body), sign);
+      merchant.response_sign_recipe == ResponseSignRecipe::kBody
+          ? response.body
+          : PaykkaResponseStringToSign(timestamp, nonce, response.body),
+      sign);
   if (!status.ok()) {
     return absl::UnauthenticatedError(
         absl::StrCat("response signature invalid: ", status.message()));

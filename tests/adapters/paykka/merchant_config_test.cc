@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/errors.h"
@@ -65,6 +66,35 @@ TEST_F(MerchantConfigTest, LoadsMerchantsWithRelativeAndAbsoluteKeyPaths) {
   EXPECT_EQ((*m)[1].base_url, "http://127.0.0.1:8080");
   EXPECT_FALSE((*m)[1].verify_response_signatures);
   EXPECT_FALSE((*m)[1].platform_public_key.has_value());
+}
+
+TEST_F(MerchantConfigTest, ProtocolSettingsDefaultAndOverride) {
+  const std::string common =
+      R"("app_id":"A1","private_key_file":"m1_priv.pem","client_key":"c",)"
+      R"("base_url":"sandbox")";
+  absl::StatusOr<std::vector<MerchantConfig>> m =
+      LoadMerchantConfigs(WriteConfig(absl::StrCat(
+          R"({"merchants":[{"merchant_id":"M1",)", common, R"(},)",
+          R"({"merchant_id":"M2",)", common,
+          R"(,"query_session_path":"/v3/payment/acq/session/get",)",
+          R"("response_sign_recipe":"body"}]})")));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)[0].query_session_path, "/v3/payment/acq/session/query");
+  EXPECT_EQ((*m)[0].response_sign_recipe,
+            ResponseSignRecipe::kTimestampNonceBody);
+  EXPECT_EQ((*m)[1].query_session_path, "/v3/payment/acq/session/get");
+  EXPECT_EQ((*m)[1].response_sign_recipe, ResponseSignRecipe::kBody);
+  for (const char* bad :
+       {R"("query_session_path":"v3/x")", R"("query_session_path":"/a/../b")",
+        R"("query_session_path":"/a?x=1")", R"("query_session_path":7)",
+        R"("response_sign_recipe":"nonce")", R"("response_sign_recipe":1)"}) {
+    absl::StatusOr<std::vector<MerchantConfig>> r =
+        LoadMerchantConfigs(WriteConfig(absl::StrCat(
+            R"({"merchants":[{"merchant_id":"M1",)", common, ",", bad, "}]}")));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StrContains(r.status().message(), "merchant M1"))
+        << r.status();
+  }
 }
 
 TEST(ResolveBaseUrlTest, AliasesAndUrls) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -39,11 +40,13 @@ class SandboxAdapterTest : public ::testing::Test {
         "sandbox.json",
         R"({"merchants":[{"merchant_id":"M1","app_id":"A1",)"
         R"("public_key_file":"merchant_pub.pem","client_key":"ck_sb"}]})");
-    absl::StatusOr<std::unique_ptr<Subprocess>> sb = Subprocess::Start(
-        {BinaryPath("paykka-sandbox"), "--listen=127.0.0.1:0",
-         "--config=" + dir_.File("sandbox.json"),
-         "--platform-public-key-out=" + dir_.File("platform_pub.pem")},
-        dir_.File("sandbox.stderr"));
+    std::vector<std::string> args = {
+        BinaryPath("paykka-sandbox"), "--listen=127.0.0.1:0",
+        "--config=" + dir_.File("sandbox.json"),
+        "--platform-public-key-out=" + dir_.File("platform_pub.pem")};
+    args.insert(args.end(), sandbox_variant_.begin(), sandbox_variant_.end());
+    absl::StatusOr<std::unique_ptr<Subprocess>> sb =
+        Subprocess::Start(args, dir_.File("sandbox.stderr"));
     ASSERT_TRUE(sb.ok()) << sb.status();
     sandbox_ = *std::move(sb);
     absl::StatusOr<std::string> line =
@@ -147,6 +150,7 @@ class SandboxAdapterTest : public ::testing::Test {
     });
   }
 
+  std::vector<std::string> sandbox_variant_;  // extra sandbox flags
   TempDir dir_;
   std::unique_ptr<Subprocess> sandbox_;
   std::string base_url_;
@@ -184,6 +188,34 @@ TEST_F(SandboxAdapterTest, CreateThenQuerySessionThenOrderNotFound) {
       QuerySession({SessionLookup::Kind::kSessionId, "CS000000"});
   EXPECT_TRUE(HasReason(missing.status(), Reason::kSessionNotFound))
       << missing.status();
+}
+
+// A sandbox answering Query Session elsewhere and signing bodies only: the
+// default settings fail against it, the matching settings work.
+class SandboxVariantAdapterTest : public SandboxAdapterTest {
+ protected:
+  SandboxVariantAdapterTest() {
+    sandbox_variant_ = {"--query_session_path=/v3/payment/acq/session/get",
+                        "--response_sign_recipe=body"};
+  }
+};
+
+TEST_F(SandboxVariantAdapterTest, MatchingSettingsQuerySessionAndVerify) {
+  absl::StatusOr<v1::CreateCheckoutResponse> created =
+      Create(*merchant_, Checkout("T-variant-1"));
+  EXPECT_TRUE(HasReason(created.status(), Reason::kPspOutcomeUnknown))
+      << created.status();
+  merchant_->response_sign_recipe = ResponseSignRecipe::kBody;
+  created = Create(*merchant_, Checkout("T-variant-2"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  absl::StatusOr<v1::GetSessionStatusResponse> session =
+      QuerySession({SessionLookup::Kind::kSessionId, created->session_id()});
+  EXPECT_FALSE(session.ok());
+  merchant_->query_session_path = "/v3/payment/acq/session/get";
+  session =
+      QuerySession({SessionLookup::Kind::kSessionId, created->session_id()});
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ(session->trans_id(), "T-variant-2");
 }
 
 TEST_F(SandboxAdapterTest, PaidSessionYieldsMappedSuccessOrder) {
