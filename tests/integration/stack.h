@@ -101,6 +101,8 @@ class Stack {
   // line.
   absl::StatusOr<std::string> RedisKeys(const std::string& pattern) const;
   RedisCluster* redis_cluster() const { return cluster_.get(); }
+  // The single redis-server's port (0 with a Cluster or no Redis).
+  int redis_port() const { return redis_ != nullptr ? redis_->port() : 0; }
 
   const TempDir& dir() const { return dir_; }
 
