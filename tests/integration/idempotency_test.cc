@@ -293,6 +293,48 @@ TEST_F(IdempotencyTest, TimeoutAfterCommitIsUnknownThenRetryAdoptsTheSession) {
   EXPECT_EQ(session.session_id(), resp.session_id());
 }
 
+// payorchd configured for a PayKKa environment that answers Query Session at
+// another path, signs response bodies only and words its duplicate refusal
+// differently: creating, adopting after a timeout-after-commit and querying
+// by trans_id still make exactly one session. Without the settings every
+// answer fails verification (the create below would be UNAVAILABLE).
+TEST(PaykkaVariantTest, MatchingSettingsKeepTheIdempotencyFlow) {
+  StackOptions options = StackOptions::Payorchd({"--paykka_timeout=2s"}, 2);
+  options.sandbox_args = {"--query_session_path=/v3/payment/acq/session/get",
+                          "--response_sign_recipe=body",
+                          "--duplicate_trans_id_code=206099",
+                          "--duplicate_trans_id_msg=trans_id already used"};
+  options.merchant_settings = {
+      {"query_session_path", "/v3/payment/acq/session/get"},
+      {"response_sign_recipe", "body"}};
+  auto stack = Stack::Start(options);
+  ASSERT_TRUE(stack.ok()) << stack.status();
+  Stack& s = **stack;
+  ASSERT_TRUE(s.SetFaults({{{"endpoint", "/v3/payment/acq/session"},
+                            {"timeout_after_commit_rate", 1.0}}})
+                  .ok());
+  v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("variant"));
+  v1::CreateCheckoutResponse resp;
+  grpc::Status st = CreateOn(s, 0, req, &resp);
+  EXPECT_EQ(ReasonOf(st), "PSP_OUTCOME_UNKNOWN");
+  ASSERT_TRUE(s.ClearFaults().ok());
+  st = CreateOn(s, 1, req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(CreatesFor(s, req.trans_id()), 1);  // adopted, not created again
+  v1::CreateCheckoutResponse again;
+  ASSERT_TRUE(CreateOn(s, 0, req, &again).ok());
+  EXPECT_EQ(again.session_id(), resp.session_id());
+  v1::GetSessionStatusRequest q;
+  q.set_merchant_id(Stack::kMerchantId);
+  q.set_trans_id(req.trans_id());
+  v1::GetSessionStatusResponse session;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  st = s.Stub()->GetSessionStatus(&ctx, q, &session);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(session.session_id(), resp.session_id());
+}
+
 TEST_F(IdempotencyTest, TimeoutAfterCommitOnChargeThenRetryAdoptsTheCharge) {
   v1::Order first = FirstRecurringPayment();
   ASSERT_TRUE(stack_

@@ -71,6 +71,9 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
           stack->options_.verify_response_signatures},
          {"client_key", kClientKey},
          {"base_url", stack->paykka_url_}}}}};
+  for (const auto& [key, value] : stack->options_.merchant_settings.items()) {
+    merchants["merchants"][0][key] = value;
+  }
   dir.Write("merchants.json", merchants.dump(2));
   stack->replicas_.resize(stack->options_.replicas);
   for (int i = 0; i < stack->options_.replicas; ++i) {

@@ -31,6 +31,9 @@ struct StackOptions {
   bool redis_cluster = RedisClusterFromEnvironment();
   static bool RedisClusterFromEnvironment();
   bool verify_response_signatures = true;
+  // Extra keys of the merchant's entry in payorchd's merchants.json (the
+  // per-environment PayKKa settings, e.g. "query_session_path").
+  nlohmann::json merchant_settings = nlohmann::json::object();
   // A restarted payorchd listens on the ports it had (as a pod behind a
   // static address list would), not on new free ones.
   bool keep_ports = false;
