@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format
+  clang  # libFuzzer (scripts/fuzz.sh)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev grpc-proto
   golang-github-gogo-googleapis-dev
   libcurl4-openssl-dev libhiredis-dev libevent-dev libssl-dev openssl

@@ -33,6 +33,9 @@ echo "== ctest"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 (cd "$BUILD_DIR" && ctest --output-on-failure --timeout 300 -j"$(nproc)")
 
+echo "== fuzz (libFuzzer + ASan/UBSan, clang++; 20 s per target from the committed seeds)"
+./scripts/fuzz.sh 20
+
 echo "== container image (podman: read-only root, uid 65532, sandbox + checkout + SIGTERM)"
 bash tests/image/image_test.sh "$ROOT/$BUILD_DIR/bin"
 

@@ -83,9 +83,20 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       ToRpcStatus(status).SerializeAsString());
 }
 
+namespace {
+
+// True for the codes gRPC and absl define (1..16): any other value read from
+// stored bytes would be an invalid enum value.
+bool IsErrorCode(int code) {
+  return code > 0 &&
+         code <= static_cast<int>(grpc::StatusCode::UNAUTHENTICATED);
+}
+
+}  // namespace
+
 grpc::Status GrpcStatusFromRpcStatusBytes(const std::string& rpc_status) {
   google::rpc::Status parsed;
-  if (!parsed.ParseFromString(rpc_status) || parsed.code() == 0) {
+  if (!parsed.ParseFromString(rpc_status) || !IsErrorCode(parsed.code())) {
     return ToGrpcStatus(
         MakeError(Reason::kInternal, "stored error is unreadable"));
   }
@@ -94,8 +105,11 @@ grpc::Status GrpcStatusFromRpcStatusBytes(const std::string& rpc_status) {
 }
 
 absl::Status FromRpcStatus(const google::rpc::Status& rpc_status) {
-  auto code = static_cast<absl::StatusCode>(rpc_status.code());
-  if (code == absl::StatusCode::kOk) return absl::OkStatus();
+  if (rpc_status.code() == 0) return absl::OkStatus();
+  // A code outside gRPC's set is reported as UNKNOWN, never cast as is.
+  auto code = IsErrorCode(rpc_status.code())
+                  ? static_cast<absl::StatusCode>(rpc_status.code())
+                  : absl::StatusCode::kUnknown;
   std::optional<Reason> reason;
   Metadata metadata;
   std::vector<FieldViolation> violations;

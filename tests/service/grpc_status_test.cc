@@ -129,6 +129,21 @@ TEST(GrpcStatusTest, UnreadableStoredStatusIsInternal) {
   EXPECT_EQ(Parse(s).info.reason(), "INTERNAL");
 }
 
+// Found by tests/fuzz/fuzz_stored_outcome: a stored code outside 1..16 was
+// cast to grpc::StatusCode / absl::StatusCode as is (undefined behaviour).
+TEST(GrpcStatusTest, StoredCodeOutsideGrpcSetIsNotCast) {
+  google::rpc::Status rpc;
+  rpc.set_code(43);
+  rpc.set_message("declined");
+  grpc::Status s = GrpcStatusFromRpcStatusBytes(rpc.SerializeAsString());
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+  absl::Status back = FromRpcStatus(rpc);
+  EXPECT_EQ(back.code(), absl::StatusCode::kUnknown);
+  EXPECT_EQ(ToGrpcStatus(back).error_code(), grpc::StatusCode::UNKNOWN);
+  rpc.set_code(-1);
+  EXPECT_EQ(FromRpcStatus(rpc).code(), absl::StatusCode::kUnknown);
+}
+
 TEST(FingerprintTest, SameContentSameFingerprintDifferentContentDiffers) {
   const paykka::MerchantConfig merchant = testing::FingerprintMerchant();
   const absl::Time now = absl::FromUnixSeconds(1767225600);
