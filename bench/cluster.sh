@@ -107,7 +107,7 @@ for backend in single cluster; do
   url="redis://127.0.0.1:$SINGLE_PORT"
   [[ $backend == cluster ]] && url="$CLUSTER_URL"
   "$BIN/payorchd" --grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 "--redis_url=$url" --paykka_allow_http \
-    "--merchants_config=$WORK/merchants.json" --lease=30s --paykka_timeout=15s --log_level=warning \
+    "--merchants_config=$WORK/merchants.json" --lease=30s --paykka_timeout=15s --log_level=warning --insecure_plaintext \
     </dev/null >"$WORK/payorchd-$backend.out" 2>"$WORK/payorchd-$backend.err" &
   PIDS+=($!)
   GRPC[$backend]="$(wait_line "$WORK/payorchd-$backend.out" '^listening grpc ' 30 | awk '{print $3}')"

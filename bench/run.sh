@@ -119,7 +119,7 @@ start_sandbox
 HELP="$("$BIN/payorchd" --helpfull 2>&1 || true)"
 PAYORCHD_ARGS=(--grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0
   "--redis_url=redis://127.0.0.1:$REDIS_PORT" "--merchants_config=$WORK/merchants.json"
-  --lease=30s)
+  --lease=30s --insecure_plaintext)
 grep -q -- '-paykka_allow_http' <<<"$HELP" && PAYORCHD_ARGS+=(--paykka_allow_http)
 # Optional flags, passed only when this payorchd has them.
 grep -q -- '-paykka_timeout' <<<"$HELP" && PAYORCHD_ARGS+=(--paykka_timeout=15s)

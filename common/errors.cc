@@ -41,6 +41,8 @@ constexpr ReasonRow kReasons[] = {
     {Reason::kMerchantNotConfigured,       "MERCHANT_NOT_CONFIGURED",       absl::StatusCode::kFailedPrecondition},
     {Reason::kDeadlineExceeded,            "DEADLINE_EXCEEDED",             absl::StatusCode::kDeadlineExceeded},
     {Reason::kOverloaded,                  "OVERLOADED",                    absl::StatusCode::kResourceExhausted},
+    {Reason::kCallerUnauthenticated,       "CALLER_UNAUTHENTICATED",        absl::StatusCode::kUnauthenticated},
+    {Reason::kCallerNotAuthorized,         "CALLER_NOT_AUTHORIZED",         absl::StatusCode::kPermissionDenied},
     {Reason::kInternal,                    "INTERNAL",                      absl::StatusCode::kInternal},
 };
 // clang-format on

@@ -42,8 +42,10 @@ enum class Reason {
   kIdempotencyStoreUnavailable,  // Redis unreachable (+ RetryInfo)
   kMerchantNotConfigured,        // no configuration for merchant_id
   kDeadlineExceeded,             // the deadline passed before anything was sent
-  kOverloaded,  // shed before any work: too many calls (+ RetryInfo)
-  kInternal,    // a payorch bug
+  kOverloaded,             // shed before any work: too many calls (+ RetryInfo)
+  kCallerUnauthenticated,  // no verified caller identity
+  kCallerNotAuthorized,    // the caller may not use this RPC/merchant
+  kInternal,               // a payorch bug
 };
 
 // "INVALID_FIELD", "TRANS_ID_REUSED", ...

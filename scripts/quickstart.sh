@@ -52,6 +52,11 @@ echo "== keys (generated now, never committed)"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$RUN/merchant_private.pem" 2>/dev/null
 openssl pkey -in "$RUN/merchant_private.pem" -pubout -out "$RUN/merchant_public.pem"
 MERCHANT=M100001; APP=APP100001; CLIENT_KEY=ck_sandbox_demo
+echo "== mTLS: a throw-away CA, payorchd's certificate and one caller's (spiffe://payorch.local/demo)"
+./scripts/make_mtls_certs.sh "$RUN/tls" spiffe://payorch.local/demo
+cat >"$RUN/policy.json" <<JSON
+{"callers":[{"identity":"spiffe://payorch.local/demo","merchants":["$MERCHANT"],"methods":["*"]}]}
+JSON
 
 echo "== redis"
 REDIS_PORT=$(free_port)
@@ -79,13 +84,16 @@ JSON
 "$BIN/payorchd" --grpc_listen="127.0.0.1:$GRPC_PORT" --http_listen="127.0.0.1:$HTTP_PORT" \
   --redis_url="redis://127.0.0.1:$REDIS_PORT" --merchants_config="$RUN/merchants.json" \
   --paykka_allow_http \
+  --tls_cert_file="$RUN/tls/server.pem" --tls_key_file="$RUN/tls/server.key" \
+  --tls_client_ca_file="$RUN/tls/ca.pem" --caller_policy="$RUN/policy.json" --reflection \
   >"$RUN/payorchd.out" 2>"$RUN/payorchd.log" </dev/null &
 PIDS+=($!)
 wait_for_line "$RUN/payorchd.out" "listening grpc" >/dev/null
-echo "payorchd gRPC on 127.0.0.1:$GRPC_PORT, HTTP (metrics, health) on 127.0.0.1:$HTTP_PORT"
+echo "payorchd gRPC (mTLS) on 127.0.0.1:$GRPC_PORT, HTTP (metrics, health) on 127.0.0.1:$HTTP_PORT"
 
 echo "== demo: a Drop-in checkout, paid, then read back"
-CTL=("$BIN/payorchctl" --target="127.0.0.1:$GRPC_PORT")
+CTL=("$BIN/payorchctl" --target="127.0.0.1:$GRPC_PORT" --ca="$RUN/tls/ca.pem"
+  --cert="$RUN/tls/client-demo.pem" --key="$RUN/tls/client-demo.key")
 TRANS="demo-$(date +%s)"
 EXPIRE=$(date -u -d '+30 min' +%Y-%m-%dT%H:%M:%SZ)
 "${CTL[@]}" create-checkout "{\"merchant_id\":\"$MERCHANT\",\"trans_id\":\"$TRANS\",
@@ -106,13 +114,19 @@ echo "-- the same CreateCheckout again is replayed from Redis (same session_id)"
  "return_url":"https://shop.example/return"}
 JSON
 )" | grep -q "\"$SESSION\""
+echo "-- without a client certificate the call is refused"
+if "$BIN/payorchctl" --target="127.0.0.1:$GRPC_PORT" --ca="$RUN/tls/ca.pem" --timeout=5s \
+    order --merchant_id="$MERCHANT" --session_id="$SESSION" >/dev/null 2>&1; then
+  echo "quickstart: a call without a client certificate was accepted" >&2; exit 1
+fi
 echo "quickstart: demo passed"
 
 if ((DEMO_ONLY)); then exit 0; fi
 cat <<TXT
 
 Everything is running (Ctrl-C stops it):
-  payorchctl:  $BIN/payorchctl --target=127.0.0.1:$GRPC_PORT order --merchant_id=$MERCHANT --trans_id=$TRANS
+  payorchctl:  $BIN/payorchctl --target=127.0.0.1:$GRPC_PORT --ca=$RUN/tls/ca.pem \
+                 --cert=$RUN/tls/client-demo.pem --key=$RUN/tls/client-demo.key order --merchant_id=$MERCHANT --trans_id=$TRANS
   checkout:    http://$SANDBOX/checkout/$SESSION
   metrics:     curl http://127.0.0.1:$HTTP_PORT/metrics
   logs:        $RUN/*.log

@@ -44,6 +44,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
+#include "service/caller_policy.h"
 #include "service/grpc_service.h"
 #include "service/payment_service.h"
 #include "service/reconciler.h"
@@ -140,6 +141,23 @@ ABSL_FLAG(absl::Duration, redis_wait_timeout, absl::Milliseconds(200),
           "how long a claim waits for that confirmation before the call fails "
           "closed (IDEMPOTENCY_STORE_UNAVAILABLE); below the 500 ms command "
           "timeout");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain payorchd presents on the gRPC port (mTLS)");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle that signs callers' client certificates; every "
+          "caller must present one it verifies");
+ABSL_FLAG(std::string, caller_policy, "",
+          "caller policy (JSON: identity -> merchants and RPCs; README "
+          "'Security'); re-read when it changes");
+ABSL_FLAG(bool, insecure_plaintext, false,
+          "serve gRPC in plaintext without caller authentication (local "
+          "development only; logs a warning)");
+ABSL_FLAG(std::string, health_listen, "",
+          "plaintext gRPC address serving grpc.health.v1 only, for kubelet "
+          "probes (empty: none)");
+ABSL_FLAG(bool, reflection, false,
+          "serve gRPC server reflection (v1alpha) on the gRPC port");
 ABSL_FLAG(int, unsettled_buckets, 16,
           "buckets (Redis keys, one hash slot each) of the unsettled index; "
           "fixed for a deployment");
@@ -200,7 +218,14 @@ void ApplyEnvironment() {
                            "grpc_max_message_bytes",
                            "grpc_max_concurrent_streams",
                            "redis_wait_replicas",
-                           "redis_wait_timeout"}) {
+                           "redis_wait_timeout",
+                           "tls_cert_file",
+                           "tls_key_file",
+                           "tls_client_ca_file",
+                           "caller_policy",
+                           "insecure_plaintext",
+                           "health_listen",
+                           "reflection"}) {
     std::string env = absl::StrCat("PAYORCH_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(env.c_str());
     if (value == nullptr) continue;
@@ -257,6 +282,86 @@ void RaiseFileLimit() {
   std::fprintf(stderr, "payorchd: %s: %s\n", what.c_str(),
                status.ToString().c_str());
   std::exit(1);
+}
+
+// mTLS server credentials (client certificates required and verified), or
+// plaintext with --insecure_plaintext.
+std::shared_ptr<grpc::ServerCredentials> GrpcCredentials() {
+  if (absl::GetFlag(FLAGS_insecure_plaintext)) {
+    std::fprintf(stderr,
+                 "payorchd: WARNING: --insecure_plaintext: gRPC callers are "
+                 "NOT authenticated and traffic is NOT encrypted. Local "
+                 "development only.\n");
+    return grpc::InsecureServerCredentials();
+  }
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert_file);
+  const std::string key = absl::GetFlag(FLAGS_tls_key_file);
+  const std::string ca = absl::GetFlag(FLAGS_tls_client_ca_file);
+  if (cert.empty() || key.empty() || ca.empty()) {
+    Die("gRPC TLS", absl::InvalidArgumentError(
+                        "--tls_cert_file, --tls_key_file and "
+                        "--tls_client_ca_file are required (or "
+                        "--insecure_plaintext for local development)"));
+  }
+  auto cert_pem = ReadFile(cert);
+  if (!cert_pem.ok()) Die("--tls_cert_file", cert_pem.status());
+  auto key_pem = ReadFile(key);
+  if (!key_pem.ok()) Die("--tls_key_file", key_pem.status());
+  auto ca_pem = ReadFile(ca);
+  if (!ca_pem.ok()) Die("--tls_client_ca_file", ca_pem.status());
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = *ca_pem;
+  options.pem_key_cert_pairs.push_back({*key_pem, *cert_pem});
+  return grpc::SslServerCredentials(options);
+}
+
+// The caller policy; null only with --insecure_plaintext and no policy.
+std::unique_ptr<service::CallerPolicyWatcher> LoadCallerPolicy() {
+  std::string path = absl::GetFlag(FLAGS_caller_policy);
+  if (path.empty()) {
+    if (absl::GetFlag(FLAGS_insecure_plaintext)) return nullptr;
+    Die("--caller_policy",
+        absl::InvalidArgumentError("required with mTLS (README 'Security')"));
+  }
+  auto watcher = service::CallerPolicyWatcher::Load(path);
+  if (!watcher.ok()) Die("caller policy", watcher.status());
+  std::fprintf(stderr, "payorchd: caller policy: %zu caller(s)\n",
+               (*watcher)->Current()->size());
+  return std::move(*watcher);
+}
+
+void ReloadCallerPolicy(service::CallerPolicyWatcher* watcher) {
+  if (watcher == nullptr) return;
+  auto before = watcher->Current();
+  if (absl::Status s = watcher->ReloadIfChanged(); !s.ok()) {
+    std::fprintf(stderr,
+                 "payorchd: caller policy rejected, the previous one stays: "
+                 "%s\n",
+                 s.ToString().c_str());
+  } else if (watcher->Current() != before) {
+    std::fprintf(stderr, "payorchd: caller policy reloaded: %zu caller(s)\n",
+                 watcher->Current()->size());
+  }
+}
+
+// A plaintext gRPC server with grpc.health.v1 only (kubelet probes cannot
+// present a client certificate); null when --health_listen is empty.
+std::unique_ptr<grpc::Server> StartHealthServer() {
+  std::string listen = absl::GetFlag(FLAGS_health_listen);
+  if (listen.empty()) return nullptr;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    Die("--health_listen",
+        absl::UnavailableError(absl::StrCat("cannot listen on ", listen)));
+  }
+  auto host = ParseHostPort(listen);
+  std::printf("listening health %s:%d\n", host.ok() ? host->first.c_str() : "?",
+              port);
+  return server;
 }
 
 // The background reconciler (service/reconciler.h) over `index`; null when
@@ -504,15 +609,20 @@ int Run() {
   shed_options.merchant_burst = absl::GetFlag(FLAGS_merchant_burst);
   service::LoadShedder shedder(shed_options);
   grpc_options.shedder = &shedder;
+  std::unique_ptr<service::CallerPolicyWatcher> policy = LoadCallerPolicy();
+  grpc_options.policy = policy.get();
   service::PaymentOrchestratorService grpc_service(&payments, &request_log,
                                                    registry, grpc_options);
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  std::unique_ptr<grpc::Server> health_server = StartHealthServer();
+  if (absl::GetFlag(FLAGS_reflection)) {
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  }
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_grpc_listen),
-                           grpc::InsecureServerCredentials(), &grpc_port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_grpc_listen), GrpcCredentials(),
+                           &grpc_port);
   builder.RegisterService(&grpc_service);
   ApplyGrpcLimits(&builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -563,9 +673,15 @@ int Run() {
     }
     ready_gauge.Set(now_ready ? 1 : 0);
     mutating_gauge.Set(now_mutating ? 1 : 0);
-    health->SetServingStatus("", now_ready);
-    health->SetServingStatus(kServiceName, now_ready);
-    health->SetServingStatus(kMutatingHealthService, now_mutating);
+    for (grpc::HealthCheckServiceInterface* h :
+         {health, health_server != nullptr
+                      ? health_server->GetHealthCheckService()
+                      : nullptr}) {
+      if (h == nullptr) continue;
+      h->SetServingStatus("", now_ready);
+      h->SetServingStatus(kServiceName, now_ready);
+      h->SetServingStatus(kMutatingHealthService, now_mutating);
+    }
   };
   update_health();
   // The periodic check runs on the loop until `alive` is cleared; the flag is
@@ -581,7 +697,10 @@ int Run() {
       loop->RunAfter(absl::Milliseconds(500), *this);
     }
   };
-  (*loop)->Post(Ticker{loop->get(), alive, update_health});
+  (*loop)->Post(Ticker{loop->get(), alive, [&update_health, &policy] {
+                         update_health();
+                         ReloadCallerPolicy(policy.get());
+                       }});
 
   std::unique_ptr<HttpServer> http =
       StartInternalHttp(loop->get(), registry, &ready);
@@ -624,6 +743,7 @@ int Run() {
   // is left.
   std::fprintf(stderr, "payorchd: no longer accepting calls\n");
   server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  if (health_server != nullptr) health_server->Shutdown();
   // Stop the health ticker and wait for a tick that may be running.
   alive->store(false);
   std::promise<void> barrier;
@@ -632,6 +752,7 @@ int Run() {
   http.reset();
   webhook_http.reset();
   server.reset();
+  health_server.reset();
   std::fprintf(stderr, "payorchd: stopped\n");
   // The service, the store and the HTTP transport go before the loop they use
   // (reverse declaration order).

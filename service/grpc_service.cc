@@ -1,5 +1,7 @@
 #include "service/grpc_service.h"
 
+#include <grpc/grpc_security_constants.h>
+
 #include <chrono>
 #include <utility>
 
@@ -52,14 +54,43 @@ std::string RequestIdOf(grpc::CallbackServerContext& context) {
   return RandomHex(8);
 }
 
+// Stored-card fields go only to callers allowed to charge them.
+template <typename Response>
+void RedactStoredCard(Response*) {}
+void RedactStoredCard(v1::Order* order) {
+  order->clear_token();
+  order->clear_recurring_agreement_id();
+}
+void RedactStoredCard(v1::GetOrderResponse* r) {
+  RedactStoredCard(r->mutable_order());
+}
+void RedactStoredCard(v1::ChargeRecurringResponse* r) {
+  RedactStoredCard(r->mutable_order());
+}
+
+std::string FirstProperty(const grpc::AuthContext& auth, const char* name) {
+  std::vector<grpc::string_ref> values = auth.FindPropertyValues(name);
+  if (values.empty()) return "";
+  return std::string(values.front().data(), values.front().size());
+}
+
 }  // namespace
+
+std::string CallerIdentityOf(const grpc::ServerContextBase& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::string uri = FirstProperty(*auth, GRPC_PEER_URI_PROPERTY_NAME);
+  if (!uri.empty()) return uri;
+  return FirstProperty(*auth, GRPC_X509_CN_PROPERTY_NAME);
+}
 
 class ServiceMetrics {
  public:
   explicit ServiceMetrics(prometheus::Registry& registry)
       : requests_(prometheus::BuildCounter()
                       .Name("payorch_requests_total")
-                      .Help("Finished RPCs by method, gRPC code and reason.")
+                      .Help("Finished RPCs by method, gRPC code, reason and "
+                            "caller.")
                       .Register(registry)),
         duration_(prometheus::BuildHistogram()
                       .Name("payorch_request_duration_seconds")
@@ -80,7 +111,10 @@ class ServiceMetrics {
 
   void Observe(const RequestLogEntry& e) {
     requests_
-        .Add({{"method", e.method}, {"code", e.code}, {"reason", e.reason}})
+        .Add({{"method", e.method},
+              {"code", e.code},
+              {"reason", e.reason},
+              {"caller", e.caller_label}})
         .Increment();
     duration_.Add({{"method", e.method}}, Buckets()).Observe(e.total_ms / 1e3);
     if (e.upstream_calls > 0) {
@@ -114,6 +148,36 @@ PaymentOrchestratorService::PaymentOrchestratorService(
 
 PaymentOrchestratorService::~PaymentOrchestratorService() = default;
 
+absl::Status PaymentOrchestratorService::Authorize(
+    const grpc::CallbackServerContext& context, RequestLogEntry* entry,
+    const CallerPolicy* policy) {
+  entry->caller = CallerIdentityOf(context);
+  entry->caller_label = policy != nullptr && policy->Knows(entry->caller)
+                            ? entry->caller
+                            : "other";
+  if (options_.policy == nullptr) return absl::OkStatus();
+  if (entry->caller.empty()) {
+    return MakeError(Reason::kCallerUnauthenticated,
+                     "a client certificate is required");
+  }
+  if (!policy->Allows(entry->caller, entry->method, entry->merchant_id)) {
+    return MakeError(Reason::kCallerNotAuthorized,
+                     absl::StrCat("caller may not use ", entry->method,
+                                  " for merchant ", entry->merchant_id),
+                     {{"caller", entry->caller},
+                      {"method", entry->method},
+                      {"merchant_id", entry->merchant_id}});
+  }
+  return absl::OkStatus();
+}
+
+void PaymentOrchestratorService::Record(RequestLogEntry& entry,
+                                        absl::Time start) {
+  entry.total_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  if (logger_ != nullptr) logger_->Log(entry);
+  if (metrics_ != nullptr) metrics_->Observe(entry);
+}
+
 template <typename Request, typename Response, typename Method>
 grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
     const char* method_name, grpc::CallbackServerContext* context,
@@ -136,6 +200,20 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
   ScopedTrace trace_scope(trace);
   entry.trace_id = trace.TraceIdHex();
   context->AddInitialMetadata("traceparent", trace.ToTraceparent());
+  // One policy snapshot per call, even if a reload lands meanwhile.
+  std::shared_ptr<const CallerPolicy> policy =
+      options_.policy != nullptr ? options_.policy->Current() : nullptr;
+  if (absl::Status denied = Authorize(*context, &entry, policy.get());
+      !denied.ok()) {
+    entry.code = absl::StatusCodeToString(denied.code());
+    entry.reason = std::string(ReasonName(*ReasonOf(denied)));
+    Record(entry, start);
+    reactor->Finish(ToGrpcStatus(denied));
+    return reactor;
+  }
+  const bool may_charge =
+      policy == nullptr ||
+      policy->Allows(entry.caller, "ChargeRecurring", entry.merchant_id);
   LoadShedder* shedder = options_.shedder;
   if (shedder != nullptr) {
     if (absl::Status admitted = shedder->Admit(request->merchant_id());
@@ -143,9 +221,7 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
       // Shed: no Redis, no PayKKa, nothing kept for this call.
       entry.code = absl::StatusCodeToString(admitted.code());
       entry.reason = std::string(ReasonName(Reason::kOverloaded));
-      entry.total_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
-      if (logger_ != nullptr) logger_->Log(entry);
-      if (metrics_ != nullptr) metrics_->Observe(entry);
+      Record(entry, start);
       reactor->Finish(ToGrpcStatus(admitted));
       return reactor;
     }
@@ -155,11 +231,12 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
   if (in_flight != nullptr) in_flight->Increment();
   (service_->*method)(
       *request, deadline,
-      [this, reactor, response, start, in_flight, shedder,
+      [this, reactor, response, start, in_flight, shedder, may_charge,
        entry = std::move(entry)](Outcome<Response> outcome) mutable {
         grpc::Status status;
         if (outcome.result.ok()) {
           *response = std::move(*outcome.result);
+          if (!may_charge) RedactStoredCard(response);
           status = grpc::Status::OK;
         } else if (outcome.rpc_status.has_value()) {
           status = GrpcStatusFromRpcStatusBytes(*outcome.rpc_status);
@@ -177,12 +254,10 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
         entry.upstream_ms =
             absl::ToDoubleMilliseconds(outcome.info.upstream_latency);
         entry.store_error = std::move(outcome.info.store_error);
-        entry.total_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
         // Logged and counted first: once Finish() ran, the server may shut
         // down and main may destroy the logger and the registry (and this
         // service) while this lambda still runs.
-        if (logger_ != nullptr) logger_->Log(entry);
-        if (metrics_ != nullptr) metrics_->Observe(entry);
+        Record(entry, start);
         if (in_flight != nullptr) in_flight->Decrement();
         if (shedder != nullptr) shedder->Release();
         reactor->Finish(std::move(status));

@@ -13,6 +13,7 @@
 
 #include "absl/time/time.h"
 #include "payorch/v1/payorch.grpc.pb.h"
+#include "service/caller_policy.h"
 #include "service/load_shedder.h"
 #include "service/payment_service.h"
 #include "service/request_logger.h"
@@ -29,7 +30,14 @@ struct GrpcServiceOptions {
   // Admission before any work (null: every call is admitted). Must outlive
   // the service.
   LoadShedder* shedder = nullptr;
+  // Who may call what (service/caller_policy.h); must outlive the service.
+  // Null only for --insecure_plaintext without a policy: every call allowed.
+  const CallerPolicyWatcher* policy = nullptr;
 };
+
+// The caller's identity from its verified client certificate: the first URI
+// SAN (e.g. a SPIFFE ID), else the subject CN; empty without one.
+std::string CallerIdentityOf(const grpc::ServerContextBase& context);
 
 class ServiceMetrics;
 
@@ -38,7 +46,8 @@ class PaymentOrchestratorService final
     : public v1::PaymentOrchestrator::CallbackService {
  public:
   // `registry` may be null (no metrics). Registers payorch_requests_total
-  // {method,code,reason}, payorch_request_duration_seconds{method} and
+  // {method,code,reason,caller} (caller: a policy identity, else "other"),
+  // payorch_request_duration_seconds{method} and
   // payorch_upstream_duration_seconds{method}.
   PaymentOrchestratorService(PaymentService* service, RequestLogger* logger,
                              std::shared_ptr<prometheus::Registry> registry,
@@ -67,6 +76,12 @@ class PaymentOrchestratorService final
                                    grpc::CallbackServerContext* context,
                                    const Request* request, Response* response,
                                    std::string trans_id, Method method);
+
+  // Authorization for `method` on `merchant_id`: OK, or the denial to
+  // answer before any Redis or PayKKa work. Sets `entry->caller`.
+  absl::Status Authorize(const grpc::CallbackServerContext& context,
+                         RequestLogEntry* entry, const CallerPolicy* policy);
+  void Record(RequestLogEntry& entry, absl::Time start);
 
   PaymentService* const service_;
   RequestLogger* const logger_;

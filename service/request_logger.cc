@@ -20,6 +20,7 @@ std::string ToJsonLine(const RequestLogEntry& e) {
   j["method"] = e.method;
   j["request_id"] = Bounded(e.request_id);
   if (!e.trace_id.empty()) j["trace_id"] = e.trace_id;
+  if (!e.caller.empty()) j["caller"] = Bounded(e.caller);
   j["merchant_id"] = Bounded(e.merchant_id);
   j["trans_id"] = Bounded(e.trans_id);
   j["code"] = e.code;

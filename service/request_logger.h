@@ -19,6 +19,8 @@ struct RequestLogEntry {
   std::string method;      // "CreateCheckout", ...
   std::string request_id;  // x-request-id, or generated
   std::string trace_id;    // W3C trace id (traceparent), caller's or generated
+  std::string caller;      // identity from the client certificate, if any
+  std::string caller_label;  // metrics: a policy identity or "other" (unlogged)
   std::string merchant_id;
   std::string trans_id;     // when the request has one
   std::string code;         // gRPC code name, "OK", "INVALID_ARGUMENT", ...

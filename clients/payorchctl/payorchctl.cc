@@ -1,7 +1,11 @@
 // payorchctl: a small command-line client for payorchd that prints JSON.
 //
-//   payorchctl [--target=127.0.0.1:50051] [--timeout=30s] <command> [request
-//   JSON]
+//   payorchctl [--target=127.0.0.1:50051] [--timeout=30s]
+//              [--ca=ca.pem --cert=client.pem --key=client.key | --plaintext]
+//              <command> [request JSON]
+//
+// mTLS by default: --ca verifies payorchd, --cert/--key identify the caller
+// (PAYORCH_CA / PAYORCH_CERT / PAYORCH_KEY when the flags are unset).
 //
 // Commands: create-checkout, session, order, charge, health. The request is
 // the RPC's request message in proto3 JSON (field names as in the .proto),
@@ -13,8 +17,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <iterator>
+#include <sstream>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -28,6 +35,12 @@
 #include "payorch/v1/payorch.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "payorchd gRPC address");
+ABSL_FLAG(std::string, ca, "", "PEM CA that signs payorchd's certificate");
+ABSL_FLAG(std::string, cert, "", "PEM client certificate (the caller)");
+ABSL_FLAG(std::string, key, "", "PEM private key of --cert");
+ABSL_FLAG(bool, plaintext, false,
+          "connect without TLS (payorchd --insecure_plaintext or "
+          "--health_listen)");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of the call");
 ABSL_FLAG(std::string, merchant_id, "", "shorthand: request merchant_id");
 ABSL_FLAG(std::string, trans_id, "",
@@ -86,6 +99,41 @@ void ApplyShorthands(Req* req) {
 
 }  // namespace
 
+namespace {
+
+// The flag's value, else the environment variable's.
+std::string FlagOrEnv(const std::string& flag, const char* env) {
+  if (!flag.empty()) return flag;
+  const char* v = std::getenv(env);
+  return v != nullptr ? v : "";
+}
+
+std::string ReadPem(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    std::cerr << "payorchctl: cannot read " << path << "\n";
+    std::exit(2);
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// mTLS channel credentials from --ca/--cert/--key, or plaintext.
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() {
+  if (absl::GetFlag(FLAGS_plaintext)) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions tls;
+  std::string ca = FlagOrEnv(absl::GetFlag(FLAGS_ca), "PAYORCH_CA");
+  std::string cert = FlagOrEnv(absl::GetFlag(FLAGS_cert), "PAYORCH_CERT");
+  std::string key = FlagOrEnv(absl::GetFlag(FLAGS_key), "PAYORCH_KEY");
+  if (!ca.empty()) tls.pem_root_certs = ReadPem(ca);
+  if (!cert.empty()) tls.pem_cert_chain = ReadPem(cert);
+  if (!key.empty()) tls.pem_private_key = ReadPem(key);
+  return grpc::SslCredentials(tls);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "payorchctl [--target=host:port] "
@@ -100,8 +148,8 @@ int main(int argc, char** argv) {
   std::string json = args.size() > 2 ? args[2] : "";
   if (json == "-") json.assign(std::istreambuf_iterator<char>(std::cin), {});
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_target),
-                                     grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_target), ChannelCredentials());
   grpc::ClientContext ctx;
   ctx.set_deadline(
       absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));

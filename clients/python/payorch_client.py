@@ -72,10 +72,35 @@ def to_json(message):
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
+def read_file(path):
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def make_channel(args):
+    """mTLS to payorchd (--ca, --cert, --key), or plaintext with --plaintext."""
+    if args.plaintext:
+        return grpc.insecure_channel(args.target)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read_file(args.ca), private_key=read_file(args.key),
+        certificate_chain=read_file(args.cert))
+    return grpc.secure_channel(args.target, creds)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="127.0.0.1:50051")
     parser.add_argument("--gen-dir", default=os.environ.get("PAYORCH_PY_GEN"))
+    parser.add_argument("--ca", default=os.environ.get("PAYORCH_CA"),
+                        help="PEM CA that signs payorchd's certificate")
+    parser.add_argument("--cert", default=os.environ.get("PAYORCH_CERT"),
+                        help="PEM client certificate (the caller's identity)")
+    parser.add_argument("--key", default=os.environ.get("PAYORCH_KEY"),
+                        help="PEM private key of --cert")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="no TLS (payorchd --insecure_plaintext)")
     sub = parser.add_subparsers(dest="command", required=True)
     checkout = sub.add_parser("checkout", help="CreateCheckout (Drop-in, purchase)")
     order = sub.add_parser("order", help="GetOrder by trans_id or session_id")
@@ -89,7 +114,7 @@ def main():
     args = parser.parse_args()
     load_stubs(args.gen_dir)
 
-    stub = pb_grpc.PaymentOrchestratorStub(grpc.insecure_channel(args.target))
+    stub = pb_grpc.PaymentOrchestratorStub(make_channel(args))
     try:
         if args.command == "checkout":
             request = pb.CreateCheckoutRequest(

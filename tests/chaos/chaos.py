@@ -194,7 +194,7 @@ class Deployment:
              "--grpc_listen=127.0.0.1:%d" % r["grpc"], "--http_listen=127.0.0.1:%d" % r["http"],
              "--merchants_config=" + self.path("merchants.json"),
              "--redis_url=" + self.redis.url(), "--log_level=error", "--drain_grace=1s",
-             "--paykka_allow_http"]
+             "--paykka_allow_http", "--insecure_plaintext"]
             + self.flags,
             stdout=subprocess.DEVNULL, stderr=open(self.path("payorchd-%d.log" % i), "a"))
         r["stopped"] = False

@@ -87,12 +87,12 @@ done
 curl -sf "http://127.0.0.1:$SB_PORT/sandbox/clock" >/dev/null || fail "sandbox did not come up"
 
 echo "== payorchd container"
-CTL=("$BIN/payorchctl" --target="127.0.0.1:$GRPC_PORT" --timeout=10s)
+CTL=("$BIN/payorchctl" --target="127.0.0.1:$GRPC_PORT" --timeout=10s --plaintext)
 START=$(now)
 "${RUN[@]}" --name "$ID-payorchd" -v "$CFG:/cfg:ro" -v "$SHARED:/shared:ro" "$TAG" \
   --grpc_listen="127.0.0.1:$GRPC_PORT" --http_listen="127.0.0.1:$HTTP_PORT" \
   --redis_url="redis://127.0.0.1:$REDIS_PORT" --merchants_config=/cfg/merchants.json \
-  --drain_grace=10s --paykka_allow_http >/dev/null
+  --drain_grace=10s --paykka_allow_http --insecure_plaintext >/dev/null
 SERVING=""
 for _ in $(seq 300); do
   if [[ "$("${CTL[@]}" --timeout=1s health 2>/dev/null)" == *'"SERVING"'* ]]; then SERVING=$(now); break; fi

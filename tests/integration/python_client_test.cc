@@ -1,5 +1,6 @@
 // Polyglot: the Python client in clients/python (Debian's python3-grpcio and
 // the stubs generated at build time) against a real payorchd.
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,9 @@ class PythonClientTest : public ::testing::Test {
     auto stack = Stack::Start();
     ASSERT_TRUE(stack.ok()) << stack.status();
     stack_ = std::move(*stack);
+    auto certs = SharedMtlsCertificates();
+    ASSERT_TRUE(certs.ok()) << certs.status();
+    certs_ = *certs;
   }
 
   // Runs the client with `args`; its one line of JSON output.
@@ -24,8 +28,10 @@ class PythonClientTest : public ::testing::Test {
     std::string cmd = absl::StrCat(
         "/usr/bin/python3 " PAYORCH_SOURCE_DIR
         "/clients/python/payorch_client.py --gen-dir ",
-        BinaryPath("../gen/python"), " --target ", stack_->grpc_target(), " ",
-        args, expect_ok ? "" : "; true");
+        BinaryPath("../gen/python"), " --target ", stack_->grpc_target(),
+        " --ca ", certs_->ca_file, " --cert ", certs_->ClientCert("admin"),
+        " --key ", certs_->ClientKey("admin"), " ", args,
+        expect_ok ? "" : "; true");
     auto out = RunCommand(cmd);
     EXPECT_TRUE(out.ok()) << out.status();
     if (!out.ok()) return nullptr;
@@ -33,6 +39,7 @@ class PythonClientTest : public ::testing::Test {
   }
 
   std::unique_ptr<Stack> stack_;
+  std::optional<MtlsCertificates> certs_;
 };
 
 TEST_F(PythonClientTest, ChecksOutPaysAndReadsTheOrderFromPython) {

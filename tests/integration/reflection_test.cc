@@ -14,7 +14,7 @@ namespace {
 namespace refl = grpc::reflection::v1alpha;
 
 TEST(ReflectionTest, ListsThePaymentOrchestratorAndHealthServices) {
-  auto stack = Stack::Start();
+  auto stack = Stack::Start(StackOptions::Payorchd({"--reflection"}));
   ASSERT_TRUE(stack.ok()) << stack.status();
   auto stub = refl::ServerReflection::NewStub((*stack)->Channel());
   grpc::ClientContext ctx;

@@ -61,20 +61,26 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
   }
   if (auto st = stack->StartSandbox(); !st.ok()) return st;
 
-  nlohmann::json merchants = {
-      {"merchants",
-       {{{"merchant_id", kMerchantId},
-         {"app_id", kAppId},
+  nlohmann::json merchants = {{"merchants", nlohmann::json::array()}};
+  for (auto [merchant, app] :
+       {std::pair{kMerchantId, kAppId}, std::pair{kMerchantId2, kAppId2}}) {
+    merchants["merchants"].push_back(
+        {{"merchant_id", merchant},
+         {"app_id", app},
          {"private_key_file", dir.File("merchant.pem")},
          {"paykka_public_key_file", dir.File("platform_pub.pem")},
          {"verify_response_signatures",
           stack->options_.verify_response_signatures},
          {"client_key", kClientKey},
-         {"base_url", stack->paykka_url_}}}}};
-  for (const auto& [key, value] : stack->options_.merchant_settings.items()) {
-    merchants["merchants"][0][key] = value;
+         {"base_url", stack->paykka_url_}});
+    for (const auto& [key, value] : stack->options_.merchant_settings.items()) {
+      merchants["merchants"].back()[key] = value;
+    }
   }
   dir.Write("merchants.json", merchants.dump(2));
+  dir.Write("policy.json", stack->options_.caller_policy.empty()
+                               ? DefaultCallerPolicy()
+                               : stack->options_.caller_policy);
   stack->replicas_.resize(stack->options_.replicas);
   for (int i = 0; i < stack->options_.replicas; ++i) {
     if (auto st = stack->StartPayorchd(i); !st.ok()) return st;
@@ -91,12 +97,15 @@ Stack::~Stack() {
 }
 
 absl::Status Stack::StartSandbox() {
-  nlohmann::json config = {
-      {"merchants",
-       {{{"merchant_id", kMerchantId},
-         {"app_id", kAppId},
+  nlohmann::json config = {{"merchants", nlohmann::json::array()}};
+  for (auto [merchant, app] :
+       {std::pair{kMerchantId, kAppId}, std::pair{kMerchantId2, kAppId2}}) {
+    config["merchants"].push_back(
+        {{"merchant_id", merchant},
+         {"app_id", app},
          {"public_key_file", dir_.File("merchant_pub.pem")},
-         {"client_key", kClientKey}}}}};
+         {"client_key", kClientKey}});
+  }
   dir_.Write("sandbox.json", config.dump(2));
   std::vector<std::string> argv = {
       BinaryPath("paykka-sandbox"), "--listen=127.0.0.1:0",
@@ -202,9 +211,38 @@ absl::StatusOr<std::string> Stack::RedisKeys(const std::string& pattern) const {
   return keys;
 }
 
+std::string Stack::DefaultCallerPolicy() {
+  nlohmann::json policy = {
+      {"callers",
+       {{{"identity", kAdminIdentity},
+         {"merchants", {"*"}},
+         {"methods", {"*"}}},
+        {{"identity", kCheckoutIdentity},
+         {"merchants", {kMerchantId}},
+         {"methods", {"CreateCheckout", "GetSessionStatus", "GetOrder"}}}}}};
+  return policy.dump(2);
+}
+
+absl::Status Stack::AddCallerAuthFlags(std::vector<std::string>* argv) const {
+  argv->push_back("--health_listen=127.0.0.1:0");
+  if (options_.insecure_plaintext) {
+    argv->push_back("--insecure_plaintext");
+    return absl::OkStatus();
+  }
+  auto certs = SharedMtlsCertificates();
+  if (!certs.ok()) return certs.status();
+  argv->push_back("--tls_cert_file=" + certs->server_cert_file);
+  argv->push_back("--tls_key_file=" + certs->server_key_file);
+  argv->push_back("--tls_client_ca_file=" + certs->ca_file);
+  argv->push_back("--caller_policy=" + caller_policy_file());
+  return absl::OkStatus();
+}
+
 absl::Status Stack::StartPayorchd(int i) {
   Replica& r = replicas_[i];
   r.process.reset();
+  r.grpc_target.clear();
+  r.http_target.clear();
   r.log_path = dir_.File(absl::StrCat("payorchd-", i, ".log"));
   const bool same = options_.keep_ports && !r.grpc_target.empty();
   std::vector<std::string> argv = {
@@ -222,11 +260,13 @@ absl::Status Stack::StartPayorchd(int i) {
   if (!absl::StartsWith(paykka_url_, "https://")) {
     argv.push_back("--paykka_allow_http");  // the sandbox's plain listener
   }
+  if (absl::Status s = AddCallerAuthFlags(&argv); !s.ok()) return s;
   for (const auto& a : options_.payorchd_args) argv.push_back(a);
   auto process = Subprocess::Start(argv, r.log_path);
   if (!process.ok()) return process.status();
   r.process = std::move(*process);
-  for (int lines = 0; lines < 3; ++lines) {
+  while (r.grpc_target.empty() || r.http_target.empty() ||
+         r.webhook_target.empty()) {
     auto line = r.process->WaitForLine("listening ", absl::Seconds(20));
     if (!line.ok()) {
       return absl::InternalError(
@@ -239,6 +279,8 @@ absl::Status Stack::StartPayorchd(int i) {
       r.http_target = line->substr(15);
     if (absl::StartsWith(*line, "listening webhooks "))
       r.webhook_target = line->substr(19);
+    if (absl::StartsWith(*line, "listening health "))
+      r.health_target = line->substr(17);
   }
   return absl::OkStatus();
 }
@@ -266,11 +308,31 @@ std::string Stack::PayorchdLog(int i) const {
   return ReadAll(replicas_[i].log_path);
 }
 
+std::string Stack::health_target(int i) const {
+  return replicas_[i].health_target;
+}
+
 std::shared_ptr<grpc::Channel> Stack::Channel(int i) const {
+  return ChannelAs("admin", i);
+}
+
+std::shared_ptr<grpc::Channel> Stack::ChannelAs(const std::string& name,
+                                                int i) const {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  return grpc::CreateCustomChannel(grpc_target(i),
-                                   grpc::InsecureChannelCredentials(), args);
+  auto certs = SharedMtlsCertificates();
+  if (options_.insecure_plaintext || !certs.ok()) {
+    return grpc::CreateCustomChannel(grpc_target(i),
+                                     grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadAll(certs->ca_file);
+  if (!name.empty()) {
+    tls.pem_cert_chain = ReadAll(certs->ClientCert(name));
+    tls.pem_private_key = ReadAll(certs->ClientKey(name));
+  }
+  return grpc::CreateCustomChannel(grpc_target(i), grpc::SslCredentials(tls),
+                                   args);
 }
 
 std::unique_ptr<payorch::v1::PaymentOrchestrator::Stub> Stack::Stub(

@@ -37,6 +37,12 @@ struct StackOptions {
   // A restarted payorchd listens on the ports it had (as a pod behind a
   // static address list would), not on new free ones.
   bool keep_ports = false;
+  // payorchd serves gRPC with mTLS (SharedMtlsCertificates()) and the caller
+  // policy below; Channel()/Stub() connect as the "admin" caller. With
+  // insecure_plaintext it runs --insecure_plaintext without a policy.
+  bool insecure_plaintext = false;
+  // The caller policy JSON; empty: DefaultCallerPolicy().
+  std::string caller_policy;
   // payorchd reaches PayKKa over HTTPS (the sandbox's TLS listener, a test
   // CA trusted through --paykka_ca_file), and through an rtt-relay
   // emulating this round-trip time when it is positive. The control API
@@ -63,10 +69,25 @@ class Stack {
   static constexpr const char* kMerchantId = "M100001";
   static constexpr const char* kAppId = "APP100001";
   static constexpr const char* kClientKey = "ck_test_100001";
+  // A second configured merchant (its own app at the sandbox).
+  static constexpr const char* kMerchantId2 = "M2";
+  static constexpr const char* kAppId2 = "APP2";
+
+  // admin: every merchant and RPC; checkout: kMerchantId only, no
+  // ChargeRecurring.
+  static std::string DefaultCallerPolicy();
 
   std::unique_ptr<payorch::v1::PaymentOrchestrator::Stub> Stub(
       int replica = 0) const;
   std::shared_ptr<grpc::Channel> Channel(int replica = 0) const;
+  // A channel as caller `name` (a client certificate of
+  // SharedMtlsCertificates()); "" presents no client certificate.
+  std::shared_ptr<grpc::Channel> ChannelAs(const std::string& name,
+                                           int replica = 0) const;
+  // The caller policy file payorchd watches (rewrite it to reload).
+  std::string caller_policy_file() const { return dir_.File("policy.json"); }
+  // The plaintext health-only gRPC listener (--health_listen).
+  std::string health_target(int replica = 0) const;
   std::string grpc_target(int replica = 0) const;
   std::string http_target(int replica = 0) const;     // metrics, health
   std::string webhook_target(int replica = 0) const;  // POST /webhooks/paykka
@@ -114,6 +135,8 @@ class Stack {
   absl::Status StartSandbox();
   // paykka_url_ from the options: HTTPS and/or the relay.
   absl::Status SetUpPaykkaUrl();
+  // payorchd's mTLS and caller-policy flags (or --insecure_plaintext).
+  absl::Status AddCallerAuthFlags(std::vector<std::string>* argv) const;
 
   StackOptions options_;
   TempDir dir_;
@@ -129,6 +152,7 @@ class Stack {
     std::string grpc_target;
     std::string http_target;
     std::string webhook_target;
+    std::string health_target;
     std::string log_path;
   };
   std::vector<Replica> replicas_;

@@ -13,6 +13,24 @@ absl::StatusOr<TestCertificates> MakeTestCertificates(const std::string& dir) {
                           dir + "/server.key"};
 }
 
+std::string MtlsCertificates::ClientCert(const std::string& name) const {
+  return absl::StrCat(dir, "/client-", name, ".pem");
+}
+std::string MtlsCertificates::ClientKey(const std::string& name) const {
+  return absl::StrCat(dir, "/client-", name, ".key");
+}
+
+absl::StatusOr<MtlsCertificates> SharedMtlsCertificates() {
+  // Made once per process (about 0.5 s) and removed at exit.
+  static const TempDir dir;
+  static const absl::StatusOr<std::string> made = RunCommand(
+      absl::StrCat(PAYORCH_SOURCE_DIR "/scripts/make_mtls_certs.sh '",
+                   dir.path(), "' ", kAdminIdentity, " ", kCheckoutIdentity));
+  if (!made.ok()) return made.status();
+  return MtlsCertificates{dir.path(), dir.File("ca.pem"),
+                          dir.File("server.pem"), dir.File("server.key")};
+}
+
 absl::StatusOr<std::unique_ptr<RttRelay>> RttRelay::Start(int target_port,
                                                           absl::Duration rtt) {
   absl::StatusOr<std::unique_ptr<Subprocess>> proc =

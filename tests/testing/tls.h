@@ -22,6 +22,24 @@ struct TestCertificates {
 };
 absl::StatusOr<TestCertificates> MakeTestCertificates(const std::string& dir);
 
+// mTLS material for payorchd's gRPC port (scripts/make_mtls_certs.sh),
+// made once per test binary and shared by every Stack in it: a CA, a server
+// certificate for 127.0.0.1, and one client certificate per caller below.
+struct MtlsCertificates {
+  std::string dir;
+  std::string ca_file;
+  std::string server_cert_file;
+  std::string server_key_file;
+  // "client-<name>.pem" / ".key" in `dir`.
+  std::string ClientCert(const std::string& name) const;
+  std::string ClientKey(const std::string& name) const;
+};
+// Callers: "admin" has the URI SAN kAdminIdentity; "checkout" only the
+// subject CN "checkout".
+inline constexpr const char* kAdminIdentity = "spiffe://payorch.test/admin";
+inline constexpr const char* kCheckoutIdentity = "checkout";
+absl::StatusOr<MtlsCertificates> SharedMtlsCertificates();
+
 // The rtt-relay binary in front of `target_port` on 127.0.0.1, emulating
 // `rtt`. Stopped by PID when destroyed.
 class RttRelay {
