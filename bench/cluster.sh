@@ -141,7 +141,7 @@ for rep in $(seq "$REPS"); do
 done
 
 # Memory per record (for docs/capacity.md): Redis's own MEMORY USAGE of 200
-# completed records, and of the unsettled-index buckets per entry they hold.
+# completed records, and of the unsettled-index keys per entry they hold.
 SR=(redis-cli -p "$SINGLE_PORT")
 RECORD_BYTES="$("${SR[@]}" --scan --pattern 'payorch:idem:*' | sed -n '1,200p' |
   while read -r k; do "${SR[@]}" memory usage "$k"; done | awk '{s+=$1; n++} END {printf "%.0f", s/n}')"

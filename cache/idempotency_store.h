@@ -51,6 +51,10 @@ struct BeginArgs {
   // reconciler can compare what PayKKa holds with what was asked. May be
   // empty.
   std::string request;
+  // A reconciler's claim: it sends nothing new to PayKKa, so an existing
+  // unsettled-index entry keeps its bytes and its time (which bounds the last
+  // caller's attempt); a caller's claim refreshes both.
+  bool settling = false;
 };
 
 // The answer to Begin().

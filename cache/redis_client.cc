@@ -278,6 +278,13 @@ void RedisClient::CommandForKey(std::string key, std::vector<std::string> args,
   });
 }
 
+void RedisClient::PrimarySlots(
+    absl::AnyInvocable<void(std::vector<int>) &&> done) {
+  Post([impl = impl_, done = std::move(done)]() mutable {
+    std::move(done)(impl->PrimarySlots());
+  });
+}
+
 void RedisClient::CommandThenWait(
     std::vector<std::string> args, ReplicationWait wait,
     absl::AnyInvocable<bool(const RedisReply&) const> wait_if, Callback done) {

@@ -156,6 +156,13 @@ class RedisClient {
   void CommandForKey(std::string key, std::vector<std::string> args,
                      Callback done);
 
+  // One slot per primary, for commands that must reach every primary (SCAN):
+  // route each with CommandForKey() by a key tagged SlotTag(slot)
+  // (cache/redis_cluster.h). Single node: {0}. Cluster: the primaries of the
+  // current slot map (none before it is loaded; a primary that is down is
+  // listed, and its commands fail). `done` runs on the loop thread.
+  void PrimarySlots(absl::AnyInvocable<void(std::vector<int>) &&> done);
+
   // As Command(); then, when the reply is not an error and `wait_if(reply)`
   // holds, sends WAIT on the same connection (so it covers this command's
   // writes) and answers `done` with the reply only if enough replicas

@@ -51,6 +51,22 @@ int KeySlot(absl::string_view key) {
   return Crc16Xmodem(key) & (kClusterSlots - 1);
 }
 
+const std::string& SlotTag(int slot) {
+  static const std::vector<std::string>* const tags = [] {
+    auto* out = new std::vector<std::string>(kClusterSlots);
+    int missing = kClusterSlots;
+    for (uint64_t n = 0; missing > 0; ++n) {
+      std::string tag = std::to_string(n);
+      std::string& place = (*out)[KeySlot(tag)];
+      if (!place.empty()) continue;
+      place = std::move(tag);
+      --missing;
+    }
+    return out;
+  }();
+  return (*tags)[slot & (kClusterSlots - 1)];
+}
+
 std::optional<std::string> RoutingKey(const std::vector<std::string>& args) {
   if (args.size() < 2) return std::nullopt;
   const std::string command = absl::AsciiStrToUpper(args[0]);
@@ -426,6 +442,22 @@ void RedisClient::Impl::ApplySlots(const std::vector<SlotRange>& ranges) {
               node);
   }
   map_loaded_ = true;
+}
+
+std::vector<int> RedisClient::Impl::PrimarySlots() const {
+  if (!target_.cluster) return {0};
+  std::vector<int> out;
+  std::vector<const RedisNode*> seen;
+  for (int slot = 0; slot < kClusterSlots; ++slot) {
+    const RedisNode* node = slots_[slot];
+    if (node == nullptr ||
+        std::find(seen.begin(), seen.end(), node) != seen.end()) {
+      continue;
+    }
+    seen.push_back(node);
+    out.push_back(slot);
+  }
+  return out;
 }
 
 void RedisClient::Impl::UpdateHealth() {

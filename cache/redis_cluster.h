@@ -30,6 +30,12 @@ inline constexpr int kClusterSlots = 16384;
 // next '}', when that is not empty), else of the whole key, modulo 16384.
 int KeySlot(absl::string_view key);
 
+// A short hash tag whose slot is `slot` (0 <= slot < kClusterSlots): the
+// first decimal string "0", "1", ... with that slot, found once per process
+// (a brute-force pass over ~200k strings) and kept. A key tagged with it,
+// "prefix:{<tag>}", lives on `slot`.
+const std::string& SlotTag(int slot);
+
 // The key a command is routed by: the first key of EVAL, EVALSHA, FCALL
 // (and their _RO forms); none for commands without keys (PING, WAIT,
 // SCRIPT, CLUSTER, INFO, ...); else args[1].
@@ -71,6 +77,10 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
                     Callback done);
   void Shutdown();
   bool healthy() const;
+  // One slot per primary (Cluster: the first slot of each distinct primary
+  // in the slot map; single node: {0}). Send() routed by a key on one of
+  // these slots reaches each primary once.
+  std::vector<int> PrimarySlots() const;
 
  private:
   struct Request;

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "cache/unsettled_index.h"
 #include "common/crypto.h"
 #include "common/errors.h"
 
@@ -36,15 +37,22 @@ namespace {
 // replicates scripts by their effects, so reading TIME before writing is
 // allowed and replicas see plain HSET/PEXPIRE.) Every key a script touches
 // carries the same hash tag, so each script runs on one Cluster slot.
+//
+// The unsettled index (cache/unsettled_index.h) is kept by the same scripts:
+// KEYS[2] (hash: record key -> entry) and KEYS[3] (sorted set: record key ->
+// time added, ms) are tagged with a tag of the record's own slot, so a claim
+// adds its entry and settling the record removes it in the same atomic step.
 
-// KEYS[1] record, KEYS[2..] the same trans_id under the other families;
-// ARGV: fingerprint, owner, lease ms, retention ms, request.
+// KEYS[1] record, KEYS[2..3] its index keys, KEYS[4..] the same trans_id
+// under the other families; ARGV: fingerprint, owner, lease ms, retention ms,
+// request, index entry, '1' to keep an existing entry and its time (a
+// reconciler's claim, which sends nothing new to PayKKa).
 // -> {'ACQUIRED', 0|1 (reconcile), quiet ms left} | {'COMPLETED', outcome} |
 //    {'INPROGRESS', ms left} | {'MISMATCH'} | {'OTHERFAMILY'}
 constexpr absl::string_view kBeginLua = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for i = 2, #KEYS do
+for i = 4, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {'OTHERFAMILY'} end
 end
 local r = redis.call('HMGET', KEYS[1], 'state', 'fp', 'lease_until_ms',
@@ -71,10 +79,20 @@ redis.call('HSET', KEYS[1], 'state', 'INFLIGHT', 'fp', ARGV[1], 'owner', ARGV[2]
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'req', ARGV[5]) end
 redis.call('HDEL', KEYS[1], 'outcome')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[7] == '1' then
+  redis.call('HSETNX', KEYS[2], KEYS[1], ARGV[6])
+  redis.call('ZADD', KEYS[3], 'NX', now, KEYS[1])
+else
+  redis.call('HSET', KEYS[2], KEYS[1], ARGV[6])
+  redis.call('ZADD', KEYS[3], now, KEYS[1])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 return {'ACQUIRED', unsettled, quiet}
 )lua";
 
-// KEYS[1] record; ARGV: owner, outcome, retention ms. -> 1 done, 0 not owner.
+// KEYS[1] record, KEYS[2..3] its index keys; ARGV: owner, outcome,
+// retention ms. -> 1 done, 0 not owner.
 // A retry by the same owner with the same bytes is a success.
 constexpr absl::string_view kCompleteLua = R"lua(
 local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'outcome')
@@ -84,13 +102,16 @@ if r[1] == 'INFLIGHT' then
   redis.call('HDEL', KEYS[1], 'lease_until_ms', 'unsettled', 'quiet_until_ms',
              'req')
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('HDEL', KEYS[2], KEYS[1])
+  redis.call('ZREM', KEYS[3], KEYS[1])
   return 1
 end
 if r[1] == 'COMPLETED' and r[3] == ARGV[2] then return 1 end
 return 0
 )lua";
 
-// KEYS[1] record; ARGV: owner, retention ms, quiet ms. -> 1 done, 0 not owner.
+// KEYS[1] record, KEYS[2..3] its index keys (kept: still unsettled); ARGV:
+// owner, retention ms, quiet ms. -> 1 done, 0 not owner.
 constexpr absl::string_view kMarkUnknownLua = R"lua(
 local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'quiet_until_ms')
 if r[2] ~= ARGV[1] then return 0 end
@@ -108,9 +129,9 @@ if r[1] == 'UNKNOWN' then return 1 end
 return 0
 )lua";
 
-// KEYS[1] record; ARGV: owner. -> 1 released or already absent, 0 not owner.
-// An unsettled claim goes back to UNKNOWN (quiet period kept); a fresh one
-// is deleted.
+// KEYS[1] record, KEYS[2..3] its index keys; ARGV: owner. -> 1 released or
+// already absent, 0 not owner. An unsettled claim goes back to UNKNOWN
+// (quiet period kept, entry kept); a fresh one is deleted with its entry.
 constexpr absl::string_view kReleaseLua = R"lua(
 local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'unsettled')
 if not r[1] then return 1 end
@@ -123,18 +144,20 @@ if r[3] == '1' then
   return 1
 end
 redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
 return 1
 )lua";
 
-// KEYS[1] record; ARGV: owner. -> 1 deleted or already absent, 0 not owner.
+// KEYS[1] record, KEYS[2..3] its index keys; ARGV: owner. -> 1 deleted (with
+// its entry) or already absent, 0 not owner.
 constexpr absl::string_view kForgetLua = R"lua(
 local r = redis.call('HMGET', KEYS[1], 'state', 'owner')
-if not r[1] then return 1 end
-if r[1] == 'INFLIGHT' and r[2] == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
+if r[1] and (r[1] ~= 'INFLIGHT' or r[2] ~= ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
+return 1
 )lua";
 
 std::string Sha1Hex(absl::string_view data) {
@@ -239,12 +262,20 @@ bool IsAcquired(const RedisReply& reply) {
          reply.elements[0].str == "ACQUIRED";
 }
 
+// The keys of every script: the record and its unsettled-index keys.
+std::vector<std::string> RecordKeys(const IdempotencyKey& key) {
+  const std::string index = UnsettledIndexName(key);
+  return {key.RedisKey(), UnsettledEntriesKey(index), UnsettledSinceKey(index)};
+}
+
 // Best effort, answer ignored: Release's script by its body (a rare path).
 void ReleaseQuietly(const std::weak_ptr<RedisClient>& weak_client,
-                    const std::string& redis_key, const std::string& owner) {
+                    const IdempotencyKey& key, const std::string& owner) {
   if (std::shared_ptr<RedisClient> client = weak_client.lock()) {
-    client->Command({"EVAL", ReleaseScript().body, "1", redis_key, owner},
-                    [](absl::StatusOr<RedisReply>) {});
+    std::vector<std::string> command = {"EVAL", ReleaseScript().body, "3"};
+    for (std::string& k : RecordKeys(key)) command.push_back(std::move(k));
+    command.push_back(owner);
+    client->Command(std::move(command), [](absl::StatusOr<RedisReply>) {});
   }
 }
 
@@ -252,12 +283,12 @@ void ReleaseQuietly(const std::weak_ptr<RedisClient>& weak_client,
 absl::StatusOr<Claim> ParseBeginReply(
     const absl::StatusOr<RedisReply>& reply, const std::string& owner,
     absl::Duration delay, const std::weak_ptr<RedisClient>& weak_client,
-    const std::string& redis_key) {
+    const IdempotencyKey& key) {
   if (!reply.ok()) {
     // The claim may exist (e.g. written but not confirmed by a
     // replica): release it, so that a retry need not wait for the
     // lease. Nothing was sent to PayKKa under it.
-    ReleaseQuietly(weak_client, redis_key, owner);
+    ReleaseQuietly(weak_client, key, owner);
   }
   if (absl::Status s = ToStoreError(reply, delay); !s.ok()) {
     return s;
@@ -385,43 +416,49 @@ void RedisIdempotencyStore::Begin(
     const IdempotencyKey& key, const BeginArgs& begin,
     absl::AnyInvocable<void(absl::StatusOr<Claim>) &&> done) {
   std::string owner = begin.owner.empty() ? RandomHex(16) : begin.owner;
-  std::vector<std::string> keys = {key.RedisKey()};
+  std::vector<std::string> keys = RecordKeys(key);
   for (const std::string& family : begin.other_families) {
     keys.push_back(
         IdempotencyKey{family, key.merchant_id, key.trans_id}.RedisKey());
   }
-  std::vector<std::string> args = {begin.fingerprint, owner,
+  UnsettledEntry entry;
+  entry.key = key;
+  entry.fingerprint = begin.fingerprint;
+  entry.request = begin.request;
+  std::vector<std::string> args = {begin.fingerprint,
+                                   owner,
                                    Millis(begin.lease),
-                                   Millis(options_.retention), begin.request};
+                                   Millis(options_.retention),
+                                   begin.request,
+                                   EncodeUnsettledEntry(entry, RandomHex(8)),
+                                   begin.settling ? "1" : "0"};
   // While its slot migrates, a script over the record and the (absent)
   // other-family key is TRYAGAIN until the record moved too. Then the claim
-  // is made on the record alone (EVAL, routed by ASK like any single-key
-  // script): the cross-family check is skipped for that claim, and
-  // adoption's kind check at PayKKa still tells the families apart.
-  std::vector<std::string> single = {"EVAL", BeginScript().body, "1",
-                                     key.RedisKey()};
-  if (keys.size() > 1) single.insert(single.end(), args.begin(), args.end());
+  // is made on the record and its index keys alone (EVAL, routed by ASK):
+  // the cross-family check is skipped for that claim, and adoption's kind
+  // check at PayKKa still tells the families apart.
+  std::vector<std::string> single = {"EVAL", BeginScript().body, "3"};
+  single.insert(single.end(), keys.begin(), keys.begin() + 3);
+  if (keys.size() > 3) single.insert(single.end(), args.begin(), args.end());
   Run(
       BeginScript(), std::move(keys), std::move(args),
       [delay = options_.unavailable_retry_delay, owner = std::move(owner),
-       weak_client = std::weak_ptr<RedisClient>(client_),
-       redis_key = key.RedisKey(), single = std::move(single),
-       wait = options_.replication,
+       weak_client = std::weak_ptr<RedisClient>(client_), key,
+       single = std::move(single), wait = options_.replication,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
         std::shared_ptr<RedisClient> client = weak_client.lock();
-        if (single.size() > 4 && client != nullptr && reply.ok() &&
+        if (single.size() > 6 && client != nullptr && reply.ok() &&
             reply->is_error() && absl::StartsWith(reply->str, "TRYAGAIN")) {
           return client->CommandThenWait(
               std::move(single), wait, &IsAcquired,
               [delay, owner = std::move(owner), weak_client,
-               redis_key = std::move(redis_key), done = std::move(done)](
+               key = std::move(key), done = std::move(done)](
                   absl::StatusOr<RedisReply> again) mutable {
-                std::move(done)(ParseBeginReply(again, owner, delay,
-                                                weak_client, redis_key));
+                std::move(done)(
+                    ParseBeginReply(again, owner, delay, weak_client, key));
               });
         }
-        std::move(done)(
-            ParseBeginReply(reply, owner, delay, weak_client, redis_key));
+        std::move(done)(ParseBeginReply(reply, owner, delay, weak_client, key));
       },
       &IsAcquired);
 }
@@ -431,7 +468,7 @@ void RedisIdempotencyStore::Complete(
     const std::string& outcome, absl::Duration retention,
     absl::AnyInvocable<void(absl::Status) &&> done) {
   if (retention <= absl::ZeroDuration()) retention = options_.retention;
-  Run(CompleteScript(), {key.RedisKey()}, {owner, outcome, Millis(retention)},
+  Run(CompleteScript(), RecordKeys(key), {owner, outcome, Millis(retention)},
       [delay = options_.unavailable_retry_delay,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
         std::move(done)(OwnerCheck(reply, "Complete", delay));
@@ -443,7 +480,7 @@ void RedisIdempotencyStore::MarkUnknown(
     absl::AnyInvocable<void(absl::Status) &&> done) {
   const int64_t quiet_ms =
       std::max<int64_t>(0, absl::ToInt64Milliseconds(quiet));
-  Run(MarkUnknownScript(), {key.RedisKey()},
+  Run(MarkUnknownScript(), RecordKeys(key),
       {owner, Millis(options_.retention), std::to_string(quiet_ms)},
       [delay = options_.unavailable_retry_delay,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
@@ -454,7 +491,7 @@ void RedisIdempotencyStore::MarkUnknown(
 void RedisIdempotencyStore::Release(
     const IdempotencyKey& key, const std::string& owner,
     absl::AnyInvocable<void(absl::Status) &&> done) {
-  Run(ReleaseScript(), {key.RedisKey()}, {owner},
+  Run(ReleaseScript(), RecordKeys(key), {owner},
       [delay = options_.unavailable_retry_delay,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
         std::move(done)(OwnerCheck(reply, "Release", delay));
@@ -464,7 +501,7 @@ void RedisIdempotencyStore::Release(
 void RedisIdempotencyStore::Forget(
     const IdempotencyKey& key, const std::string& owner,
     absl::AnyInvocable<void(absl::Status) &&> done) {
-  Run(ForgetScript(), {key.RedisKey()}, {owner},
+  Run(ForgetScript(), RecordKeys(key), {owner},
       [delay = options_.unavailable_retry_delay,
        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
         std::move(done)(OwnerCheck(reply, "Forget", delay));

@@ -1,31 +1,27 @@
 #include "cache/unsettled_index.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "cache/redis_cluster.h"
 #include "cache/redis_idempotency_store.h"
-#include "common/crypto.h"
 #include "common/errors.h"
 
 namespace payorch::cache {
 namespace {
 
-// Each script touches the two keys of one bucket only (one Cluster slot).
-// Times are Redis server time (TIME), like the records' leases.
+// Each script touches the two keys of one index only (one Cluster slot).
+// Times are Redis server time (TIME), like the records' leases. Entries are
+// added by the store's Begin script (cache/redis_idempotency_store.cc).
 
-// KEYS: entries, since. ARGV: field, bytes, retention ms.
-constexpr const char* kAddLua = R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return 1
-)lua";
+constexpr absl::string_view kPrefix = "payorch:unsettled:";
+constexpr absl::string_view kSinceSuffix = ":since";
 
 // KEYS: entries, since. ARGV: offset, limit, retention ms.
 // Drops entries older than the retention (at most 1000 per call) and members
@@ -64,25 +60,6 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 )lua";
-
-std::string BucketKey(int bucket, absl::string_view suffix) {
-  return absl::StrCat("payorch:unsettled:{", bucket, "}:", suffix);
-}
-
-// FNV-1a: stable across processes and builds (std::hash is not).
-uint64_t StableHash(absl::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-std::string FieldOf(const UnsettledEntry& e) {
-  return absl::StrCat(e.key.RedisKey(), "#",
-                      Sha256Hex(e.fingerprint).substr(0, 32));
-}
 
 void AppendPart(std::string& out, absl::string_view part) {
   absl::StrAppend(&out, part.size(), ":", part);
@@ -130,7 +107,92 @@ absl::StatusOr<UnsettledPage> ParsePage(const RedisReply& reply) {
   return page;
 }
 
+// A List() in progress: the primaries (one slot each), the one being
+// scanned and its cursor, what was found.
+struct Listing {
+  std::vector<int> slots;
+  size_t next = 0;
+  std::string cursor = "0";
+  std::string count;
+  absl::Duration retry_delay;
+  std::set<std::string> names;
+  int failed = 0;
+  absl::Status last_error;
+  absl::AnyInvocable<void(absl::StatusOr<UnsettledIndexes>) &&> done;
+};
+
+void Finish(Listing& l) {
+  UnsettledIndexes out;
+  out.primaries = static_cast<int>(l.slots.size());
+  out.failed = l.failed;
+  out.names.assign(l.names.begin(), l.names.end());
+  if (l.slots.empty()) {
+    l.last_error =
+        WithRetryDelay(MakeError(Reason::kIdempotencyStoreUnavailable,
+                                 "unsettled index: no Redis primary known"),
+                       l.retry_delay);
+  }
+  if (out.failed == out.primaries) return std::move(l.done)(l.last_error);
+  std::move(l.done)(std::move(out));
+}
+
+// Reads one SCAN reply into `l`: false when it is not one.
+bool TakeScanReply(const RedisReply& reply, Listing& l) {
+  const auto& e = reply.elements;
+  if (reply.type != RedisReply::Type::kArray || e.size() != 2 ||
+      e[0].type != RedisReply::Type::kString ||
+      e[1].type != RedisReply::Type::kArray) {
+    return false;
+  }
+  for (const RedisReply& key : e[1].elements) {
+    absl::string_view name(key.str);
+    if (!absl::ConsumeSuffix(&name, kSinceSuffix)) continue;
+    l.names.insert(std::string(name));
+  }
+  l.cursor = e[0].str;
+  return true;
+}
+
+// SCANs the primaries one after the other, each to the end of its cursor.
+void ScanStep(std::weak_ptr<RedisClient> weak, std::shared_ptr<Listing> l) {
+  std::shared_ptr<RedisClient> client = weak.lock();
+  if (client == nullptr) {
+    l->failed = static_cast<int>(l->slots.size());
+    l->last_error = absl::UnavailableError("Redis client is shut down");
+  }
+  if (client == nullptr || l->next >= l->slots.size()) return Finish(*l);
+  std::string route =
+      absl::StrCat(kPrefix, "{", SlotTag(l->slots[l->next]), "}");
+  client->CommandForKey(
+      std::move(route),
+      {"SCAN", l->cursor, "MATCH", absl::StrCat(kPrefix, "*", kSinceSuffix),
+       "COUNT", l->count},
+      [weak, l](absl::StatusOr<RedisReply> reply) {
+        absl::Status s = StoreErrorOf(reply, l->retry_delay);
+        if (s.ok() && !TakeScanReply(*reply, *l)) s = Unexpected("SCAN reply");
+        if (!s.ok()) {
+          ++l->failed;
+          l->last_error = std::move(s);
+          l->cursor = "0";
+        }
+        if (l->cursor == "0") ++l->next;
+        ScanStep(weak, l);
+      });
+}
+
 }  // namespace
+
+std::string UnsettledIndexName(const IdempotencyKey& key) {
+  return absl::StrCat(kPrefix, "{", SlotTag(KeySlot(key.RedisKey())), "}");
+}
+
+std::string UnsettledEntriesKey(absl::string_view index) {
+  return absl::StrCat(index, ":entries");
+}
+
+std::string UnsettledSinceKey(absl::string_view index) {
+  return absl::StrCat(index, kSinceSuffix);
+}
 
 std::string EncodeUnsettledEntry(const UnsettledEntry& entry,
                                  const std::string& nonce) {
@@ -164,42 +226,37 @@ UnsettledIndex::UnsettledIndex(std::shared_ptr<RedisClient> client,
                                UnsettledIndexOptions options)
     : client_(std::move(client)), options_(std::move(options)) {}
 
-int UnsettledIndex::BucketOf(const IdempotencyKey& key) const {
-  return static_cast<int>(StableHash(key.RedisKey()) %
-                          static_cast<uint64_t>(std::max(1, options_.buckets)));
-}
-
-void UnsettledIndex::Eval(const char* script, int bucket,
+void UnsettledIndex::Eval(const char* script, const std::string& index,
                           std::vector<std::string> args,
                           RedisClient::Callback done) {
   // EVAL (not EVALSHA): the scripts are short, and there is no NOSCRIPT
   // round trip after a Redis restart.
   std::vector<std::string> command = {"EVAL", script, "2",
-                                      BucketKey(bucket, "entries"),
-                                      BucketKey(bucket, "since")};
+                                      UnsettledEntriesKey(index),
+                                      UnsettledSinceKey(index)};
   for (std::string& a : args) command.push_back(std::move(a));
   client_->Command(std::move(command), std::move(done));
 }
 
-void UnsettledIndex::Add(const UnsettledEntry& entry,
-                         absl::AnyInvocable<void(absl::Status) &&> done) {
-  const int64_t retention_ms =
-      std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.retention));
-  Eval(kAddLua, BucketOf(entry.key),
-       {FieldOf(entry), EncodeUnsettledEntry(entry, RandomHex(8)),
-        std::to_string(retention_ms)},
-       [delay = options_.unavailable_retry_delay,
-        done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
-         std::move(done)(StoreErrorOf(reply, delay));
-       });
+void UnsettledIndex::List(
+    absl::AnyInvocable<void(absl::StatusOr<UnsettledIndexes>) &&> done) {
+  auto listing = std::make_shared<Listing>();
+  listing->count = std::to_string(std::max(1, options_.scan_count));
+  listing->retry_delay = options_.unavailable_retry_delay;
+  listing->done = std::move(done);
+  client_->PrimarySlots([weak = std::weak_ptr<RedisClient>(client_),
+                         listing](std::vector<int> slots) mutable {
+    listing->slots = std::move(slots);
+    ScanStep(std::move(weak), std::move(listing));
+  });
 }
 
 void UnsettledIndex::Scan(
-    int bucket, int64_t offset, int limit,
+    const std::string& index, int64_t offset, int limit,
     absl::AnyInvocable<void(absl::StatusOr<UnsettledPage>) &&> done) {
   const int64_t retention_ms =
       std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.retention));
-  Eval(kScanLua, bucket,
+  Eval(kScanLua, index,
        {std::to_string(offset), std::to_string(std::max(1, limit)),
         std::to_string(retention_ms)},
        [delay = options_.unavailable_retry_delay,
@@ -214,7 +271,8 @@ void UnsettledIndex::Scan(
 void UnsettledIndex::Remove(
     const UnsettledEntry& scanned,
     absl::AnyInvocable<void(absl::StatusOr<bool>) &&> done) {
-  Eval(kRemoveLua, BucketOf(scanned.key), {scanned.field, scanned.stored},
+  Eval(kRemoveLua, UnsettledIndexName(scanned.key),
+       {scanned.field, scanned.stored},
        [delay = options_.unavailable_retry_delay,
         done = std::move(done)](absl::StatusOr<RedisReply> reply) mutable {
          if (absl::Status s = StoreErrorOf(reply, delay); !s.ok()) {

@@ -5,15 +5,17 @@
 // INFLIGHT with a lease that may expire unanswered), for the background
 // reconciler (service/reconciler.h). cache/README.md "Unsettled index".
 //
-// Redis Cluster forbids one script touching a record key (hash tag
-// {merchant_id:trans_id}) and a global key, so the index is separate: a fixed
-// number of buckets, each a pair of keys on its own slot
-// (payorch:unsettled:{<n>}:entries, a hash, and :since, a sorted set).
-// The service adds an entry BEFORE it claims a record (Begin), so the index
-// over-approximates the unsettled records; the reconciler removes an entry
-// once it has seen its record settled. An entry carries everything the
-// reconciler needs to settle the record on its own: family, merchant,
-// trans_id, the fingerprint and the request.
+// One index per Redis Cluster slot, on that slot: a record whose key
+// (IdempotencyKey::RedisKey()) has slot S is indexed under
+// payorch:unsettled:{<SlotTag(S)>} (UnsettledIndexName()), a pair of keys
+// (:entries, a hash record key -> entry, and :since, a sorted set record key
+// -> time added). Being on the record's slot, it is kept by the store's own
+// scripts (cache/redis_idempotency_store.cc), atomically and with no extra
+// round trip: Begin adds the entry when it claims, MarkUnknown and a Release
+// back to UNKNOWN keep it, Complete, Forget and a Release that deletes
+// remove it. An entry carries everything the reconciler needs to settle the
+// record on its own: family, merchant, trans_id, the fingerprint and the
+// request.
 
 #include <cstdint>
 #include <memory>
@@ -23,6 +25,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "cache/idempotency_store.h"
 #include "cache/redis_client.h"
@@ -34,51 +37,60 @@ struct UnsettledEntry {
   std::string fingerprint;  // as given to IdempotencyStore::Begin()
   std::string request;      // the serialized API request (opaque here)
 
-  // Set by Scan(): the hash field (record key plus a digest of the
-  // fingerprint, so requests that differ have separate entries), the stored
-  // bytes (Remove() compares them, so an entry re-added meanwhile stays) and
-  // when it was (last) added, in Redis server time.
+  // Set by Scan(): the hash field (the record key), the stored bytes
+  // (Remove() compares them, so an entry re-added meanwhile stays) and when
+  // it was (last) added by a caller's claim, in Redis server time.
   std::string field;
   std::string stored;
   absl::Time added;
 };
 
+// The index a record belongs to: "payorch:unsettled:{<tag>}", the tag being
+// SlotTag() of the record key's slot. Its two keys:
+std::string UnsettledIndexName(const IdempotencyKey& key);
+std::string UnsettledEntriesKey(absl::string_view index);  // <index>:entries
+std::string UnsettledSinceKey(absl::string_view index);    // <index>:since
+
 struct UnsettledIndexOptions {
-  // Number of buckets (slots). Fixed for a deployment: changing it strands
-  // the entries of the buckets that disappear.
-  int buckets = 16;
-  // Per-entry retention: an entry is dropped by Redis after this long even
-  // if nobody removed it (longer than the record's retention is pointless).
+  // Per-entry retention: Scan() drops entries older than this (their records
+  // have expired too).
   absl::Duration retention = kDefaultRecordRetention;
   absl::Duration unavailable_retry_delay = absl::Seconds(1);
+  // Keys examined per SCAN call by List().
+  int scan_count = 1000;
 };
 
-// One page of a bucket, oldest entries first.
+// One page of an index, oldest entries first.
 struct UnsettledPage {
   absl::Time now;     // Redis server time when the page was read
-  int64_t total = 0;  // entries in the bucket
+  int64_t total = 0;  // entries in the index
   std::vector<UnsettledEntry> entries;
+};
+
+// The indexes found by List().
+struct UnsettledIndexes {
+  std::vector<std::string> names;  // UnsettledIndexName() values, sorted
+  int primaries = 0;               // primaries asked
+  int failed = 0;                  // of which could not be scanned
 };
 
 // Thread-safe; callbacks run on the Redis client's loop thread. Errors are
 // the store's: UNAVAILABLE IDEMPOTENCY_STORE_UNAVAILABLE when Redis cannot be
-// reached, INTERNAL for an unexpected reply.
+// reached, INTERNAL for an unexpected reply. Entries are written by the
+// store (RedisIdempotencyStore), never here.
 class UnsettledIndex {
  public:
   UnsettledIndex(std::shared_ptr<RedisClient> client,
                  UnsettledIndexOptions options = {});
 
-  int buckets() const { return options_.buckets; }
-  // The bucket of a record key (stable: a hash of the key).
-  int BucketOf(const IdempotencyKey& key) const;
+  // The non-empty indexes: SCAN MATCH payorch:unsettled:*:since on every
+  // primary (single node: the one node). A primary that cannot be scanned
+  // is counted in `failed` (its records cannot be settled meanwhile anyway);
+  // UNAVAILABLE only when no primary could be scanned.
+  void List(absl::AnyInvocable<void(absl::StatusOr<UnsettledIndexes>) &&> done);
 
-  // Adds or refreshes the entry (key, fingerprint, request); `added` becomes
-  // Redis's current time.
-  void Add(const UnsettledEntry& entry,
-           absl::AnyInvocable<void(absl::Status) &&> done);
-
-  // Up to `limit` entries of `bucket`, skipping the `offset` oldest.
-  void Scan(int bucket, int64_t offset, int limit,
+  // Up to `limit` entries of `index`, skipping the `offset` oldest.
+  void Scan(const std::string& index, int64_t offset, int limit,
             absl::AnyInvocable<void(absl::StatusOr<UnsettledPage>) &&> done);
 
   // Removes a scanned entry unless it was re-added since (its stored bytes
@@ -87,8 +99,8 @@ class UnsettledIndex {
               absl::AnyInvocable<void(absl::StatusOr<bool>) &&> done);
 
  private:
-  void Eval(const char* script, int bucket, std::vector<std::string> args,
-            RedisClient::Callback done);
+  void Eval(const char* script, const std::string& index,
+            std::vector<std::string> args, RedisClient::Callback done);
 
   std::shared_ptr<RedisClient> client_;
   const UnsettledIndexOptions options_;

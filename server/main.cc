@@ -158,9 +158,6 @@ ABSL_FLAG(std::string, health_listen, "",
           "probes (empty: none)");
 ABSL_FLAG(bool, reflection, false,
           "serve gRPC server reflection (v1alpha) on the gRPC port");
-ABSL_FLAG(int, unsettled_buckets, 16,
-          "buckets (Redis keys, one hash slot each) of the unsettled index; "
-          "fixed for a deployment");
 
 namespace payorch {
 namespace {
@@ -209,7 +206,6 @@ void ApplyEnvironment() {
                            "reconcile_interval",
                            "reconcile_grace",
                            "reconcile_max_backoff",
-                           "unsettled_buckets",
                            "paykka_ca_file",
                            "paykka_allow_http",
                            "max_in_flight",
@@ -565,7 +561,6 @@ int Run() {
         cache::RedisIdempotencyStore::Create(redis_loop->get(), options);
     if (!redis.ok()) Die("Redis idempotency store", redis.status());
     cache::UnsettledIndexOptions index_options;
-    index_options.buckets = absl::GetFlag(FLAGS_unsettled_buckets);
     index_options.retention = options.retention;
     unsettled_index = std::make_unique<cache::UnsettledIndex>(
         (*redis)->client(), index_options);
@@ -590,7 +585,6 @@ int Run() {
   service_options.lease = absl::GetFlag(FLAGS_lease);
   service_options.retention = absl::GetFlag(FLAGS_idempotency_retention);
   service_options.paykka_timeout = absl::GetFlag(FLAGS_paykka_timeout);
-  service_options.unsettled_index = unsettled_index.get();
   // A Begin whose reply was lost is sent again after a short delay.
   service_options.timers = redis_loop->get();
   service::MerchantRegistry merchant_registry =

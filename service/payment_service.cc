@@ -122,20 +122,10 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
     begin_.request = request_.SerializeAsString();
   }
 
-  void Start() {
-    cache::UnsettledIndex* index = deps_.options.unsettled_index;
-    if (index == nullptr) return BeginClaim();
-    // Indexed before the claim, so every record that can become unsettled
-    // has an entry (cache/unsettled_index.h); fails closed like Begin().
-    cache::UnsettledEntry entry;
-    entry.key = key_;
-    entry.fingerprint = begin_.fingerprint;
-    entry.request = begin_.request;
-    index->Add(entry, [self = this->shared_from_this()](absl::Status s) {
-      if (!s.ok()) return self->OnClaim(std::move(s));
-      self->BeginClaim();
-    });
-  }
+  // The claim also adds the record to the unsettled index, in the same
+  // script (cache/unsettled_index.h), so the reconciler can settle it if its
+  // outcome stays unknown.
+  void Start() { BeginClaim(); }
 
  private:
   void BeginClaim() {

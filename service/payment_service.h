@@ -91,10 +91,6 @@ struct PaymentServiceOptions {
   // RetryInfo for PSP_OUTCOME_UNKNOWN and IDEMPOTENCY_STORE_UNAVAILABLE.
   absl::Duration outcome_unknown_retry_delay = absl::Seconds(1);
   absl::Duration store_unavailable_retry_delay = absl::Seconds(1);
-  // When set, every mutating call adds its record to this index before
-  // claiming it, so the reconciler (service/reconciler.h) can settle it if
-  // its outcome stays unknown. Must outlive the service.
-  cache::UnsettledIndex* unsettled_index = nullptr;
   // A Begin that failed with the store unavailable (e.g. its reply timed
   // out: it may have claimed) is sent once more with the same owner token
   // after this delay, on `timers`. Null `timers`: no retry.

@@ -6,7 +6,9 @@
 #include <deque>
 #include <future>
 #include <random>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "common/errors.h"
@@ -128,23 +130,40 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
   // Redis time, estimated from the last page read.
   absl::Time RedisNow() const { return absl::Now() + redis_offset_; }
 
+  // A pass: lists the indexes (one per slot with entries, found on every
+  // primary), then walks them from a random one.
   void StartPass() {
     if (stopped_.load()) return;
-    const int n = std::max(1, index_->buckets());
-    first_bucket_ = std::uniform_int_distribution<int>(0, n - 1)(rng_);
-    bucket_step_ = 0;
-    offset_ = 0;
+    index_->List(OnLoop<absl::StatusOr<cache::UnsettledIndexes>>(
+        [this](absl::StatusOr<cache::UnsettledIndexes> found) {
+          OnList(std::move(found));
+        }));
+  }
+
+  void OnList(absl::StatusOr<cache::UnsettledIndexes> found) {
     unsettled_ = 0;
     index_entries_ = 0;
     oldest_ = absl::InfiniteFuture();
+    if (!found.ok()) {
+      // Redis is down: nothing can be settled; try again next pass.
+      std::fprintf(stderr, "payorchd: reconciler: %s\n",
+                   found.status().ToString().c_str());
+      return EndPass();
+    }
+    indexes_ = std::move(found->names);
+    const int n = static_cast<int>(indexes_.size());
+    first_index_ =
+        n == 0 ? 0 : std::uniform_int_distribution<int>(0, n - 1)(rng_);
+    index_step_ = 0;
+    offset_ = 0;
     ScanNext();
   }
 
   void ScanNext() {
-    const int n = std::max(1, index_->buckets());
-    if (bucket_step_ >= n) return EndPass();
-    const int bucket = (first_bucket_ + bucket_step_) % n;
-    index_->Scan(bucket, offset_, options_.page_size,
+    const int n = static_cast<int>(indexes_.size());
+    if (index_step_ >= n) return EndPass();
+    const std::string& index = indexes_[(first_index_ + index_step_) % n];
+    index_->Scan(index, offset_, options_.page_size,
                  OnLoop<absl::StatusOr<cache::UnsettledPage>>(
                      [this](absl::StatusOr<cache::UnsettledPage> page) {
                        OnPage(std::move(page));
@@ -179,7 +198,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   // Settles queued records, at most max_concurrent at once; when the page is
-  // done, reads the next page or bucket.
+  // done, reads the next page or index.
   void Pump() {
     while (active_ < std::max(1, options_.max_concurrent) && !queue_.empty()) {
       std::shared_ptr<Work> work = std::move(queue_.front());
@@ -191,7 +210,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
     if (page_full_) {
       offset_ += page_kept_;  // removed entries moved the rest up
     } else {
-      ++bucket_step_;
+      ++index_step_;
       offset_ = 0;
     }
     ScanNext();
@@ -218,7 +237,12 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
 
   // One record's walk; every path ends in Done().
   void Claim(std::shared_ptr<Work> work) {
-    store_->Begin(work->entry.key, work->entry.fingerprint, options_.lease,
+    cache::BeginArgs args;
+    args.fingerprint = work->entry.fingerprint;
+    args.lease = options_.lease;
+    args.request = work->entry.request;
+    args.settling = true;  // the entry keeps its time: no new attempt
+    store_->Begin(work->entry.key, args,
                   OnLoop<absl::StatusOr<cache::Claim>>(
                       [this, work](absl::StatusOr<cache::Claim> claim) mutable {
                         OnClaim(std::move(work), std::move(claim));
@@ -232,7 +256,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
       case Claim::Outcome::kMismatch:
       case Claim::Outcome::kOtherFamily:
         // Settled, or the record is another request's (with its own entry).
-        return RemoveEntry(std::move(work), nullptr);
+        return RemoveEntry(std::move(work));
       case Claim::Outcome::kInProgress:
         // A live call, or another replica settling it.
         return Unsettled(work, /*failed=*/false);
@@ -263,7 +287,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
           e.key, work->owner, *found, options_.retention,
           OnLoop<absl::Status>([this, work, result](absl::Status s) mutable {
             if (!s.ok()) return Unsettled(work, /*failed=*/true);
-            RemoveEntry(std::move(work), result);
+            Settled(work, result);  // Complete removed the entry
           }));
     }
     const absl::Time quiet_until = std::max(
@@ -275,7 +299,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
           e.key, work->owner,
           OnLoop<absl::Status>([this, work](absl::Status s) mutable {
             if (!s.ok()) return Unsettled(work, /*failed=*/true);
-            RemoveEntry(std::move(work), "not_found");
+            Settled(work, "not_found");  // Forget removed the entry
           }));
     }
     // Not answered, or not found while PayKKa may still be processing the
@@ -287,10 +311,16 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
         }));
   }
 
-  // Removes the entry (unless re-added meanwhile); `result` names the
-  // settlement for the metric (null: only the index was tidied).
-  void RemoveEntry(std::shared_ptr<Work> work, const char* result) {
-    if (result != nullptr) metrics_.Settled(result);
+  // Settled by Complete or Forget, whose scripts removed the entry.
+  void Settled(const std::shared_ptr<Work>& work, const char* result) {
+    metrics_.Settled(result);
+    backoff_.erase(work->entry.field);
+    Done();
+  }
+
+  // Removes a stale entry (its record settled, or another request's) unless
+  // re-added meanwhile.
+  void RemoveEntry(std::shared_ptr<Work> work) {
     backoff_.erase(work->entry.field);
     index_->Remove(work->entry, OnLoop<absl::StatusOr<bool>>(
                                     [this](absl::StatusOr<bool> removed) {
@@ -330,8 +360,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Impl> {
   // Loop thread only.
   std::mt19937 rng_;
   absl::Duration redis_offset_;
-  int first_bucket_ = 0;
-  int bucket_step_ = 0;
+  std::vector<std::string> indexes_;
+  int first_index_ = 0;
+  int index_step_ = 0;
   int64_t offset_ = 0;
   bool page_full_ = false;
   int64_t page_kept_ = 0;

@@ -5,21 +5,25 @@
 // whose outcome is unknown without waiting for the caller to retry.
 // service/README.md "Reconciler".
 //
-// Every replica runs one. Each pass walks the unsettled index
-// (cache/unsettled_index.h) bucket by bucket, oldest entries first. An entry
-// older than `grace` is claimed through the idempotency store's ordinary
-// Begin() (so one replica at a time holds it, under the usual lease) and:
-// - the record is COMPLETED, or belongs to another request: the entry goes;
+// Every replica runs one. Each pass lists the unsettled indexes
+// (cache/unsettled_index.h: one per Cluster slot that has entries, found by
+// SCAN on every primary) and walks them one by one, oldest entries first.
+// An entry older than `grace` is claimed through the idempotency store's
+// ordinary Begin() (so one replica at a time holds it, under the usual
+// lease) and:
+// - the record is COMPLETED, or belongs to another request: the (stale)
+//   entry goes;
 // - a live lease (a call in flight, or another replica settling it): left;
-// - claimed (UNKNOWN, an expired lease, or a record Redis lost): PayKKa is
-//   asked by trans_id. Found and matching: adopted (stored as the replayable
-//   answer); another object under the trans_id: its TRANS_ID_REUSED refusal
-//   stored, as a retry would. Not found: forgotten as "never happened" only
-//   after the quiet period (the later of the record's own, set at
-//   MarkUnknown, and entry time + lease + paykka_timeout, which bounds the
-//   last attempt's send time plus PayKKa's processing time); before that,
-//   and on any other failure, it is marked UNKNOWN again and retried with
-//   exponential backoff.
+// - claimed (UNKNOWN, an expired lease, or an expired record; the claim
+//   keeps the entry and its time): PayKKa is asked by trans_id. Found and
+//   matching: adopted (stored as the replayable answer; Complete removes the
+//   entry); another object under the trans_id: its TRANS_ID_REUSED refusal
+//   stored, as a retry would. Not found: forgotten as "never happened"
+//   (Forget removes record and entry) only after the quiet period (the
+//   later of the record's own, set at MarkUnknown, and entry time + lease +
+//   paykka_timeout, which bounds the last attempt's send time plus PayKKa's
+//   processing time); before that, and on any other failure, it is marked
+//   UNKNOWN again and retried with exponential backoff.
 //
 // Threading: all state lives on `loop`; store, index and PayKKa callbacks are
 // posted back to it. No thread waits for I/O.

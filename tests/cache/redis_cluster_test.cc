@@ -10,10 +10,12 @@
 
 #include <atomic>
 #include <cstdio>
+#include <future>
 #include <memory>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -22,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "cache/redis_client.h"
 #include "cache/redis_idempotency_store.h"
+#include "cache/unsettled_index.h"
 #include "common/errors.h"
 #include "common/event_loop.h"
 #include "gtest/gtest.h"
@@ -233,6 +236,67 @@ TEST(RedisClusterStoreTest, KeysSpreadOverEveryPrimaryInOneSlotEach) {
             .ok());
   }
   EXPECT_EQ(primaries.size(), 3u);
+  store.reset();
+}
+
+// The entries of one index, by record key, restricted to `merchant`.
+std::set<std::string> IndexedFor(UnsettledIndex& index,
+                                 const std::string& merchant) {
+  std::promise<absl::StatusOr<UnsettledIndexes>> listed;
+  index.List([&](absl::StatusOr<UnsettledIndexes> r) { listed.set_value(r); });
+  auto found = listed.get_future().get();
+  EXPECT_TRUE(found.ok()) << found.status();
+  std::set<std::string> out;
+  if (!found.ok()) return out;
+  EXPECT_EQ(found->primaries, 3);
+  EXPECT_EQ(found->failed, 0);
+  for (const std::string& name : found->names) {
+    std::promise<absl::StatusOr<UnsettledPage>> p;
+    index.Scan(name, 0, 10000,
+               [&](absl::StatusOr<UnsettledPage> r) { p.set_value(r); });
+    auto page = p.get_future().get();
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (!page.ok()) continue;
+    for (const UnsettledEntry& e : page->entries) {
+      if (e.key.merchant_id == merchant) out.insert(e.key.RedisKey());
+    }
+  }
+  return out;
+}
+
+// Each claim's index entry is on its record's slot (hence primary), and
+// List() finds the indexes on every primary.
+TEST(RedisClusterStoreTest, TheUnsettledIndexIsOnEachRecordsSlot) {
+  RedisCluster& cluster = SharedCluster();
+  auto loop = StartLoop();
+  auto store = MakeStore(loop.get(), ClusterOptions(cluster.url()));
+  UnsettledIndex index(store->client());
+  const std::string merchant = FreshKey("charge", "IDX").trans_id;
+  std::set<std::string> want;
+  std::vector<std::pair<IdempotencyKey, std::string>> claims;
+  for (int i = 0; i < 30; ++i) {
+    const IdempotencyKey key{"charge", merchant, "T" + std::to_string(i)};
+    auto claim = BeginSync(*store, key, "fp", absl::Seconds(30));
+    ASSERT_TRUE(claim.ok()) << claim.status();
+    ASSERT_EQ(claim->outcome, Claim::Outcome::kAcquired);
+    const std::string name = UnsettledIndexName(key);
+    auto record_primary = cluster.PrimaryForKey(key.RedisKey());
+    auto index_primary = cluster.PrimaryForKey(UnsettledSinceKey(name));
+    ASSERT_TRUE(record_primary.ok() && index_primary.ok());
+    EXPECT_EQ(*record_primary, *index_primary);
+    auto score =
+        cluster.node(*index_primary)
+            .Command({"ZSCORE", UnsettledSinceKey(name), key.RedisKey()});
+    ASSERT_TRUE(score.ok()) << score.status();
+    EXPECT_NE(*score, "(nil)");
+    want.insert(key.RedisKey());
+    claims.emplace_back(key, claim->owner_token);
+  }
+  EXPECT_EQ(IndexedFor(index, merchant), want);
+  for (const auto& [key, owner] : claims) {
+    ASSERT_TRUE(CompleteSync(*store, key, owner, "out", absl::Hours(1)).ok());
+  }
+  EXPECT_TRUE(IndexedFor(index, merchant).empty());
   store.reset();
 }
 
