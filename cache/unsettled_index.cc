@@ -5,10 +5,10 @@
 #include <utility>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "cache/redis_cluster.h"
 #include "cache/redis_idempotency_store.h"
 #include "common/errors.h"
