@@ -103,7 +103,7 @@ done
 TO_SERVING=$(elapsed "$START" "$SERVING")
 # payorchctl inside the image (the chart's `helm test` pod runs it) sees the same.
 [[ "$(podman run --rm --network=host --read-only --entrypoint /usr/local/bin/payorchctl "$TAG" \
-  --target="127.0.0.1:$GRPC_PORT" --timeout=5s health)" == *'"SERVING"'* ]] || fail "payorchctl in the image"
+  --target="127.0.0.1:$GRPC_PORT" --timeout=5s --plaintext health)" == *'"SERVING"'* ]] || fail "payorchctl in the image"
 PID=$(podman inspect --format '{{.State.Pid}}' "$ID-payorchd")
 UID_LINE=$(awk '/^Uid:/ {print $2, $3}' "/proc/$PID/status")
 [ "$UID_LINE" = "65532 65532" ] || fail "payorchd runs as uid '$UID_LINE', not 65532"
