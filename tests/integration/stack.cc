@@ -224,7 +224,6 @@ std::string Stack::DefaultCallerPolicy() {
 }
 
 absl::Status Stack::AddCallerAuthFlags(std::vector<std::string>* argv) const {
-  argv->push_back("--health_listen=127.0.0.1:0");
   if (options_.insecure_plaintext) {
     argv->push_back("--insecure_plaintext");
     return absl::OkStatus();
@@ -241,15 +240,18 @@ absl::Status Stack::AddCallerAuthFlags(std::vector<std::string>* argv) const {
 absl::Status Stack::StartPayorchd(int i) {
   Replica& r = replicas_[i];
   r.process.reset();
-  r.grpc_target.clear();
-  r.http_target.clear();
-  r.log_path = dir_.File(absl::StrCat("payorchd-", i, ".log"));
+  // With keep_ports a restarted replica listens where it did (decided before
+  // the targets are cleared to be read again from its "listening" lines).
   const bool same = options_.keep_ports && !r.grpc_target.empty();
+  auto listen = [same](const std::string& previous) {
+    return same ? previous : std::string("127.0.0.1:0");
+  };
   std::vector<std::string> argv = {
       BinaryPath("payorchd"),
-      "--grpc_listen=" + (same ? r.grpc_target : "127.0.0.1:0"),
-      "--http_listen=" + (same ? r.http_target : "127.0.0.1:0"),
-      "--webhook_listen=127.0.0.1:0",
+      "--grpc_listen=" + listen(r.grpc_target),
+      "--http_listen=" + listen(r.http_target),
+      "--webhook_listen=" + listen(r.webhook_target),
+      "--health_listen=" + listen(r.health_target),
       "--merchants_config=" + dir_.File("merchants.json"),
       "--paykka_timeout=3s",
       "--drain_delay=0s",  // tests that drain say how long
@@ -262,6 +264,11 @@ absl::Status Stack::StartPayorchd(int i) {
   }
   if (absl::Status s = AddCallerAuthFlags(&argv); !s.ok()) return s;
   for (const auto& a : options_.payorchd_args) argv.push_back(a);
+  r.grpc_target.clear();
+  r.http_target.clear();
+  r.webhook_target.clear();
+  r.health_target.clear();
+  r.log_path = dir_.File(absl::StrCat("payorchd-", i, ".log"));
   auto process = Subprocess::Start(argv, r.log_path);
   if (!process.ok()) return process.status();
   r.process = std::move(*process);
@@ -320,10 +327,15 @@ std::shared_ptr<grpc::Channel> Stack::ChannelAs(const std::string& name,
                                                 int i) const {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  return grpc::CreateCustomChannel(grpc_target(i), CallerCredentials(name),
+                                   args);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> Stack::CallerCredentials(
+    const std::string& name) const {
   auto certs = SharedMtlsCertificates();
   if (options_.insecure_plaintext || !certs.ok()) {
-    return grpc::CreateCustomChannel(grpc_target(i),
-                                     grpc::InsecureChannelCredentials(), args);
+    return grpc::InsecureChannelCredentials();
   }
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = ReadAll(certs->ca_file);
@@ -331,8 +343,7 @@ std::shared_ptr<grpc::Channel> Stack::ChannelAs(const std::string& name,
     tls.pem_cert_chain = ReadAll(certs->ClientCert(name));
     tls.pem_private_key = ReadAll(certs->ClientKey(name));
   }
-  return grpc::CreateCustomChannel(grpc_target(i), grpc::SslCredentials(tls),
-                                   args);
+  return grpc::SslCredentials(tls);
 }
 
 std::unique_ptr<payorch::v1::PaymentOrchestrator::Stub> Stack::Stub(

@@ -84,6 +84,10 @@ class Stack {
   // SharedMtlsCertificates()); "" presents no client certificate.
   std::shared_ptr<grpc::Channel> ChannelAs(const std::string& name,
                                            int replica = 0) const;
+  // The channel credentials of caller `name` (mTLS; "" presents no client
+  // certificate), plaintext with insecure_plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> CallerCredentials(
+      const std::string& name = "admin") const;
   // The caller policy file payorchd watches (rewrite it to reload).
   std::string caller_policy_file() const { return dir_.File("policy.json"); }
   // The plaintext health-only gRPC listener (--health_listen).
@@ -109,7 +113,8 @@ class Stack {
 
   // payorchd replicas.
   absl::Status KillPayorchd(int replica, int signal);  // and wait for exit
-  absl::Status StartPayorchd(int replica);  // (re)start on a new port
+  // (Re)start, on new ports unless keep_ports.
+  absl::Status StartPayorchd(int replica);
   absl::StatusOr<int> PayorchdExitStatus(int replica, absl::Duration timeout);
   // Threads and resident memory (kB) of a replica, from /proc.
   int ThreadCount(int replica = 0) const;

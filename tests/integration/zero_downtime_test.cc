@@ -26,7 +26,8 @@ namespace {
 namespace v1 = payorch::v1;
 using grpc::health::v1::HealthCheckResponse;
 
-// One channel over every replica's static address, balanced per call
+// One channel over every replica's static address as a real caller opens
+// it (mTLS with the "admin" client certificate), balanced per call
 // (round_robin) over the replicas whose readiness health service is SERVING
 // (client-side health checking, as README "Operator's runbook" tells callers
 // to configure), reconnecting quickly to a restarted replica.
@@ -43,7 +44,10 @@ std::shared_ptr<grpc::Channel> RoundRobinChannel(const Stack& stack,
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+  // The server certificate names 127.0.0.1 and localhost; an address list
+  // has no single authority to check it against.
+  args.SetSslTargetNameOverride("localhost");
+  return grpc::CreateCustomChannel(target, stack.CallerCredentials("admin"),
                                    args);
 }
 
@@ -135,18 +139,12 @@ bool WaitForHealth(const Stack& stack, int replica, const std::string& service,
 }
 
 // 10 rolling restarts in a row (SIGTERM one replica, start it again on the
-// same port, wait until it is SERVING, next) under continuous load: no call
-// fails, and the sandbox created each checkout exactly once.
-//
-// Disabled until it is brought in step with mTLS by default in the test stack:
-// over the plaintext round-robin channel with client-side health checking, the
-// restarted replicas are reported "backend unhealthy" to the channel. Run it by
-// hand with --gtest_also_run_disabled_tests.
-TEST(ZeroDowntimeTest, DISABLED_RollingRestartsUnderLoadFailNoCall) {
+// same ports, wait until it is SERVING, next) under continuous load over
+// mTLS: no call fails, and the sandbox created each checkout exactly once.
+TEST(ZeroDowntimeTest, RollingRestartsUnderLoadFailNoCall) {
   StackOptions options = StackOptions::Payorchd(
       {"--drain_delay=1s", "--drain_grace=10s"}, /*replicas=*/2);
   options.keep_ports = true;
-  options.insecure_plaintext = true;
   auto stack = Stack::Start(options);
   ASSERT_TRUE(stack.ok()) << stack.status();
   Load load(RoundRobinChannel(**stack, 2), /*threads=*/6);
