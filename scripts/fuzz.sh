@@ -4,6 +4,8 @@
 # (tests/fuzz/corpus/<target>, copied to a scratch dir so the repo is untouched).
 # Prints executions and findings per target; exits 1 if any target crashed,
 # leaked or timed out (the reproducer is kept in the scratch dir, printed).
+# FUZZ_RUNS=N also stops each target after N executions (a long run aiming at
+# N per target ends early for fast targets; SECONDS still bounds each).
 # Usage: scripts/fuzz.sh [seconds] [target...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +13,8 @@ ROOT=$PWD
 SECONDS_EACH=${1:-20}
 shift || true
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(webhook response_mapping validation merchant_config stored_outcome)
+((${#TARGETS[@]})) || TARGETS=(webhook response_mapping validation merchant_config stored_outcome
+  caller_policy)
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 LAUNCHER=()
 command -v ccache >/dev/null && LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
@@ -26,7 +29,8 @@ for t in "${TARGETS[@]}"; do
   mkdir -p "$WORK/$t/corpus" "$WORK/$t/artifacts"
   cp "$ROOT/tests/fuzz/corpus/$t"/* "$WORK/$t/corpus/"
   rc=0
-  "$ROOT/$BUILD/bin/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+  "$ROOT/$BUILD/bin/fuzz_$t" -max_total_time="$SECONDS_EACH" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} \
+    -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$WORK/$t/artifacts/" "$WORK/$t/corpus" \
     >"$WORK/$t/log" 2>&1 || rc=$?
   execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$WORK/$t/log")
