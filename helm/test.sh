@@ -193,15 +193,17 @@ declare -A variant_args=(
   [merchants]="-f $merchants"
   [hpa]="-f $merchants --set autoscaling.enabled=true"
   [servicemonitor]="-f $merchants --set metrics.serviceMonitor.enabled=true"
-  [netpol]="-f $merchants --set networkPolicy.enabled=true --set networkPolicy.egress.paykka.cidrs={203.0.113.0/24}"
-  [netpolstrict]="-f $merchants --set networkPolicy.enabled=true --set networkPolicy.egress.paykka.cidrs={203.0.113.0/24} --set networkPolicy.ingress.grpc.allowSameNamespace=false"
+  [netpol]="-f $merchants --set networkPolicy.egress.paykka.cidrs={203.0.113.0/24} --set networkPolicy.ingress.grpc.callerNamespaces={shop,billing}"
+  [netpolsame]="-f $merchants --set networkPolicy.ingress.grpc.allowSameNamespace=true --set networkPolicy.ingress.http.allowSameNamespace=true"
+  [nonetpol]="-f $merchants --set networkPolicy.enabled=false"
+  [plaintext]="-f $merchants --set server.insecurePlaintext=true"
   [monitoring]="-f $merchants --set metrics.prometheusRule.enabled=true --set metrics.grafanaDashboard.enabled=true"
   [norollsecrets]="-f $merchants --set rollOnSecretChange.enabled=false --set tests.health.enabled=false"
   [replicas3]="-f $merchants --set replicaCount=3"
   [grpcliveness]="-f $merchants --set probes.liveness.type=grpc"
   [full]="-f $merchants -f $full"
 )
-for v in default merchants hpa servicemonitor netpol netpolstrict monitoring norollsecrets replicas3 grpcliveness full; do
+for v in default merchants hpa servicemonitor netpol netpolsame nonetpol plaintext monitoring norollsecrets replicas3 grpcliveness full; do
   # shellcheck disable=SC2086  # the args are split on purpose; the paths contain no spaces
   check "render [$v] ${variant_args[$v]#-f $merchants}" render "$v" ${variant_args[$v]}
   check "kubernetes schema [$v]" validate "$v"
@@ -250,9 +252,101 @@ check "HPA autoscaling/v2 owns replicas [hpa]" assert hpa replicas hpa
 check "HPA [full]" assert full replicas hpa
 check "ServiceMonitor scrapes /metrics on the Service's http port [servicemonitor]" assert servicemonitor serviceMonitor
 check "ServiceMonitor [full]" assert full serviceMonitor
-check "NetworkPolicy: ingress grpc/http only; egress DNS, Redis, PayKKa CIDRs [netpol]" assert netpol networkPolicy 6379
+check "NetworkPolicy present by default: gRPC from labelled callers, webhook from the ingress controller, http/health from monitoring; egress DNS, Redis, public PayKKa [default]" \
+  assert default networkPolicy 6379 webhook
+check "NetworkPolicy: callers from listed namespaces; PayKKa CIDRs [netpol]" assert netpol networkPolicy 6379 webhook
+netpol_caller_namespaces() {
+  node -e 'const Y=require("yaml"),fs=require("fs"),assert=require("assert");
+    const np=Y.parseAllDocuments(fs.readFileSync(process.argv[1],"utf8")).map((d)=>d.toJSON())
+      .find((o)=>o&&o.kind==="NetworkPolicy");
+    const peer=np.spec.ingress.find((r)=>r.ports.some((p)=>p.port==="grpc")).from[0];
+    assert.deepStrictEqual(peer,{podSelector:{matchLabels:{"payorch.io/caller":"true"}},namespaceSelector:
+      {matchExpressions:[{key:"kubernetes.io/metadata.name",operator:"In",values:["shop","billing"]}]}});
+    console.log(JSON.stringify(peer))' "$out/netpol.yaml"
+}
+check "NetworkPolicy: networkPolicy.ingress.grpc.callerNamespaces select those namespaces [netpol]" netpol_caller_namespaces
+check "NetworkPolicy: allowSameNamespace opens grpc/http to the namespace only when asked [netpolsame]" \
+  assert netpolsame networkPolicy 6379 webhook sameNamespace
+check "no NetworkPolicy when networkPolicy.enabled=false [nonetpol]" \
+  bash -c "! grep -Eq '^kind: NetworkPolicy$' '$out/nonetpol.yaml'"
+check "mTLS by default: no --insecure_plaintext; cert/key/CA from Secret payorch-tls; caller policy from a ConfigMap directory [default]" \
+  assert default mtls mtls payorch-tls
+check "mTLS with cert-manager, callers and a separate CA Secret [full]" assert full mtls mtls payorch-tls
+check "--insecure_plaintext only when server.insecurePlaintext=true, without TLS flags [plaintext]" \
+  assert plaintext mtls plaintext
+check "helm test pod over plaintext only with server.insecurePlaintext [plaintext]" assert plaintext helmTest
+check "helm test pod: client certificate from Secret payorch-test-client, mounted read-only [default]" \
+  assert default helmTest - payorch-test-client
+check "helm test pod: client certificate from the cert-manager Secret [full]" assert full helmTest - payorch-test-client
+check "cert-manager Certificates write the server and test-client Secrets [full]" assert full certManager
+check "no Certificate and no Ingress by default" \
+  bash -c "! grep -Eq '^kind: (Certificate|Ingress)$' '$out/default.yaml'"
+check "Ingress routes only POST /webhooks/paykka (Exact) to the webhook port [full]" assert full ingress
+
+policy_without_rollout() {
+  # The caller policy reaches payorchd as a file of its own ConfigMap, reloaded in place: changing
+  # callerPolicy changes that ConfigMap, carries exactly the callers given, and leaves checksum/config
+  # (which would roll every pod) alone.
+  local a b
+  "$helm" template payorch "$chart" --namespace payments \
+    --set 'callerPolicy.callers[0].identity=spiffe://shop.example/checkout' \
+    --set 'callerPolicy.callers[0].merchants={M1,M2}' \
+    --set 'callerPolicy.callers[0].methods={CreateCheckout,GetOrder}' >"$out/policy.yaml" || return 1
+  a=$(grep 'checksum/config:' "$out/default.yaml")
+  b=$(grep 'checksum/config:' "$out/policy.yaml")
+  echo "checksum before: $a"
+  echo "checksum after:  $b"
+  [ -n "$a" ] && [ "$a" = "$b" ] || { echo "a policy change rolls the pods"; return 1; }
+  node -e 'const Y=require("yaml"),fs=require("fs"),assert=require("assert");
+    const pol=(f)=>JSON.parse(Y.parseAllDocuments(fs.readFileSync(f,"utf8")).map((d)=>d.toJSON())
+      .find((o)=>o&&o.kind==="ConfigMap"&&o.metadata.name==="payorch-caller-policy").data["caller_policy.json"]);
+    assert.deepStrictEqual(pol(process.argv[1]),{callers:[]});
+    assert.deepStrictEqual(pol(process.argv[2]),{callers:[{identity:"spiffe://shop.example/checkout",
+      merchants:["M1","M2"],methods:["CreateCheckout","GetOrder"]}]});
+    console.log(JSON.stringify(pol(process.argv[2])))' "$out/default.yaml" "$out/policy.yaml"
+}
+check "caller policy: callers rendered into payorch-caller-policy, no rollout (checksum/config unchanged)" policy_without_rollout
+
+# --- the checks above bite: each fails on a chart whose template regressed ----------------------
+
+mutant() { # mutant TEMPLATE SED-EXPR RENDER-ARGS ASSERT-NAME [ARG...]: the assert must fail after SED-EXPR
+  local tpl=$1 expr=$2 args=$3 c=$out/mutant
+  shift 3
+  rm -rf "$c" && mkdir -p "$c" && cp -r "$chart" "$c/" || return 1
+  sed -i "$expr" "$c/payorch/templates/$tpl" || return 1
+  if cmp -s "$chart/templates/$tpl" "$c/payorch/templates/$tpl"; then echo "the mutation changed nothing"; return 1; fi
+  # shellcheck disable=SC2086
+  "$helm" template payorch "$c/payorch" --namespace payments $args >"$c/render.yaml" || { echo "mutant does not render"; return 1; }
+  if node "$here/validate.js" assert "$1" "$c/render.yaml" "${@:2}"; then
+    echo "assert $* passed on the regressed template"
+    return 1
+  fi
+}
+hook_args="--set ingress.enabled=true --set ingress.host=hooks.example.com"
+check "regression caught: no NetworkPolicy by default" \
+  mutant networkpolicy.yaml '1s/.*/{{- if false }}/' "" networkPolicy 6379 webhook
+check "regression caught: gRPC admitted without the caller labels" \
+  mutant networkpolicy.yaml 's/toYaml \$in\.grpc\.callerPodLabels | nindent 14/""/' "" networkPolicy 6379 webhook
+check "regression caught: webhook port admitted from anywhere" \
+  mutant networkpolicy.yaml 's/{{- if or \$hook.ingressControllerNamespaceSelector \$hook.ingressControllerPodSelector }}/{{- if false }}\n        - podSelector: {}\n        {{- else if false }}/' "" networkPolicy 6379 webhook
+check "regression caught: PayKKa egress to 0.0.0.0/0 without the private ranges excepted" \
+  mutant networkpolicy.yaml 's/toYaml \$np\.egress\.paykka\.publicExcept/toYaml (list "10.0.0.0\/8")/' "" networkPolicy 6379
+check "regression caught: --insecure_plaintext by default" \
+  mutant deployment.yaml '/--health_listen=/a\            - "--insecure_plaintext"' "" mtls mtls payorch-tls
+check "regression caught: caller policy mounted with subPath (misses ConfigMap updates)" \
+  mutant deployment.yaml 's|mountPath: {{ include "payorch.policyDir" . }}|mountPath: {{ include "payorch.policyDir" . }}/caller_policy.json\n              subPath: caller_policy.json|' \
+  "" mtls mtls payorch-tls
+check "regression caught: readiness probe on the mTLS gRPC port" \
+  mutant deployment.yaml 's/port: {{ .Values.server.healthPort }}/port: {{ .Values.server.grpcPort }}/' "" probes
+check "regression caught: Ingress routes every path" \
+  mutant ingress.yaml 's|path: /webhooks/paykka|path: /|' "$hook_args" ingress
+check "regression caught: Ingress backend on the gRPC port" \
+  mutant ingress.yaml 's|name: webhook|name: grpc|' "$hook_args" ingress
+check "regression caught: helm test pod without its client certificate" \
+  mutant tests/test-health.yaml 's/{{ \$creds }}/--plaintext/' "" helmTest - payorch-test-client
+check "regression caught: helm test pod's certificate not mounted" \
+  mutant tests/test-health.yaml '/volumeMounts:/,+3d' "" helmTest - payorch-test-client
 check "NetworkPolicy admits the ingress controller on the webhook port [full]" assert full networkPolicy 6379 webhook
-check "NetworkPolicy admits the helm test pod on grpc only [netpolstrict]" assert netpolstrict networkPolicy 6379
 check "Redis password: none without redis.existingSecret [default]" assert default redisPassword none
 check "Redis password: a read-only file from Secret payorch-redis, --redis_password_file [merchants]" \
   assert merchants redisPassword payorch-redis
@@ -262,10 +356,10 @@ check "checksum/secrets on the pod template [full]" assert full secretsChecksum
 check "no checksum/secrets when rollOnSecretChange.enabled=false [norollsecrets]" assert norollsecrets secretsChecksum absent
 check "helm test pod: gRPC health of the Service, hardened, not an endpoint [default]" assert default helmTest
 check "helm test pod [full]" assert full helmTest
-check "helm test pod admitted by a strict NetworkPolicy [netpolstrict]" assert netpolstrict helmTest
+check "helm test pod admitted by the default NetworkPolicy [default]" assert default helmTest
 check "no helm test pod when tests.health.enabled=false [norollsecrets]" \
   bash -c "! grep -q 'helm.sh/hook: test' '$out/norollsecrets.yaml'"
-check "security context of the test pod [netpolstrict]" assert netpolstrict securityContext
+check "security context of the test pod [plaintext]" assert plaintext securityContext
 
 image_default() {
   local app version want
@@ -496,7 +590,24 @@ ks="--set merchantSecrets.existingSecret=keys"
     --set autoscaling.enabled=true --set autoscaling.minReplicas=5 --set autoscaling.maxReplicas=3
   check "rejects an HPA without metrics" expect_fail 'targetCPUUtilizationPercentage' \
     --set autoscaling.enabled=true --set autoscaling.targetCPUUtilizationPercentage=null
-  check "rejects NetworkPolicy without PayKKa CIDRs" expect_fail 'paykka.cidrs' --set networkPolicy.enabled=true
+  check "rejects PayKKa egress without CIDRs and without publicExcept" expect_fail 'publicExcept' \
+    --set 'networkPolicy.egress.paykka.publicExcept=null'
+  check "rejects a malformed publicExcept range" expect_fail 'publicExcept' \
+    --set 'networkPolicy.egress.paykka.publicExcept={private}'
+  check "rejects empty callerPodLabels (would admit every pod)" expect_fail 'callerPodLabels' \
+    --set 'networkPolicy.ingress.grpc.callerPodLabels=null'
+  check "rejects server.insecurePlaintext as a string" expect_fail 'insecurePlaintext' --set-string server.insecurePlaintext=yes
+  check "rejects cert-manager without an issuer" expect_fail 'issuerRef' --set tls.certManager.enabled=true
+  check "rejects an Ingress without host" expect_fail 'ingress.host' --set ingress.enabled=true
+  check "rejects an unknown RPC in the caller policy" expect_fail 'methods' \
+    --set 'callerPolicy.callers[0].identity=checkout' --set 'callerPolicy.callers[0].merchants={M1}' \
+    --set 'callerPolicy.callers[0].methods={ChargeRecurrin}'
+  check "rejects a caller policy line without merchants" expect_fail 'merchants' \
+    --set 'callerPolicy.callers[0].identity=checkout' --set 'callerPolicy.callers[0].methods={GetOrder}'
+  check "rejects a caller identity listed twice" expect_fail 'listed twice' \
+    --set 'callerPolicy.callers[0].identity=a' --set 'callerPolicy.callers[0].merchants={M1}' \
+    --set 'callerPolicy.callers[0].methods={GetOrder}' --set 'callerPolicy.callers[1].identity=a' \
+    --set 'callerPolicy.callers[1].merchants={M2}' --set 'callerPolicy.callers[1].methods={GetOrder}'
   check "rejects a malformed PayKKa CIDR" expect_fail 'cidrs' --set networkPolicy.enabled=true \
     --set 'networkPolicy.egress.paykka.cidrs={api.paykka.com}'
   check "rejects unknown top-level keys (typo replicas=3)" expect_fail 'replicas' --set replicas=3

@@ -65,6 +65,13 @@ const crdChecks = {
     for (const e of eps) expect(typeof e.port === 'string' && e.port, 'ServiceMonitor: endpoint without a named port');
     expect(o.spec && o.spec.selector && o.spec.selector.matchLabels, 'ServiceMonitor: no selector.matchLabels');
   },
+  'cert-manager.io/v1/Certificate': (o) => {
+    const sp = o.spec || {};
+    expect(typeof sp.secretName === 'string' && sp.secretName, 'Certificate: no secretName');
+    expect(sp.issuerRef && sp.issuerRef.name && ['Issuer', 'ClusterIssuer'].includes(sp.issuerRef.kind), 'Certificate: bad issuerRef');
+    expect((sp.dnsNames || []).length || sp.commonName || (sp.uris || []).length, 'Certificate: no subject');
+    expect(/^[0-9]+h$/.test(sp.duration || '') && /^[0-9]+h$/.test(sp.renewBefore || ''), 'Certificate: duration/renewBefore');
+  },
   'monitoring.coreos.com/v1/PrometheusRule': (o) => {
     const groups = (o.spec && o.spec.groups) || [];
     expect(groups.length > 0, 'PrometheusRule: no groups');
@@ -137,17 +144,21 @@ const asserts = {
     expect(tmp, 'no writable /tmp mount for the read-only root filesystem');
   },
 
-  // Readiness is a native gRPC probe on the gRPC port; liveness/startup are HTTP /healthz unless
-  // the optional arg "grpc-liveness" asks for a gRPC liveness probe.
+  // Readiness is a native gRPC probe on the plaintext health-only listener (--health_listen; the
+  // kubelet has no client certificate for the mTLS gRPC port); liveness/startup are HTTP /healthz
+  // unless the optional arg "grpc-liveness" asks for a gRPC liveness probe.
   probes(docs, mode) {
     const c = container(docs);
     const grpcPort = c.ports.find((p) => p.name === 'grpc').containerPort;
-    expect(c.readinessProbe && c.readinessProbe.grpc && c.readinessProbe.grpc.port === grpcPort,
-      'readinessProbe is not a gRPC probe on the grpc port');
+    const healthPort = (c.ports.find((p) => p.name === 'health') || {}).containerPort;
+    expect(healthPort && healthPort !== grpcPort, 'no separate health containerPort');
+    expect(arg(c, 'health_listen') === `0.0.0.0:${healthPort}`, '--health_listen does not match the health containerPort');
+    expect(c.readinessProbe && c.readinessProbe.grpc && c.readinessProbe.grpc.port === healthPort,
+      'readinessProbe is not a gRPC probe on the health port');
     expect(arg(c, 'grpc_listen') === `0.0.0.0:${grpcPort}`, '--grpc_listen does not match the grpc containerPort');
     if (mode === 'grpc-liveness') {
-      expect(c.livenessProbe && c.livenessProbe.grpc && c.livenessProbe.grpc.port === grpcPort,
-        'livenessProbe is not a gRPC probe');
+      expect(c.livenessProbe && c.livenessProbe.grpc && c.livenessProbe.grpc.port === healthPort,
+        'livenessProbe is not a gRPC probe on the health port');
     } else {
       expect(c.livenessProbe && c.livenessProbe.httpGet && c.livenessProbe.httpGet.path === '/healthz' &&
         c.livenessProbe.httpGet.port === 'http', 'livenessProbe is not HTTP /healthz');
@@ -318,8 +329,9 @@ const asserts = {
   },
 
   // The `helm test` hook pod: a test hook that never becomes a Service endpoint, runs the payorch
-  // image (arg: expected image, default: the Deployment's) and checks the Service's gRPC port.
-  helmTest(docs, image) {
+  // image (arg: expected image, default: the Deployment's; "-" for that) and checks the Service's
+  // gRPC port, with a client certificate from a Secret (arg: its name) unless the server is plaintext.
+  helmTest(docs, image, secretName) {
     const pods = helmTestPods(docs);
     expect(pods.length === 1, `expected one helm test pod, found ${pods.length}`);
     if (pods.length !== 1) return;
@@ -333,13 +345,32 @@ const asserts = {
       expect(!selects, `Service ${svc.metadata.name} selects the test pod`);
     }
     const c = pod.spec.containers[0];
-    expect(c.image === (image || container(docs).image), `test image ${c.image}`);
+    expect(c.image === (image && image !== '-' ? image : container(docs).image), `test image ${c.image}`);
     const svc = byKind(docs, 'Service').find((s) => s.spec.clusterIP !== 'None');
     const port = svc.spec.ports.find((p) => p.name === 'grpc').port;
     const script = (c.command || []).concat(c.args || []).join(' ');
     const target = `${svc.metadata.name}.${svc.metadata.namespace}.svc:${port}`;
     expect(script.includes(`--target=${target} `), `test does not target ${target}`);
     expect(script.includes('health') && script.includes(`'"SERVING"'`), 'test does not check for "SERVING"');
+    const plaintext = (container(docs).args || []).includes('--insecure_plaintext');
+    if (plaintext) {
+      expect(/payorchctl --plaintext /.test(script), 'plaintext server, but the test does not use --plaintext');
+    } else {
+      // mTLS: --ca/--cert/--key name files of a Secret volume mounted read-only in the test pod.
+      expect(!script.includes('--plaintext'), 'the test pod talks plaintext to an mTLS server');
+      const files = {};
+      for (const m of c.volumeMounts || []) {
+        const v = (pod.spec.volumes || []).find((x) => x.name === m.name);
+        if (!v || !v.secret || m.readOnly !== true) continue;
+        for (const it of v.secret.items || []) files[`${m.mountPath}/${it.path}`] = { secret: v.secret.secretName, key: it.key };
+      }
+      for (const [flag, key] of [['ca', 'ca.crt'], ['cert', 'tls.crt'], ['key', 'tls.key']]) {
+        const m = new RegExp(`payorchctl [^\\n]*--${flag}=(\\S+)`).exec(script);
+        const f = m && files[m[1]];
+        expect(f && f.key === key, `the test's --${flag} is not key ${key} of a read-only Secret volume`);
+        if (f && secretName) expect(f.secret === secretName, `the test's client certificate comes from ${f.secret}, not ${secretName}`);
+      }
+    }
     const np = byKind(docs, 'NetworkPolicy')[0];
     if (np) {
       const grpcRules = (np.spec.ingress || []).filter((r) => r.ports.some((p) => p.port === 'grpc'));
@@ -349,26 +380,59 @@ const asserts = {
     }
   },
 
-  // NetworkPolicy: both directions restricted; ingress only on grpc/http ports; egress only DNS,
-  // Redis (arg: redis port) and PayKKa CIDRs on 443; no rule without peers (= allow all).
-  networkPolicy(docs, redisPort, needWebhook) {
+  // NetworkPolicy: both directions restricted. Ingress only on the grpc/webhook/http/health ports:
+  // grpc only from pods selected by labels (callers, the helm test pod; never every pod or an IP
+  // block), webhook only from a namespace-scoped peer (the ingress controller), http/health only from
+  // a namespace (monitoring) or IP blocks (kubelets). Egress only DNS, Redis (arg: redis port) and
+  // PayKKa by CIDR on 443 (0.0.0.0/0 only with every private, link-local and loopback range
+  // excepted). Optional arg "webhook": the webhook port must be admitted. Arg "sameNamespace": grpc
+  // may also admit the whole namespace (networkPolicy.ingress.grpc.allowSameNamespace).
+  networkPolicy(docs, redisPort, ...opts) {
     const np = one(docs, 'NetworkPolicy');
-    const ports = (np.spec.ingress || []).map((r) => r.ports.map((p) => p.port).join(','));
-    if (needWebhook === 'webhook') {
+    const sel = JSON.stringify(one(docs, 'Deployment').spec.selector.matchLabels);
+    expect(JSON.stringify(np.spec.podSelector.matchLabels) === sel, 'the NetworkPolicy does not select the payorchd pods');
+    const ingress = np.spec.ingress || [];
+    const ports = ingress.map((r) => r.ports.map((p) => p.port).join(','));
+    if (opts.includes('webhook')) {
       expect(ports.includes('webhook'), 'the webhook port is not reachable through the NetworkPolicy');
       const c = container(docs);
       expect(c.ports.some((p) => p.name === 'webhook'), 'no webhook container port');
     }
     expect(JSON.stringify(np.spec.policyTypes) === '["Ingress","Egress"]', 'policyTypes is not [Ingress, Egress]');
-    for (const r of np.spec.ingress || []) {
+    const labelled = (f) => f.podSelector && Object.keys(f.podSelector.matchLabels || {}).length > 0;
+    for (const r of ingress) {
       expect(r.from && r.from.length, 'ingress rule without from (allows everyone)');
-      expect(r.ports && r.ports.every((p) => ['grpc', 'http', 'webhook'].includes(p.port)), 'ingress on a port other than grpc/http/webhook');
+      const rp = (r.ports || []).map((p) => p.port);
+      expect(rp.length && rp.every((p) => ['grpc', 'http', 'webhook', 'health'].includes(p)),
+        `ingress on a port other than grpc/http/webhook/health: ${rp}`);
+      for (const f of r.from || []) {
+        if (rp.includes('grpc')) {
+          const whole = opts.includes('sameNamespace') && f.podSelector && !f.namespaceSelector && !labelled(f);
+          expect(whole || (labelled(f) && !f.ipBlock), `gRPC admitted from a peer without pod labels: ${JSON.stringify(f)}`);
+        }
+        if (rp.includes('webhook')) {
+          expect(f.namespaceSelector && Object.keys(f.namespaceSelector.matchLabels || {}).length,
+            `webhook admitted from a peer that is not namespace-scoped (ingress controller): ${JSON.stringify(f)}`);
+        }
+        if (rp.includes('http') || rp.includes('health')) {
+          expect(rp.every((p) => p === 'http' || p === 'health'), 'http/health share a rule with another port');
+          expect((f.namespaceSelector && Object.keys(f.namespaceSelector.matchLabels || {}).length) || f.ipBlock ||
+            opts.includes('sameNamespace'), `http/health admitted from ${JSON.stringify(f)}`);
+        }
+      }
     }
+    expect(ingress.some((r) => r.ports.some((p) => p.port === 'grpc')), 'no gRPC ingress rule');
     const eg = np.spec.egress || [];
+    const privateRanges = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '127.0.0.0/8'];
     for (const r of eg) {
       expect(r.to && r.to.length, 'egress rule without to (allows everywhere)');
       expect(r.ports && r.ports.length, 'egress rule without ports (allows every port)');
-      for (const t of r.to || []) expect(!(t.ipBlock && /^0\.0\.0\.0\/0$|^::\/0$/.test(t.ipBlock.cidr)), 'egress to 0.0.0.0/0');
+      for (const t of r.to || []) {
+        if (t.ipBlock && /^0\.0\.0\.0\/0$|^::\/0$/.test(t.ipBlock.cidr)) {
+          const ex = t.ipBlock.except || [];
+          expect(privateRanges.every((x) => ex.includes(x)), `egress to ${t.ipBlock.cidr} without excepting ${privateRanges}`);
+        }
+      }
     }
     const hasPort = (r, port, proto) => r.ports.some((p) => p.port === port && (p.protocol || 'TCP') === proto);
     expect(eg.some((r) => hasPort(r, 53, 'UDP')), 'no DNS egress');
@@ -376,6 +440,112 @@ const asserts = {
     const https = eg.filter((r) => hasPort(r, 443, 'TCP'));
     expect(https.length === 1 && https[0].to.every((t) => t.ipBlock && t.ipBlock.cidr), 'PayKKa egress is not CIDR-only on 443');
     expect(eg.length === 3, `expected exactly 3 egress rules (DNS, Redis, PayKKa), got ${eg.length}`);
+  },
+
+  // The gRPC port's credentials. Arg "mtls": no --insecure_plaintext; --tls_cert_file, --tls_key_file
+  // and --tls_client_ca_file are keys of the Secret (arg 2, if given) in a read-only volume;
+  // --caller_policy is a file of a ConfigMap volume mounted as a whole directory (no subPath, so
+  // Kubernetes' ..data swap reaches payorchd) and that ConfigMap, when rendered, is valid policy JSON
+  // and not part of checksum/config. Arg "plaintext": --insecure_plaintext and none of those.
+  mtls(docs, mode, secretName) {
+    const ps = podSpec(docs);
+    const c = container(docs);
+    const args = c.args || [];
+    const tlsFlags = ['tls_cert_file', 'tls_key_file', 'tls_client_ca_file', 'caller_policy'];
+    const grpcSvcPorts = byKind(docs, 'Service').map((x) => x.spec.ports.find((p) => p.name === 'grpc')).filter(Boolean);
+    const wantProto = mode === 'plaintext' ? 'kubernetes.io/h2c' : 'tls';
+    for (const p of grpcSvcPorts) expect(p.appProtocol === wantProto, `Service grpc port appProtocol ${p.appProtocol}, not ${wantProto}`);
+    if (mode === 'plaintext') {
+      expect(args.includes('--insecure_plaintext'), 'no --insecure_plaintext although asked for');
+      for (const f of tlsFlags) expect(arg(c, f) === undefined, `--${f} with --insecure_plaintext`);
+      return;
+    }
+    expect(!args.some((a) => a.startsWith('--insecure_plaintext')), '--insecure_plaintext by default');
+    const volFiles = (pred) => {
+      const files = {};
+      for (const m of c.volumeMounts || []) {
+        const v = ps.volumes.find((x) => x.name === m.name);
+        if (!v || !pred(v) || m.readOnly !== true) continue;
+        const sources = v.projected ? v.projected.sources : [v];
+        for (const src of sources) {
+          const ref = src.secret || src.configMap;
+          if (!ref) continue;
+          for (const it of ref.items || []) {
+            files[`${m.mountPath}/${it.path}`] = { name: ref.name || ref.secretName, key: it.key, kind: src.secret ? 'Secret' : 'ConfigMap', subPath: m.subPath };
+          }
+        }
+      }
+      return files;
+    };
+    const files = volFiles(() => true);
+    for (const [flag, key] of [['tls_cert_file', 'tls.crt'], ['tls_key_file', 'tls.key'], ['tls_client_ca_file', 'ca.crt']]) {
+      const f = files[arg(c, flag)];
+      expect(f && f.kind === 'Secret', `--${flag}=${arg(c, flag)} is not a file from a Secret mounted read-only`);
+      if (f && secretName && flag !== 'tls_client_ca_file') expect(f.name === secretName, `--${flag} comes from Secret ${f.name}, not ${secretName}`);
+      if (f && key !== 'ca.crt') expect(f.key === key, `--${flag} comes from key ${f.key}`);
+    }
+    const policy = arg(c, 'caller_policy');
+    const pf = files[policy];
+    expect(pf && pf.kind === 'ConfigMap' && !pf.subPath, `--caller_policy=${policy} is not a file of a ConfigMap directory mount`);
+    expect(!(c.volumeMounts || []).some((m) => m.subPath), 'a volume is mounted with subPath (misses updates)');
+    if (!pf) return;
+    const cm = byKind(docs, 'ConfigMap').find((x) => x.metadata.name === pf.name);
+    if (cm) {
+      let doc;
+      try { doc = JSON.parse(cm.data[pf.key]); } catch (e) { problems.push(`caller policy is not JSON: ${e.message}`); return; }
+      expect(Array.isArray(doc.callers) && Object.keys(doc).length === 1, 'caller policy: only a callers list is allowed');
+      for (const e of doc.callers || []) {
+        expect(Object.keys(e).sort().join() === 'identity,merchants,methods', `caller policy entry ${JSON.stringify(e)}`);
+      }
+    }
+  },
+
+  // The Ingress routes exactly POST /webhooks/paykka (pathType Exact) to the Service's webhook port,
+  // and nothing else: no default backend, no other path or port.
+  ingress(docs) {
+    const ings = byKind(docs, 'Ingress');
+    expect(ings.length === 1, `expected one Ingress, found ${ings.length}`);
+    const svc = byKind(docs, 'Service').find((x) => x.spec.clusterIP !== 'None');
+    const hookPort = svc.spec.ports.find((p) => p.name === 'webhook').port;
+    for (const ing of ings) {
+      expect(!ing.spec.defaultBackend, 'the Ingress has a default backend');
+      expect((ing.spec.rules || []).length > 0, 'the Ingress has no rules');
+      for (const r of ing.spec.rules || []) {
+        expect(r.host, 'an Ingress rule without host');
+        const paths = (r.http && r.http.paths) || [];
+        expect(paths.length === 1, `Ingress rule for ${r.host} has ${paths.length} paths`);
+        for (const p of paths) {
+          expect(p.path === '/webhooks/paykka' && p.pathType === 'Exact', `Ingress routes ${p.pathType} ${p.path}`);
+          const b = p.backend.service || {};
+          expect(b.name === svc.metadata.name && (b.port.name === 'webhook' || b.port.number === hookPort),
+            `Ingress path ${p.path} goes to ${b.name}:${b.port.name || b.port.number}, not the webhook port`);
+        }
+      }
+    }
+  },
+
+  // cert-manager: a server Certificate writes the Secret payorchd mounts (names the Service's DNS
+  // names, server auth), and a client Certificate writes the helm test pod's Secret (client auth).
+  certManager(docs) {
+    const certs = byKind(docs, 'Certificate');
+    const ps = podSpec(docs);
+    const tlsVol = ps.volumes.find((v) => v.name === 'grpc-tls');
+    const serverSecret = tlsVol && tlsVol.projected.sources[0].secret.name;
+    const server = certs.find((x) => x.spec.secretName === serverSecret);
+    expect(server, `no Certificate writes the server Secret ${serverSecret}`);
+    const svc = byKind(docs, 'Service').find((x) => x.spec.clusterIP !== 'None');
+    if (server) {
+      expect(server.spec.dnsNames.includes(`${svc.metadata.name}.${svc.metadata.namespace}.svc`), 'server Certificate lacks <svc>.<ns>.svc');
+      expect(server.spec.usages.includes('server auth'), 'server Certificate without server auth');
+      expect(server.spec.issuerRef && server.spec.issuerRef.name, 'server Certificate without issuerRef.name');
+    }
+    const pod = helmTestPods(docs)[0];
+    if (pod) {
+      const v = (pod.spec.volumes || []).find((x) => x.secret);
+      const client = v && certs.find((x) => x.spec.secretName === v.secret.secretName);
+      expect(client, 'no Certificate writes the helm test pod\'s client Secret');
+      if (client) expect(client.spec.usages.includes('client auth'), 'test client Certificate without client auth');
+    }
   },
 };
 

@@ -127,9 +127,22 @@ Cross-field checks the JSON schema cannot express. Called from the Deployment.
 {{- fail (printf "merchants: %q has no key Secret: set merchantSecrets.existingSecret (or merchants[].existingSecret). Keys are never taken from values." .merchantId) }}
 {{- end }}
 {{- end }}
+{{- if and .Values.tls.certManager.enabled (not .Values.tls.certManager.issuerRef.name) (not .Values.server.insecurePlaintext) }}
+{{- fail "tls.certManager.enabled needs tls.certManager.issuerRef.name (the Issuer or ClusterIssuer that signs payorchd's and the callers' certificates)" }}
+{{- end }}
+{{- if and .Values.ingress.enabled (not .Values.ingress.host) }}
+{{- fail "ingress.enabled needs ingress.host (the public host PayKKa posts webhooks to)" }}
+{{- end }}
+{{- $idents := dict }}
+{{- range .Values.callerPolicy.callers }}
+{{- if hasKey $idents .identity }}
+{{- fail (printf "callerPolicy.callers: identity %q is listed twice" .identity) }}
+{{- end }}
+{{- $_ := set $idents .identity true }}
+{{- end }}
 {{- if .Values.networkPolicy.enabled }}
-{{- if not .Values.networkPolicy.egress.paykka.cidrs }}
-{{- fail "networkPolicy.egress.paykka.cidrs is empty: a NetworkPolicy cannot allow egress by hostname, so list PayKKa's (or your egress proxy's) CIDRs. See the chart README." }}
+{{- if and (not .Values.networkPolicy.egress.paykka.cidrs) (not .Values.networkPolicy.egress.paykka.publicExcept) }}
+{{- fail "networkPolicy.egress.paykka: cidrs and publicExcept are both empty, which would open PayKKa's ports to every address, cluster included: list PayKKa's (or your egress proxy's) CIDRs. See the chart README." }}
 {{- end }}
 {{- $r := .Values.networkPolicy.egress.redis }}
 {{- if not (or $r.podSelector $r.namespaceSelector $r.cidrs) }}
@@ -146,7 +159,7 @@ Where the Redis password file is mounted (from redis.existingSecret).
 {{- end }}
 
 {{/*
-Names of the Secrets the pods read (merchant keys, Redis password), sorted and without duplicates.
+Names of the Secrets the pods read (merchant keys, Redis password, gRPC TLS), sorted and without duplicates.
 */}}
 {{- define "payorch.secretNames" -}}
 {{- $names := list }}
@@ -155,6 +168,12 @@ Names of the Secrets the pods read (merchant keys, Redis password), sorted and w
 {{- end }}
 {{- with .Values.redis.existingSecret }}
 {{- $names = append $names . }}
+{{- end }}
+{{- if not .Values.server.insecurePlaintext }}
+{{- $names = append $names (include "payorch.tlsSecret" .) }}
+{{- with .Values.tls.clientCaSecret }}
+{{- $names = append $names . }}
+{{- end }}
 {{- end }}
 {{- $names | uniq | sortAlpha | toJson }}
 {{- end }}
@@ -191,4 +210,55 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: test-health
 app.kubernetes.io/part-of: payorch
+{{- end }}
+
+{{/*
+The Secret with payorchd's gRPC certificate, key and callers' CA (written by cert-manager when
+tls.certManager.enabled).
+*/}}
+{{- define "payorch.tlsSecret" -}}
+{{- .Values.tls.existingSecret | default (printf "%s-tls" (include "payorch.fullname" .)) }}
+{{- end }}
+
+{{/*
+The Secret with the helm test pod's client certificate.
+*/}}
+{{- define "payorch.testClientSecret" -}}
+{{- .Values.tests.health.clientSecret | default (printf "%s-test-client" (include "payorch.fullname" .)) }}
+{{- end }}
+
+{{/*
+Where the gRPC TLS files (tls.crt, tls.key, ca.crt) and the caller policy directory are mounted (not
+inside configDir: no mount nested in another ConfigMap volume).
+*/}}
+{{- define "payorch.tlsDir" -}}
+/var/run/secrets/payorch/tls
+{{- end }}
+{{- define "payorch.policyDir" -}}
+/etc/payorch-policy
+{{- end }}
+
+{{/*
+The caller policy ConfigMap's name.
+*/}}
+{{- define "payorch.callerPolicyConfigMap" -}}
+{{- .Values.callerPolicy.existingConfigMap | default (printf "%s-caller-policy" (include "payorch.fullname" .)) }}
+{{- end }}
+
+{{/*
+caller_policy.json in payorchd's shape (service/caller_policy.h).
+*/}}
+{{- define "payorch.callerPolicyJson" -}}
+{{- $list := list }}
+{{- range .Values.callerPolicy.callers }}
+{{- $list = append $list (dict "identity" .identity "merchants" .merchants "methods" .methods) }}
+{{- end }}
+{{- dict "callers" $list | toPrettyJson }}
+{{- end }}
+
+{{/*
+appProtocol of the gRPC port: TLS that payorchd terminates itself, or cleartext HTTP/2.
+*/}}
+{{- define "payorch.grpcAppProtocol" -}}
+{{- .Values.service.grpcAppProtocol | default (ternary "kubernetes.io/h2c" "tls" .Values.server.insecurePlaintext) }}
 {{- end }}
