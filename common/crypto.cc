@@ -331,45 +331,6 @@ std::string Sha256Hex(absl::string_view data) {
   return out;
 }
 
-// --- PayKKa recipe ---
-
-std::string PaykkaRequestStringToSign(absl::string_view method,
-                                      absl::string_view path,
-                                      absl::string_view timestamp,
-                                      absl::string_view nonce,
-                                      absl::string_view body) {
-  return absl::StrCat(method, "\n", path, "\n", timestamp, "\n", nonce, "\n",
-                      body);
-}
-
-std::string PaykkaResponseStringToSign(absl::string_view timestamp,
-                                       absl::string_view nonce,
-                                       absl::string_view body) {
-  return absl::StrCat(timestamp, "\n", nonce, "\n", body);
-}
-
-absl::StatusOr<std::string> PaykkaSignatureHeader(const RsaPrivateKey& key,
-                                                  absl::string_view s) {
-  absl::StatusOr<std::string> sig = key.SignSha256(s);
-  if (!sig.ok()) return sig.status();
-  return PercentEncode(Base64Encode(*sig));
-}
-
-absl::Status VerifyPaykkaSignatureHeader(const RsaPublicKey& key,
-                                         absl::string_view s,
-                                         absl::string_view header_value) {
-  std::string b64(header_value);
-  if (absl::StrContains(header_value, "%")) {
-    absl::StatusOr<std::string> decoded = PercentDecode(header_value);
-    if (!decoded.ok()) return decoded.status();
-    b64 = *std::move(decoded);
-  }
-  absl::StatusOr<std::string> sig = Base64Decode(b64);
-  if (!sig.ok()) return sig.status();
-  if (sig->empty()) return absl::InvalidArgumentError("empty signature");
-  return key.VerifySha256(s, *sig);
-}
-
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {

@@ -1,9 +1,9 @@
 #ifndef PAYORCH_COMMON_CRYPTO_H_
 #define PAYORCH_COMMON_CRYPTO_H_
 
-// RSA keys, SHA256withRSA signatures and the encodings PayKKa's v3 signing
-// recipe uses (docs/paykka.md section 2), on OpenSSL 3. Shared by the adapter
-// (signs requests, verifies responses) and the sandbox (the other way round).
+// Generic RSA keys, SHA256withRSA signatures, SHA-256, Base64 and
+// percent-encoding on OpenSSL 3. PayKKa's recipe built from them (strings to
+// sign, header names) is adapters/paykka/signing.h.
 
 #include <memory>
 #include <string>
@@ -76,33 +76,6 @@ std::string RandomHex(int bytes);
 
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(absl::string_view data);
-
-// --- PayKKa v3 signing recipe (docs/paykka.md 2.2-2.3) ---
-
-// "METHOD\nPATH\nTIMESTAMP\nNONCE\nBODY", no trailing newline; BODY is the
-// exact bytes sent.
-std::string PaykkaRequestStringToSign(absl::string_view method,
-                                      absl::string_view path,
-                                      absl::string_view timestamp,
-                                      absl::string_view nonce,
-                                      absl::string_view body);
-
-// Response (and webhook) recipe chosen by payorch and its sandbox, since
-// PayKKa's is unconfirmed (docs/paykka.md 2.6): "TIMESTAMP\nNONCE\nBODY".
-std::string PaykkaResponseStringToSign(absl::string_view timestamp,
-                                       absl::string_view nonce,
-                                       absl::string_view body);
-
-// The x-paykka-sign header value: PercentEncode(Base64(SignSha256(s))).
-absl::StatusOr<std::string> PaykkaSignatureHeader(const RsaPrivateKey& key,
-                                                  absl::string_view s);
-
-// Verifies an x-paykka-sign header value over `s`. Accepts the URL-encoded
-// form and raw Base64. kUnauthenticated when it does not verify,
-// kInvalidArgument when the header is not Base64 at all.
-absl::Status VerifyPaykkaSignatureHeader(const RsaPublicKey& key,
-                                         absl::string_view s,
-                                         absl::string_view header_value);
 
 // Reads a whole file (keys, config). kNotFound / kPermissionDenied with the
 // path (never the content) in the message.

@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/paykka/signing.h"
 #include "common/crypto.h"
 
 namespace payorch::sandbox {
@@ -47,9 +48,10 @@ ApiResponse RequestAuthenticator::Authenticate(const Request& req,
                                 "signature expired: x-paykka-timestamp "
                                 "is not within 5 minutes")};
   }
-  std::string to_sign =
-      PaykkaRequestStringToSign("POST", req.target, ts, values[2], req.body);
-  if (!VerifyPaykkaSignatureHeader((*merchant)->public_key, to_sign, values[3])
+  std::string to_sign = paykka::PaykkaRequestStringToSign(
+      "POST", req.target, ts, values[2], req.body);
+  if (!paykka::VerifyPaykkaSignatureHeader((*merchant)->public_key, to_sign,
+                                           values[3])
            .ok()) {
     return {401, PaykkaEnvelope("206003", "signature error")};
   }

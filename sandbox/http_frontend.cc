@@ -16,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/paykka/signing.h"
 
 namespace payorch::sandbox {
 
@@ -330,11 +331,13 @@ void HttpFrontend::Reply(uint64_t id, int status, std::string body,
                  type = std::string(content_type), ts = std::move(ts),
                  nonce = std::move(nonce), bad_signature,
                  key = platform_key_]() mutable {
-    std::string signed_body = bad_signature ? body + "\n" : body;
-    std::string to_sign = options_.sign_body_only ? signed_body
-                                                  : PaykkaResponseStringToSign(
-                                                        ts, nonce, signed_body);
-    absl::StatusOr<std::string> sign = PaykkaSignatureHeader(key, to_sign);
+    std::string to_sign = paykka::ResponseStringToSign(
+        options_.sign_body_only
+            ? paykka::ResponseSignRecipe::kBody
+            : paykka::ResponseSignRecipe::kTimestampNonceBody,
+        ts, nonce, bad_signature ? body + "\n" : body);
+    absl::StatusOr<std::string> sign =
+        paykka::PaykkaSignatureHeader(key, to_sign);
     loop_->Post([this, id, status, body = std::move(body),
                  type = std::move(type), ts = std::move(ts),
                  nonce = std::move(nonce),

@@ -5,6 +5,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/paykka/signing.h"
 
 namespace payorch::sandbox {
 namespace {
@@ -80,8 +81,8 @@ void WebhookSender::Attempt(int64_t id) {
   evkeyvalq* h = evhttp_request_get_output_headers(req);
   std::string ts = absl::StrCat(absl::ToUnixMillis(absl::Now()));
   std::string nonce = RandomHex(16);
-  absl::StatusOr<std::string> sign = PaykkaSignatureHeader(
-      platform_key_, PaykkaResponseStringToSign(ts, nonce, d.body));
+  absl::StatusOr<std::string> sign = paykka::PaykkaSignatureHeader(
+      platform_key_, paykka::PaykkaResponseStringToSign(ts, nonce, d.body));
   std::string host_header = absl::StrCat(target.host, ":", target.port);
   evhttp_add_header(h, "Host", host_header.c_str());
   evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");

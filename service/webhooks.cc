@@ -2,9 +2,8 @@
 
 #include <cstdio>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/crypto.h"
+#include "adapters/paykka/notification.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -24,37 +23,23 @@ constexpr const char* kExpired = "expired";
 constexpr const char* kReplayed = "replayed";
 constexpr const char* kStoreUnavailable = "nonce_store_unavailable";
 
-HttpServerResponse Answer(int status, absl::string_view ret_code,
-                          absl::string_view ret_msg) {
-  nlohmann::json body = {{"ret_code", std::string(ret_code)},
-                         {"ret_msg", std::string(ret_msg)}};
-  return HttpServerResponse{status, "application/json", body.dump(), {}};
-}
-
 // One answer per reason; unauthenticated and replayed answer alike, and an
 // unknown merchant is unauthenticated.
 HttpServerResponse RefusalAnswer(absl::string_view reason) {
-  if (reason == kMethod) return Answer(405, "010000", "POST only");
-  if (reason == kTooLarge) return Answer(413, "010000", "body too large");
-  if (reason == kMalformed) {
-    return Answer(400, "010000", "body is not a notification");
-  }
-  if (reason == kExpired) return Answer(401, "206004", "signature expired");
-  if (reason == kStoreUnavailable) {
-    return Answer(503, "010000", "try again later");
-  }
-  return Answer(401, "206003", "signature error");
+  using paykka::NotificationVerdict;
+  NotificationVerdict verdict = NotificationVerdict::kUnauthenticated;
+  if (reason == kMethod) verdict = NotificationVerdict::kNotPost;
+  if (reason == kTooLarge) verdict = NotificationVerdict::kTooLarge;
+  if (reason == kMalformed) verdict = NotificationVerdict::kMalformed;
+  if (reason == kExpired) verdict = NotificationVerdict::kExpired;
+  if (reason == kStoreUnavailable) verdict = NotificationVerdict::kTryLater;
+  return paykka::NotificationAnswer(verdict);
 }
 
 // As a JSON string; invalid UTF-8 is replaced, never thrown on.
 std::string Quoted(const std::string& s) {
   return nlohmann::json(s).dump(-1, ' ', false,
                                 nlohmann::json::error_handler_t::replace);
-}
-
-std::string Header(const HttpServerRequest& r, const char* name) {
-  auto it = r.headers.find(name);
-  return it == r.headers.end() ? "" : it->second;
 }
 
 }  // namespace
@@ -118,22 +103,15 @@ const char* WebhookHandler::Authenticate(
   if (!merchant->platform_public_key.has_value()) {
     return options_.allow_unsigned ? "" : kUnauthenticated;
   }
-  std::string ts = Header(request, "x-paykka-timestamp");
-  std::string nonce = Header(request, paykka::kNotificationNonceHeader);
-  if (nonce.empty() || nonce.size() > paykka::kMaxNotificationField) {
-    return kUnauthenticated;
+  switch (paykka::VerifyNotification(request, *merchant->platform_public_key,
+                                     clock_->Now(), options_.window)) {
+    case paykka::NotificationVerdict::kAccepted:
+      return "";
+    case paykka::NotificationVerdict::kExpired:
+      return kExpired;
+    default:
+      return kUnauthenticated;
   }
-  int64_t ms = 0;
-  if (!absl::SimpleAtoi(ts, &ms) ||
-      absl::AbsDuration(clock_->Now() - absl::FromUnixMillis(ms)) >
-          options_.window) {
-    return kExpired;
-  }
-  absl::Status verified = VerifyPaykkaSignatureHeader(
-      *merchant->platform_public_key,
-      PaykkaResponseStringToSign(ts, nonce, request.body),
-      Header(request, "x-paykka-sign"));
-  return verified.ok() ? "" : kUnauthenticated;
 }
 
 void WebhookHandler::Handle(HttpServerRequest request, HttpResponder respond) {
@@ -145,11 +123,13 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpResponder respond) {
       paykka::ReadNotificationFields(request.body);
   if (!n.ok()) return Refuse(kMalformed, std::move(respond));
   const paykka::MerchantConfig* merchant = FindMerchant(
-      Header(request, paykka::kNotificationAppIdHeader), n->merchant_id);
+      paykka::NotificationHeader(request, paykka::kNotificationAppIdHeader),
+      n->merchant_id);
   if (const char* refused = Authenticate(request, merchant); *refused != 0) {
     return Refuse(refused, std::move(respond));
   }
-  std::string nonce = Header(request, paykka::kNotificationNonceHeader);
+  std::string nonce =
+      paykka::NotificationHeader(request, paykka::kNotificationNonceHeader);
   if (nonce.empty()) return Accept(*n, std::move(respond));  // unsigned
   options_.nonces->Claim(
       n->merchant_id, nonce, 2 * options_.window,
@@ -180,7 +160,8 @@ void WebhookHandler::Accept(const paykka::NotificationFields& n,
       Quoted(n.merchant_id).c_str(), Quoted(n.notify_type).c_str(),
       Quoted(n.order_id).c_str(), Quoted(n.trans_id).c_str(),
       Quoted(n.status).c_str(), first ? "false" : "true");
-  std::move(respond)(Answer(200, "000000", "Success"));
+  std::move(respond)(
+      paykka::NotificationAnswer(paykka::NotificationVerdict::kAccepted));
 }
 
 }  // namespace payorch::service

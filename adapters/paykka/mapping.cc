@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/paykka/defaults.h"
 #include "google/protobuf/generated_enum_reflection.h"
 
 namespace payorch::paykka {
@@ -50,10 +51,6 @@ E FromPaykkaName(absl::string_view text, E other) {
   if (v == nullptr || v->number() == 0 || v->number() == other) return other;
   return static_cast<E>(v->number());
 }
-
-// PayKKa's card payment method, sent where a card is implied (storing a
-// card, paying with a card token).
-constexpr const char* kBankCard = "BANKCARD";
 
 void PutIf(ojson& obj, const char* key, absl::string_view value) {
   if (!value.empty()) obj[key] = std::string(value);
@@ -260,7 +257,9 @@ std::string CreateSessionBody(absl::string_view merchant_id,
     // is only sent when given, or when storing a card (PayKKa requires
     // BANKCARD then: error 2013).
     std::string method = p.payment_method();
-    if (method.empty() && p.store_payment_method()) method = kBankCard;
+    if (method.empty() && p.store_payment_method()) {
+      method = std::string(kBankCard);
+    }
     PutIf(payment, "payment_method", method);
     if (p.store_payment_method()) payment["store_payment_method"] = true;
     PutIf(payment, "token_usage", PaykkaName(p.token_usage()));
@@ -276,13 +275,13 @@ std::string InitiateRecurringBody(absl::string_view merchant_id,
                                   const v1::ChargeRecurringRequest& r) {
   ojson body = ojson::object();
   body["merchant_id"] = std::string(merchant_id);
-  body["payment_type"] = "RECURRING";  // ChargeRecurring is always RECURRING
+  body["payment_type"] = PaykkaName(kChargePaymentType);
   PutIf(body, "authorisation_type", PaykkaName(r.authorisation_type()));
   PutIf(body, "capture_method", PaykkaName(r.capture_method()));
   PutIf(body, "trans_id", r.trans_id());
   body["amount"] = r.amount();
   PutIf(body, "currency", r.currency());
-  body["mit"] = true;  // merchant-initiated, whatever the request said
+  body["mit"] = kChargeIsMerchantInitiated;  // whatever the request said
   PutIf(body, "recurring_agreement_id", r.recurring_agreement_id());
   PutIf(body, "return_url", r.return_url());
   PutIf(body, "notify_url", r.notify_url());
@@ -293,7 +292,8 @@ std::string InitiateRecurringBody(absl::string_view merchant_id,
   PutIf(payment, "token", p.token());
   PutIf(payment, "shopper_reference", p.shopper_reference());
   std::string usage = PaykkaName(p.token_usage());
-  payment["token_usage"] = usage.empty() ? "SUBSCRIPTION" : usage;
+  payment["token_usage"] =
+      usage.empty() ? PaykkaName(kDefaultChargeTokenUsage) : usage;
   body["payment"] = std::move(payment);
   PutParties(body, r);
   return body.dump();

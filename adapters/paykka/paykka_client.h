@@ -11,6 +11,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "adapters/paykka/signing.h"
 #include "common/crypto.h"
 #include "payorch/v1/payorch.pb.h"
 
@@ -18,10 +19,6 @@ namespace payorch::paykka {
 
 // One merchant's PayKKa credentials and endpoint (from payorch's config file;
 // see merchant_config.h). Immutable once loaded; shared between threads.
-// What PayKKa signs in a response: "timestamp_nonce_body" signs
-// "TIMESTAMP\nNONCE\nBODY" (the default); "body" signs the body alone.
-enum class ResponseSignRecipe { kTimestampNonceBody, kBody };
-
 struct MerchantConfig {
   std::string merchant_id;    // PayKKa merchant_id, sent in every body
   std::string app_id;         // x-paykka-appid

@@ -1,6 +1,7 @@
 #include "adapters/paykka/signer.h"
 
 #include "absl/strings/str_cat.h"
+#include "adapters/paykka/signing.h"
 #include "common/crypto.h"
 
 namespace payorch::paykka {
@@ -20,11 +21,11 @@ absl::StatusOr<HttpHeaders> SignPaykkaRequest(const MerchantConfig& merchant,
         " failed: ", sign.status().message()));
   }
   return HttpHeaders{
-      {"x-paykka-appid", merchant.app_id},
-      {"x-paykka-timestamp", timestamp},
-      {"x-paykka-nonce", nonce},
-      {"x-paykka-sign-alg", std::string(kSignAlgorithm)},
-      {"x-paykka-sign", *std::move(sign)},
+      {std::string(kAppIdHeader), merchant.app_id},
+      {std::string(kTimestampHeader), timestamp},
+      {std::string(kNonceHeader), nonce},
+      {std::string(kSignAlgHeader), std::string(kSignAlgorithm)},
+      {std::string(kSignHeader), *std::move(sign)},
   };
 }
 
@@ -36,23 +37,11 @@ absl::Status VerifyPaykkaResponse(const MerchantConfig& merchant,
         "merchant ", merchant.merchant_id,
         " verifies response signatures but has no PayKKa public key"));
   }
-  const std::string timestamp = response.Header("x-paykka-timestamp");
-  const std::string nonce = response.Header("x-paykka-nonce");
-  const std::string sign = response.Header("x-paykka-sign");
-  if (timestamp.empty() || nonce.empty() || sign.empty()) {
-    return absl::UnauthenticatedError("response signature headers missing");
-  }
-  absl::Status status = VerifyPaykkaSignatureHeader(
+  return VerifySignedBody(
       *merchant.platform_public_key,
-      merchant.response_sign_recipe == ResponseSignRecipe::kBody
-          ? response.body
-          : PaykkaResponseStringToSign(timestamp, nonce, response.body),
-      sign);
-  if (!status.ok()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("response signature invalid: ", status.message()));
-  }
-  return absl::OkStatus();
+      {response.Header(kTimestampHeader), response.Header(kNonceHeader),
+       response.Header(kSignHeader)},
+      response.body, merchant.response_sign_recipe);
 }
 
 }  // namespace payorch::paykka

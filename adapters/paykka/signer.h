@@ -1,7 +1,8 @@
 #ifndef PAYORCH_ADAPTERS_PAYKKA_SIGNER_H_
 #define PAYORCH_ADAPTERS_PAYKKA_SIGNER_H_
 
-// PayKKa v3 request signing and response verification (docs/paykka.md 2).
+// PayKKa v3 request signing and response verification (docs/paykka.md 2),
+// for one merchant, with signing.h's recipe.
 // Both run RSA: call them on the WorkerPool, never on the event loop thread.
 
 #include <string>
@@ -14,10 +15,9 @@
 #include "absl/time/time.h"
 #include "adapters/paykka/http_transport.h"
 #include "adapters/paykka/paykka_client.h"
+#include "adapters/paykka/signing.h"
 
 namespace payorch::paykka {
-
-inline constexpr absl::string_view kSignAlgorithm = "SHA256_WITH_RSA";
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 

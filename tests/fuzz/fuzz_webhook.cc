@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "adapters/paykka/signing.h"
 #include "adapters/paykka/webhook_input.h"
 #include "common/crypto.h"
 
@@ -38,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     payorch::paykka::NotifyTypeLabel(fields->notify_type);
   }
   std::string to_sign =
-      payorch::PaykkaResponseStringToSign("1700000000", "nonce", body);
-  (void)payorch::VerifyPaykkaSignatureHeader(Key(), to_sign, header);
+      payorch::paykka::PaykkaResponseStringToSign("1700000000", "nonce", body);
+  (void)payorch::paykka::VerifyPaykkaSignatureHeader(Key(), to_sign, header);
   return 0;
 }

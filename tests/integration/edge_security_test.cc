@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/paykka/signing.h"
 #include "common/crypto.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -98,8 +99,8 @@ std::vector<std::string> SignedHeaders(const RsaPrivateKey& key,
           "x-paykka-timestamp: " + ts, "x-paykka-nonce: " + nonce,
           "x-paykka-sign-alg: SHA256_WITH_RSA",
           "x-paykka-sign: " +
-              *PaykkaSignatureHeader(
-                  key, PaykkaResponseStringToSign(ts, nonce, body))};
+              *paykka::PaykkaSignatureHeader(
+                  key, paykka::PaykkaResponseStringToSign(ts, nonce, body))};
 }
 
 std::string NotificationBody(const std::string& merchant,

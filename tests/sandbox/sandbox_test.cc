@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "adapters/paykka/signing.h"
 #include "common/crypto.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -397,7 +398,7 @@ class SandboxTest : public ::testing::Test {
         absl::StrCat(absl::ToUnixMillis(absl::Now()) + o.ts_offset_ms);
     std::string nonce = o.nonce.empty() ? RandomHex(12) : o.nonce;
     const RsaPrivateKey& key = o.key != nullptr ? *o.key : keys_->m1;
-    std::string to_sign = PaykkaRequestStringToSign(
+    std::string to_sign = paykka::PaykkaRequestStringToSign(
         "POST", o.sign_path.empty() ? path : o.sign_path, ts, nonce, body);
     std::string sign = Base64Encode(*key.SignSha256(to_sign));
     if (!o.raw_base64) sign = PercentEncode(sign);
@@ -592,7 +593,7 @@ TEST_F(SandboxTest, RequestSignedByOpensslCliIsAccepted) {
   std::string body = SessionRequest("T-cli").dump();
   std::string ts = absl::StrCat(absl::ToUnixMillis(absl::Now()));
   std::string nonce = RandomHex(10);
-  std::string to_sign = PaykkaRequestStringToSign(
+  std::string to_sign = paykka::PaykkaRequestStringToSign(
       "POST", "/v3/payment/acq/session", ts, nonce, body);
   std::string file = keys_->dir->Write("to_sign.txt", to_sign);
   auto sig = RunCommand("openssl dgst -sha256 -sign " + keys_->m1_path + " " +
@@ -600,8 +601,8 @@ TEST_F(SandboxTest, RequestSignedByOpensslCliIsAccepted) {
   ASSERT_TRUE(sig.ok()) << sig.status();
   for (bool encode : {true, false}) {
     std::string nonce2 = nonce + (encode ? "e" : "r");
-    to_sign = PaykkaRequestStringToSign("POST", "/v3/payment/acq/session", ts,
-                                        nonce2, body);
+    to_sign = paykka::PaykkaRequestStringToSign(
+        "POST", "/v3/payment/acq/session", ts, nonce2, body);
     keys_->dir->Write("to_sign.txt", to_sign);
     sig = RunCommand("openssl dgst -sha256 -sign " + keys_->m1_path + " " +
                      file + " | base64 -w0");
@@ -629,11 +630,11 @@ TEST_F(SandboxTest, EveryResponseIsSignedWithThePlatformKey) {
       Control("GET", "/sandbox/counters")};
   for (const HttpResult& r : results) {
     ASSERT_EQ(r.headers.count("x-paykka-sign"), 1u) << r.body;
-    std::string s =
-        PaykkaResponseStringToSign(r.headers.at("x-paykka-timestamp"),
-                                   r.headers.at("x-paykka-nonce"), r.body);
-    EXPECT_TRUE(VerifyPaykkaSignatureHeader(sandbox_->platform(), s,
-                                            r.headers.at("x-paykka-sign"))
+    std::string s = paykka::PaykkaResponseStringToSign(
+        r.headers.at("x-paykka-timestamp"), r.headers.at("x-paykka-nonce"),
+        r.body);
+    EXPECT_TRUE(paykka::VerifyPaykkaSignatureHeader(
+                    sandbox_->platform(), s, r.headers.at("x-paykka-sign"))
                     .ok())
         << r.body;
   }
@@ -1045,11 +1046,11 @@ TEST_F(SandboxTest, WebhookIsDeliveredSignedWithThePlatformKey) {
   const auto& w = got[0];
   EXPECT_EQ(w.headers.at("x-paykka-appid"), "A1");
   EXPECT_EQ(w.headers.at("x-paykka-sign-alg"), "SHA256_WITH_RSA");
-  std::string s =
-      PaykkaResponseStringToSign(w.headers.at("x-paykka-timestamp"),
-                                 w.headers.at("x-paykka-nonce"), w.body);
-  EXPECT_TRUE(VerifyPaykkaSignatureHeader(sandbox_->platform(), s,
-                                          w.headers.at("x-paykka-sign"))
+  std::string s = paykka::PaykkaResponseStringToSign(
+      w.headers.at("x-paykka-timestamp"), w.headers.at("x-paykka-nonce"),
+      w.body);
+  EXPECT_TRUE(paykka::VerifyPaykkaSignatureHeader(sandbox_->platform(), s,
+                                                  w.headers.at("x-paykka-sign"))
                   .ok());
   Json body = ParseJson(w.body);
   EXPECT_EQ(body["notify_type"], "PAYMENT.SUCCESS");
@@ -1176,11 +1177,11 @@ TEST_F(SandboxTest, BadSignatureFault) {
   HttpResult r = ApiJ("/v3/payment/acq/session", SessionRequest("BS1"));
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(ParseJson(r.body)["ret_code"], "000000");
-  std::string s =
-      PaykkaResponseStringToSign(r.headers.at("x-paykka-timestamp"),
-                                 r.headers.at("x-paykka-nonce"), r.body);
-  EXPECT_EQ(VerifyPaykkaSignatureHeader(sandbox_->platform(), s,
-                                        r.headers.at("x-paykka-sign"))
+  std::string s = paykka::PaykkaResponseStringToSign(
+      r.headers.at("x-paykka-timestamp"), r.headers.at("x-paykka-nonce"),
+      r.body);
+  EXPECT_EQ(paykka::VerifyPaykkaSignatureHeader(sandbox_->platform(), s,
+                                                r.headers.at("x-paykka-sign"))
                 .code(),
             absl::StatusCode::kUnauthenticated);
 }
@@ -1550,11 +1551,11 @@ TEST_F(SandboxTlsTest, HttpsListenerServesTheSignedApi) {
                       10000, certs_->ca_file);
   ASSERT_EQ(s.code, CURLE_OK);
   EXPECT_EQ(s.status, 200) << s.body;
-  std::string to_sign =
-      PaykkaResponseStringToSign(s.headers.at("x-paykka-timestamp"),
-                                 s.headers.at("x-paykka-nonce"), s.body);
-  EXPECT_TRUE(VerifyPaykkaSignatureHeader(tls_->platform(), to_sign,
-                                          s.headers.at("x-paykka-sign"))
+  std::string to_sign = paykka::PaykkaResponseStringToSign(
+      s.headers.at("x-paykka-timestamp"), s.headers.at("x-paykka-nonce"),
+      s.body);
+  EXPECT_TRUE(paykka::VerifyPaykkaSignatureHeader(tls_->platform(), to_sign,
+                                                  s.headers.at("x-paykka-sign"))
                   .ok());
   // Without the test CA the certificate does not verify.
   HttpResult untrusted =

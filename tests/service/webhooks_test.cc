@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/paykka/signing.h"
 #include "common/crypto.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -66,8 +67,8 @@ class WebhooksTest : public ::testing::Test {
     r.headers["x-paykka-timestamp"] = ts;
     r.headers["x-paykka-nonce"] = nonce;
     r.headers["x-paykka-sign-alg"] = "SHA256_WITH_RSA";
-    r.headers["x-paykka-sign"] = *PaykkaSignatureHeader(
-        key, PaykkaResponseStringToSign(ts, nonce, r.body));
+    r.headers["x-paykka-sign"] = *paykka::PaykkaSignatureHeader(
+        key, paykka::PaykkaResponseStringToSign(ts, nonce, r.body));
     return r;
   }
 

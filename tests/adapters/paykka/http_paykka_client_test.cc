@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "adapters/paykka/mapping.h"
+#include "adapters/paykka/signing.h"
 #include "common/crypto.h"
 #include "common/errors.h"
 #include "gtest/gtest.h"
