@@ -21,6 +21,11 @@ RULES = [  # (bucket, predicate on (symbol, dso))
      lambda s, d: "kernel" in d and ("tcp_" in s or "sock_" in s or "__send" in s or "recv" in s
                                      or "ip_" in s or "skb" in s)),
     ("epoll", lambda s, d: "epoll" in s),
+    # TLS records (HTTPS to PayKKa, mTLS on gRPC): libssl, and libcrypto's
+    # symmetric ciphers; the rest of libcrypto is RSA.
+    ("TLS (libssl, AES-GCM records)",
+     lambda s, d: "libssl" in d or ("libcrypto" in d and any(
+         k in s.lower() for k in ("aes", "gcm", "ghash", "chacha", "poly1305", "cipher")))),
     ("RSA sign/verify (OpenSSL)", lambda s, d: "libcrypto" in d),
     ("JSON build/parse (nlohmann)", lambda s, d: "nlohmann" in s),
     ("request log + metrics", lambda s, d: "RequestLog" in s or "prometheus" in s or "Metrics" in s),

@@ -60,6 +60,128 @@ def machine():
             "mem_gb": round(mem_kb / 1048576, 1), "loadavg_at_report": os.getloadavg()[0]}
 
 
+# Rows of the cost table: (run prefix, what, process whose CPU is payorch's /
+# the caller's, RSA operations (sign + verify pairs) per request).
+COST_ROWS = (
+    ("a.payorch.peak", "CreateCheckout, mTLS, HTTPS to PayKKa", "payorchd", 1),
+    ("a.payorch_plain.peak", "CreateCheckout, plaintext gRPC, HTTPS", "payorchd", 1),
+    ("a.payorch_http.peak", "CreateCheckout, mTLS, plain HTTP to PayKKa", "payorchd", 1),
+    ("a.direct.peak", "direct Create Session, HTTPS", "direct", 1),
+    ("a.direct_http.peak", "direct Create Session, plain HTTP", "direct", 1),
+    ("b.payorch.replay.c256", "replay (Redis only), mTLS", "payorchd", 0),
+    ("b.payorch_plain.replay.c256", "replay (Redis only), plaintext gRPC", "payorchd", 0),
+    ("c.payorch.get_order", "GetOrder, mTLS, HTTPS", "payorchd", 1),
+    ("c.direct.query", "direct Query Transaction, HTTPS", "direct", 1),
+    ("d.payorch.charge", "ChargeRecurring, mTLS, HTTPS", "payorchd", 1),
+    ("d.direct.charge", "direct MIT Initiate, HTTPS", "direct", 1),
+)
+
+
+def mean_cpu(rs, proc):
+    vals = [r["cpu"]["cpu_us_per_req"][proc] for r in rs
+            if proc in r.get("cpu", {}).get("cpu_us_per_req", {})]
+    return statistics.mean(vals) if vals else None
+
+
+def rsa_cost(runs):
+    """Sign and verify CPU us from payorch-signbench, mean of the run's start and end."""
+    rs = [runs[k] for k in ("rsa.start", "rsa.end") if k in runs]
+    if not rs:
+        return None
+    return {"sign_us": statistics.mean(r["sign_us"] for r in rs),
+            "verify_us": statistics.mean(r["verify_us"] for r in rs)}
+
+
+def cost_section(runs, summary, target, md):
+    """CPU us per request by process, split into RSA and the rest (the caller's own part)."""
+    rsa = rsa_cost(runs)
+    rows = []
+    for prefix, what, proc, rsa_ops in COST_ROWS:
+        rs = reps(runs, prefix)
+        total = mean_cpu(rs, proc)
+        if total is None:
+            continue
+        rsa_us = rsa_ops * (rsa["sign_us"] + rsa["verify_us"]) if rsa else 0.0
+        rows.append({"run": prefix, "what": what, "process": proc, "cpu_us": total,
+                     "rsa_us": rsa_us, "own_us": total - rsa_us,
+                     "redis_us": mean_cpu(rs, "redis"), "sandbox_us": mean_cpu(rs, "sandbox"),
+                     "rps": best_rps(rs)})
+    if not rows:
+        return
+    summary["cost"] = {"rsa": rsa, "rows": rows}
+    create = next((r for r in rows if r["run"] == "a.payorch.peak"), None)
+    if create:
+        target("payorch's own CPU per CreateCheckout <= 60 us (payorchd total - RSA)",
+               round(create["own_us"], 1), 60, create["own_us"] <= 60,
+               f"payorchd {create['cpu_us']:.0f} us/request, of it RSA {create['rsa_us']:.0f} us "
+               f"(sign {rsa['sign_us']:.0f} + verify {rsa['verify_us']:.0f}, payorch-signbench)"
+               if rsa else "no RSA figure")
+    fmt = lambda v: "" if v is None else f"{v:.0f}"
+    md.append("## CPU per request (us, from /proc/<pid>/stat over each measured window)\n")
+    if rsa:
+        md.append(f"RSA-2048 in this run (payorch-signbench, same key and code, thread CPU time): "
+                  f"sign {rsa['sign_us']:.0f} us, verify {rsa['verify_us']:.0f} us. "
+                  f"own = total - RSA. Closed loop c=32 unless named.\n")
+    md.append("| run | process | total | RSA | own | redis-server | sandbox | req/s |")
+    md.append("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        md.append(f"| {r['what']} | {r['process']} | {r['cpu_us']:.0f} | {r['rsa_us']:.0f} | "
+                  f"**{r['own_us']:.0f}** | {fmt(r['redis_us'])} | {fmt(r['sandbox_us'])} | {r['rps']:.0f} |")
+    md.append("")
+
+
+def scaling_section(runs, summary, md):
+    """Scenario (f): creates/s and CPU per create vs CPU threads and concurrency."""
+    rows = []
+    for t in (2, 1):
+        for c in (1, 8, 32, 128):
+            r = runs.get(f"f.scale.t{t}.c{c}")
+            if r is None:
+                continue
+            rows.append({"cpu_threads": t, "concurrency": c, "rps": r["throughput_rps"],
+                         "p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"],
+                         "errors": errors([r]),
+                         "payorchd_cpu_us": r.get("cpu", {}).get("cpu_us_per_req", {}).get("payorchd"),
+                         "payorchd_cores": r.get("cpu", {}).get("cpu_share", {}).get("payorchd")})
+    if not rows:
+        return
+    summary["f_scaling"] = rows
+    md.append("## (f) Scaling: CreateCheckout (mTLS, HTTPS) vs payorchd CPU threads and concurrency\n")
+    md.append("| --cpu_threads | outstanding | creates/s | p50 / p99 ms | payorchd CPU us / create | payorchd cores busy | errors |")
+    md.append("|---|---|---|---|---|---|---|")
+    for r in rows:
+        cpu = r["payorchd_cpu_us"]
+        cores = r["payorchd_cores"]
+        md.append(f"| {r['cpu_threads']} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} | "
+                  f"{'' if cpu is None else f'{cpu:.0f}'} | {'' if cores is None else f'{cores:.2f}'} | {r['errors']} |")
+    md.append("")
+
+
+def ratio_targets(summary, target):
+    """GetOrder >= 0.95x and ChargeRecurring >= 0.9x the direct client."""
+    for key, name, limit in (("c_get_order", "GetOrder throughput >= 0.95x direct Query Transaction", 0.95),
+                             ("d_charge", "ChargeRecurring throughput >= 0.9x direct MIT Initiate", 0.9)):
+        c = summary.get(key)
+        if c:
+            target(name, round(c["ratio"], 3), limit, c["ratio"] >= limit and c["payorch_errors"] == 0,
+                   f"payorch {c['payorch_rps']:.0f} req/s vs direct {c['direct_rps']:.0f} req/s; "
+                   f"payorch errors {c['payorch_errors']}")
+
+
+def rss_per_call_target(summary, meta, target):
+    """RSS above idle per call in flight at the top of the ramp <= 24 KB."""
+    steps = summary.get("e_ramp")
+    if not steps:
+        return
+    top = steps[-1]
+    n = top["client_max_outstanding"] or 0
+    rss_kb = max(top["payorchd_max_rss_mb"], top["payorchd_hwm_rss_mb"]) * 1024
+    per = (rss_kb - meta["payorchd_idle_rss_kb"]) / n if n else 0
+    summary["e_rss_per_call_kb"] = per
+    target("10,000 in flight: RSS per call in flight <= 24 KB", round(per, 1), 24, 0 < per <= 24,
+           f"(max RSS {rss_kb / 1024:.0f} MB - idle {meta['payorchd_idle_rss_kb'] // 1024} MB) / {n} calls")
+
+
 def main():
     work, out = sys.argv[1], sys.argv[2]
     meta = json.load(open(os.path.join(work, "meta.json")))
@@ -118,8 +240,8 @@ def main():
                                "p50_ms": best["latency_ms"]["p50"], "p99_ms": best["latency_ms"]["p99"],
                                "errors": errors(rp),
                                "seed": runs.get("b.seed", {}).get("outcomes")}
-        target("replay >= 10,000 req/s", round(best["throughput_rps"]), 10000,
-               best["throughput_rps"] >= 10000 and errors(rp) == 0,
+        target("replay >= 36,000 req/s", round(best["throughput_rps"]), 36000,
+               best["throughput_rps"] >= 36000 and errors(rp) == 0,
                f"closed loop c={best['concurrency']}, p50 {best['latency_ms']['p50']:.2f} ms, "
                f"p99 {best['latency_ms']['p99']:.2f} ms, errors {errors(rp)}")
 
@@ -153,6 +275,7 @@ def main():
                       "payorchd_max_threads": proc.get("max_threads"),
                       "payorchd_max_rss_mb": round(proc.get("max_rss_kb", 0) / 1024, 1),
                       "payorchd_hwm_rss_mb": round(proc.get("hwm_rss_kb", 0) / 1024, 1)})
+    ratio_targets(summary, target)
     if steps:
         summary["e_ramp"] = steps
         top = steps[-1]
@@ -167,6 +290,10 @@ def main():
                f"max Threads in /proc/<pid>/status over the ramp (idle: {meta['payorchd_idle_threads']})")
         target("10,000 in flight: payorchd RSS <= 512 MB", rss, 512, rss <= 512 and reached,
                f"max of sampled VmRSS and VmHWM (idle VmRSS: {meta['payorchd_idle_rss_kb'] // 1024} MB)")
+        rss_per_call_target(summary, meta, target)
+    cost_md = []
+    cost_section(runs, summary, target, cost_md)
+    scaling_section(runs, summary, cost_md)
 
     result = {"meta": meta, "machine": machine(), "summary": summary, "targets": targets, "runs": runs}
     with open(out + ".json", "w") as f:
@@ -212,6 +339,7 @@ def main():
         md.append(f"| (b) replay (Redis), closed c={b['best_concurrency']} | n/a | {b['best_rps']:.0f} | | | "
                   f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} | - / {b['errors']} |")
     md.append("")
+    md.extend(cost_md)
     if steps:
         md.append("## (e) Many in flight: sandbox latency 1 s, closed loop\n")
         md.append("| outstanding | completed | errors | req/s | p50 ms | p99 ms | sandbox max in flight | payorchd threads | RSS MB (max / HWM) |")

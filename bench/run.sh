@@ -10,7 +10,7 @@
 #   --quick               short runs (4 s), ramp 1000 5000 10000
 #   --duration=SECONDS    length of each measured run (default 10, quick 4)
 #   --ramp="N1 N2 ..."    in-flight ramp for scenario (e) (default 1000 2500 5000 10000)
-#   --only=a,b,c,d,e      run only these scenarios
+#   --only=a,b,c,d,e,f    run only these scenarios
 #   --profile             also perf-record payorchd under CreateCheckout load
 #   --build-dir=DIR       build directory (default build-bench, Release)
 #   --no-build            use the binaries already in the build directory
@@ -25,7 +25,7 @@ BUILD_DIR="$ROOT/build-bench"
 QUICK=0
 DURATION=""
 RAMP=""
-ONLY="a,b,c,d,e"
+ONLY="a,b,c,d,e,f"
 PROFILE=0
 BUILD=1
 KEEP=0
@@ -45,8 +45,10 @@ for arg in "$@"; do
 done
 if [[ $QUICK == 1 ]]; then
   DURATION="${DURATION:-4}"; RAMP="${RAMP:-1000 5000 10000}"; RAMP_HOLD=6; REPS=1; WARMUP=0.5s
+  SCALE_DURATION=3
 else
   DURATION="${DURATION:-10}"; RAMP="${RAMP:-1000 2500 5000 10000}"; RAMP_HOLD=10; REPS=2; WARMUP=1s
+  SCALE_DURATION=5
 fi
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -89,9 +91,10 @@ BIN="$BUILD_DIR/bin"
 if [[ $BUILD == 1 ]]; then
   log "building Release in $BUILD_DIR"
   cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-  cmake --build "$BUILD_DIR" -j2 --target payorchd paykka-sandbox payorch-loadgen paykka-direct
+  cmake --build "$BUILD_DIR" -j2 --target payorchd paykka-sandbox payorch-loadgen paykka-direct \
+    payorch-signbench
 fi
-for b in payorchd paykka-sandbox payorch-loadgen paykka-direct; do
+for b in payorchd paykka-sandbox payorch-loadgen paykka-direct payorch-signbench; do
   [[ -x "$BIN/$b" ]] || { echo "run.sh: $BIN/$b missing" >&2; exit 1; }
 done
 LOADGEN="$BIN/payorch-loadgen"
@@ -113,23 +116,53 @@ for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break;
 redis-cli -p "$REDIS_PORT" ping >/dev/null
 
 # ---------------------------------------------------------------- sandbox
-start_sandbox
+# PayKKa is HTTPS: M100001 talks to the sandbox's HTTPS listener, M100002
+# (same keys) to its plain-HTTP one, so the TLS share is visible.
+SANDBOX_TLS=1 start_sandbox
 
 # ---------------------------------------------------------------- payorchd
+# The measured payorchd ("main") has every protection on: mTLS and a caller
+# policy on the gRPC port, admission control (--max_in_flight, its default),
+# at-most-once sends. "plain" differs only by plaintext gRPC (mTLS's cost);
+# scenario (f) adds a --cpu_threads=1 one.
+bash "$ROOT/scripts/make_mtls_certs.sh" "$WORK/mtls" spiffe://payorch.bench/loadgen
+cat >"$WORK/policy.json" <<EOF
+{"callers":[{"identity":"spiffe://payorch.bench/loadgen","merchants":["*"],"methods":["*"]}]}
+EOF
 HELP="$("$BIN/payorchd" --helpfull 2>&1 || true)"
 PAYORCHD_ARGS=(--grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0
   "--redis_url=redis://127.0.0.1:$REDIS_PORT" "--merchants_config=$WORK/merchants.json"
-  --lease=30s --insecure_plaintext)
+  --lease=30s "--paykka_ca_file=$WORK/tls/ca.pem")
 grep -q -- '-paykka_allow_http' <<<"$HELP" && PAYORCHD_ARGS+=(--paykka_allow_http)
 # Optional flags, passed only when this payorchd has them.
 grep -q -- '-paykka_timeout' <<<"$HELP" && PAYORCHD_ARGS+=(--paykka_timeout=15s)
 grep -q -- '-log_level' <<<"$HELP" && PAYORCHD_ARGS+=(--log_level="${PAYORCH_BENCH_LOG_LEVEL:-warning}")
-"$BIN/payorchd" "${PAYORCHD_ARGS[@]}" </dev/null >"$WORK/payorchd.out" 2>"$WORK/payorchd.err" &
-PIDS+=($!)
-PAYORCHD_PID=$!
-GRPC_ADDR="$(wait_line "$WORK/payorchd.out" '^listening grpc ' 30 | awk '{print $3}')"
-echo "redis 127.0.0.1:$REDIS_PORT (pid $REDIS_PID), sandbox $SB (pid $SANDBOX_PID), payorchd grpc $GRPC_ADDR (pid $PAYORCHD_PID)"
-echo "payorchd ${PAYORCHD_ARGS[*]}"
+MTLS_ARGS=("--tls_cert_file=$WORK/mtls/server.pem" "--tls_key_file=$WORK/mtls/server.key"
+  "--tls_client_ca_file=$WORK/mtls/ca.pem" "--caller_policy=$WORK/policy.json")
+LG_MTLS=("--ca=$WORK/mtls/ca.pem" "--cert=$WORK/mtls/client-loadgen.pem"
+  "--key=$WORK/mtls/client-loadgen.key")
+
+# start_payorchd NAME ARGS...: one more payorchd; sets NAME_PID and NAME_ADDR.
+start_payorchd() {
+  local name=$1 pid addr
+  shift
+  # PAYORCH_BENCH_PRELOAD=lib.so: A/B a library (e.g. an allocator) without a rebuild.
+  env ${PAYORCH_BENCH_PRELOAD:+LD_PRELOAD=$PAYORCH_BENCH_PRELOAD} \
+    "$BIN/payorchd" "${PAYORCHD_ARGS[@]}" "$@" </dev/null >"$WORK/payorchd.$name.out" \
+    2>"$WORK/payorchd.$name.err" &
+  pid=$!
+  PIDS+=("$pid")
+  addr="$(wait_line "$WORK/payorchd.$name.out" '^listening grpc ' 30 | awk '{print $3}')"
+  printf -v "${name}_PID" %s "$pid"
+  printf -v "${name}_ADDR" %s "$addr"
+}
+start_payorchd MAIN "${MTLS_ARGS[@]}"
+start_payorchd PLAIN --insecure_plaintext
+PAYORCHD_PID=$MAIN_PID
+GRPC_ADDR=$MAIN_ADDR
+echo "redis 127.0.0.1:$REDIS_PORT (pid $REDIS_PID), sandbox $SB $SB_TLS (pid $SANDBOX_PID)"
+echo "payorchd main (mTLS) $MAIN_ADDR (pid $MAIN_PID), plaintext $PLAIN_ADDR (pid $PLAIN_PID)"
+echo "payorchd ${PAYORCHD_ARGS[*]} ${MTLS_ARGS[*]}"
 
 proc_field() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 IDLE_THREADS="$(proc_field "$PAYORCHD_PID" Threads)"
@@ -138,8 +171,31 @@ IDLE_RSS_KB="$(proc_field "$PAYORCHD_PID" VmRSS)"
 RUN_ID="r$(date +%s)"
 LOAD_AT_START="$(cut -d' ' -f1 /proc/loadavg)"
 echo "load average at start: $LOAD_AT_START (other work on these cores skews every figure)"
-COMMON_LG=(--target="$GRPC_ADDR" --warmup="$WARMUP" --count=2000000)
-COMMON_DI=(--merchants_config="$WORK/merchants.json" --warmup="$WARMUP" --count=2000000 --threads=2)
+# Every load run also reports each process's CPU per request (/proc/<pid>/stat
+# over the measured window): the figure a busy shared machine does not skew.
+CPU_PIDS="redis:$REDIS_PID,sandbox:$SANDBOX_PID"
+COMMON_LG=(--target="$GRPC_ADDR" "${LG_MTLS[@]}" --warmup="$WARMUP" --count=2000000
+  "--cpu_pids=payorchd:$MAIN_PID,$CPU_PIDS")
+PLAIN_LG=(--target="$PLAIN_ADDR" --warmup="$WARMUP" --count=2000000
+  "--cpu_pids=payorchd:$PLAIN_PID,$CPU_PIDS")
+COMMON_DI=(--merchants_config="$WORK/merchants.json" --warmup="$WARMUP" --count=2000000 --threads=2
+  "--ca_file=$WORK/tls/ca.pem" "--cpu_pids=sandbox:$SANDBOX_PID")
+
+# sb_counters NAME: the sandbox's request and connection counters for the run
+# just finished (new TCP / TLS connections per request: keep-alive at work),
+# then a reset.
+sb_counters() {
+  sb GET /sandbox/counters | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({k: v for k, v in d.items() if isinstance(v, int) or k == "requests_by_endpoint"}))' \
+    >"$RUNS/sandbox.$1.json"
+  sb_reset
+}
+
+# signbench NAME: the RSA part (sign + verify CPU us) with the same key and code.
+signbench() {
+  "$BIN/payorch-signbench" --merchants_config="$WORK/merchants.json" \
+    --public_key_file="$WORK/merchant_pub.pem" --count=400 --out="$RUNS/rsa.$1.json"
+}
+signbench start
 
 # json_get FILE EXPR: a value from a result file.
 json_get() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
@@ -153,10 +209,21 @@ if want a; then
   for rep in $(seq "$REPS"); do
     "$DIRECT" "${COMMON_DI[@]}" --op=create --concurrency=$PEAK_CONC --duration="${DURATION}s" \
       --prefix="$RUN_ID-da$rep" --label="a.direct.peak.$rep" --out="$RUNS/a.direct.peak.$rep.json"
+    sb_counters "a.direct.peak.$rep"
     "$LOADGEN" "${COMMON_LG[@]}" --op=create --concurrency=$PEAK_CONC --duration="${DURATION}s" \
       --prefix="$RUN_ID-pa$rep" --label="a.payorch.peak.$rep" --out="$RUNS/a.payorch.peak.$rep.json"
-    sb_reset
+    sb_counters "a.payorch.peak.$rep"
   done
+  log "(a) info: the same without TLS to PayKKa (M100002: plain HTTP), and without mTLS"
+  "$DIRECT" "${COMMON_DI[@]}" --merchant_id=M100002 --op=create --concurrency=$PEAK_CONC \
+    --duration="${DURATION}s" --prefix="$RUN_ID-dah" --label="a.direct_http.peak" \
+    --out="$RUNS/a.direct_http.peak.json"
+  "$LOADGEN" "${COMMON_LG[@]}" --merchant_id=M100002 --op=create --concurrency=$PEAK_CONC \
+    --duration="${DURATION}s" --prefix="$RUN_ID-pah" --label="a.payorch_http.peak" \
+    --out="$RUNS/a.payorch_http.peak.json"
+  "$LOADGEN" "${PLAIN_LG[@]}" --op=create --concurrency=$PEAK_CONC --duration="${DURATION}s" \
+    --prefix="$RUN_ID-pap" --label="a.payorch_plain.peak" --out="$RUNS/a.payorch_plain.peak.json"
+  sb_reset
   # Half of peak load: half of payorch's own peak, the same fixed arrival
   # rate for both sides, open loop. When the baseline's peak is clearly
   # higher, one more point at half of that (reported, not the target).
@@ -197,6 +264,9 @@ if want b; then
       --duration="${DURATION}s" --prefix="$RUN_ID-replay" --id_space=$REPLAY_IDS \
       --label="b.payorch.replay.c$conc" --out="$RUNS/b.payorch.replay.c$conc.json"
   done
+  "$LOADGEN" "${PLAIN_LG[@]}" --op=create --concurrency=256 --channels=8 \
+    --duration="${DURATION}s" --prefix="$RUN_ID-replay" --id_space=$REPLAY_IDS \
+    --label="b.payorch_plain.replay.c256" --out="$RUNS/b.payorch_plain.replay.c256.json"
   sb_reset
 fi
 
@@ -296,6 +366,26 @@ if want e; then
   sb_reset
 fi
 
+# ---------------------------------------------------------------- (f) scaling
+# Creates per second and CPU per create against payorchd's CPU threads (1, 2)
+# and the number of calls outstanding (1, 8, 32, 128).
+if want f; then
+  log "(f) scaling: CreateCheckout vs --cpu_threads (1, 2) and concurrency (1, 8, 32, 128)"
+  start_payorchd ONE "${MTLS_ARGS[@]}" --cpu_threads=1
+  for threads in 2 1; do
+    if [[ $threads == 1 ]]; then pid=$ONE_PID addr=$ONE_ADDR; else pid=$MAIN_PID addr=$MAIN_ADDR; fi
+    for conc in 1 8 32 128; do
+      sb_reset
+      "$LOADGEN" "${COMMON_LG[@]}" --target="$addr" "--cpu_pids=payorchd:$pid,$CPU_PIDS" \
+        --op=create --concurrency=$conc --duration="${SCALE_DURATION}s" \
+        --prefix="$RUN_ID-f$threads-$conc" --label="f.scale.t$threads.c$conc" \
+        --out="$RUNS/f.scale.t$threads.c$conc.json" >/dev/null
+    done
+  done
+  kill "$ONE_PID" 2>/dev/null || true
+  sb_reset
+fi
+
 # ---------------------------------------------------------------- profile
 if [[ $PROFILE == 1 ]]; then
   log "profile: perf record (cpu-clock) on payorchd under CreateCheckout load"
@@ -327,10 +417,11 @@ if [[ $PROFILE == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- report
+signbench end
 cat >"$WORK/meta.json" <<EOF
 {"stamp":"$STAMP","quick":$QUICK,"duration_s":$DURATION,"ramp_hold_s":$RAMP_HOLD,"reps":$REPS,
  "peak_concurrency":$PEAK_CONC,"ramp":"$RAMP","loadavg_at_start":$LOAD_AT_START,
- "payorchd_args":"${PAYORCHD_ARGS[*]//$WORK/\$WORK}",
+ "payorchd_args":"${PAYORCHD_ARGS[*]//$WORK/\$WORK} ${MTLS_ARGS[*]//$WORK/\$WORK}",
  "payorchd_idle_threads":${IDLE_THREADS:-0},"payorchd_idle_rss_kb":${IDLE_RSS_KB:-0},
  "payorchd_final_hwm_rss_kb":$(proc_field "$PAYORCHD_PID" VmHWM),
  "git":"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo -dirty)"}

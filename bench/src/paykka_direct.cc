@@ -71,6 +71,11 @@ ABSL_FLAG(std::string, shopper_reference, "bench-shopper-1",
           "recurring shopper reference");
 ABSL_FLAG(std::string, token, "", "charge: stored card token");
 ABSL_FLAG(std::string, agreement, "", "charge: recurring_agreement_id");
+ABSL_FLAG(std::string, ca_file, "",
+          "PEM CA bundle trusted for an https base_url (the sandbox's)");
+ABSL_FLAG(std::string, cpu_pids, "",
+          "name:pid,...: also report these processes' CPU microseconds per "
+          "request over the measured window (this client's own: 'direct')");
 ABSL_FLAG(std::string, label, "", "name of this run in the output");
 ABSL_FLAG(std::string, out, "", "write the JSON summary here");
 
@@ -87,6 +92,7 @@ struct Shared {
   std::string prefix;
   int64_t id_space = 0;
   absl::Duration timeout;
+  std::string ca_file;
   int max_outstanding = 0;
   bool verify = true;
   absl::Time start, measure_start, issue_end;
@@ -272,6 +278,9 @@ class Worker {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                      static_cast<long>(absl::ToInt64Milliseconds(s_->timeout)));
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    if (!s_->ca_file.empty()) {
+      curl_easy_setopt(e, CURLOPT_CAINFO, s_->ca_file.c_str());
+    }
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &OnBody);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &OnHeader);
@@ -357,6 +366,39 @@ class Worker {
   std::string url_;
 };
 
+// The run's shape from the flags; false (after a message) when invalid.
+bool FillSpec(Shared* s) {
+  s->spec.tool = "paykka-direct";
+  s->spec.label = absl::GetFlag(FLAGS_label);
+  s->spec.op = absl::GetFlag(FLAGS_op);
+  s->spec.mode = absl::GetFlag(FLAGS_mode);
+  s->spec.concurrency = absl::GetFlag(FLAGS_concurrency);
+  s->spec.rate = absl::GetFlag(FLAGS_rate);
+  s->spec.count = absl::GetFlag(FLAGS_count);
+  s->spec.duration = absl::GetFlag(FLAGS_duration);
+  s->spec.warmup = absl::GetFlag(FLAGS_warmup);
+  if (s->spec.op != "create" && s->spec.op != "query" &&
+      s->spec.op != "charge") {
+    std::fprintf(stderr, "paykka-direct: unknown --op\n");
+    return false;
+  }
+  if ((s->spec.mode != "closed" && s->spec.mode != "open") ||
+      s->spec.count <= 0 ||
+      (s->spec.mode == "closed" && s->spec.concurrency <= 0) ||
+      (s->spec.mode == "open" && s->spec.rate <= 0)) {
+    std::fprintf(stderr,
+                 "paykka-direct: bad --mode/--concurrency/--rate/--count\n");
+    return false;
+  }
+  if (s->spec.mode == "open") s->spec.concurrency = 0;
+  s->id_space = absl::GetFlag(FLAGS_id_space);
+  s->timeout = absl::GetFlag(FLAGS_timeout);
+  s->max_outstanding = absl::GetFlag(FLAGS_max_outstanding);
+  s->verify = absl::GetFlag(FLAGS_verify);
+  s->ca_file = absl::GetFlag(FLAGS_ca_file);
+  return true;
+}
+
 int Main() {
   auto merchants =
       paykka::LoadMerchantConfigs(absl::GetFlag(FLAGS_merchants_config));
@@ -375,35 +417,14 @@ int Main() {
     return 2;
   }
   if (!absl::StartsWith(merchant->base_url, "http://127.") &&
+      !absl::StartsWith(merchant->base_url, "https://127.") &&
       !absl::StartsWith(merchant->base_url, "http://localhost")) {
     std::fprintf(stderr, "paykka-direct: refusing non-loopback base_url %s\n",
                  merchant->base_url.c_str());
     return 2;
   }
   auto s = std::make_unique<Shared>();
-  s->spec.tool = "paykka-direct";
-  s->spec.label = absl::GetFlag(FLAGS_label);
-  s->spec.op = absl::GetFlag(FLAGS_op);
-  s->spec.mode = absl::GetFlag(FLAGS_mode);
-  s->spec.concurrency = absl::GetFlag(FLAGS_concurrency);
-  s->spec.rate = absl::GetFlag(FLAGS_rate);
-  s->spec.count = absl::GetFlag(FLAGS_count);
-  s->spec.duration = absl::GetFlag(FLAGS_duration);
-  s->spec.warmup = absl::GetFlag(FLAGS_warmup);
-  if (s->spec.op != "create" && s->spec.op != "query" &&
-      s->spec.op != "charge") {
-    std::fprintf(stderr, "paykka-direct: unknown --op\n");
-    return 2;
-  }
-  if ((s->spec.mode != "closed" && s->spec.mode != "open") ||
-      s->spec.count <= 0 ||
-      (s->spec.mode == "closed" && s->spec.concurrency <= 0) ||
-      (s->spec.mode == "open" && s->spec.rate <= 0)) {
-    std::fprintf(stderr,
-                 "paykka-direct: bad --mode/--concurrency/--rate/--count\n");
-    return 2;
-  }
-  if (s->spec.mode == "open") s->spec.concurrency = 0;
+  if (!FillSpec(s.get())) return 2;
   s->opts.merchant_id = merchant->merchant_id;
   s->opts.amount = absl::GetFlag(FLAGS_amount);
   s->opts.shopper_reference = absl::GetFlag(FLAGS_shopper_reference);
@@ -415,10 +436,6 @@ int Main() {
     s->prefix =
         absl::StrCat("direct-", getpid(), "-", absl::ToUnixMillis(absl::Now()));
   }
-  s->id_space = absl::GetFlag(FLAGS_id_space);
-  s->timeout = absl::GetFlag(FLAGS_timeout);
-  s->max_outstanding = absl::GetFlag(FLAGS_max_outstanding);
-  s->verify = absl::GetFlag(FLAGS_verify);
   int threads = std::max(1, absl::GetFlag(FLAGS_threads));
 
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -428,13 +445,19 @@ int Main() {
   s->start = absl::Now();
   s->measure_start = s->start + s->spec.warmup;
   s->issue_end = s->start + s->spec.duration;
+  std::vector<std::pair<std::string, int>> pids =
+      ParseCpuPids(absl::GetFlag(FLAGS_cpu_pids));
+  pids.emplace_back("direct", 0);
+  CpuWindow cpu(std::move(pids), &s->rec, s->measure_start, s->issue_end);
   std::vector<std::thread> running;
   for (auto& w : workers) running.emplace_back([&w] { w->Run(); });
   for (auto& t : running) t.join();
+  cpu.Wait();
 
   std::string table;
   nlohmann::json j = s->rec.Summarize(s->spec, s->measure_start, s->issue_end,
                                       s->issued.load(), &table);
+  j["cpu"] = cpu.Json();
   j["threads"] = threads;
   j["verify_response_signatures"] =
       s->verify && merchant->verify_response_signatures;

@@ -10,6 +10,7 @@
 // Calls are spread round-robin over --channels channels, each with its own
 // subchannel pool (and so its own HTTP/2 connection).
 
+#include <grpc/grpc_security.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -67,6 +69,13 @@ ABSL_FLAG(std::string, token, "", "charge: stored card token");
 ABSL_FLAG(std::string, agreement, "", "charge: recurring_agreement_id");
 ABSL_FLAG(std::string, label, "", "name of this run in the output");
 ABSL_FLAG(std::string, out, "", "write the JSON summary here");
+ABSL_FLAG(std::string, cpu_pids, "",
+          "name:pid,...: report each process's CPU microseconds per request "
+          "over the measured window (from /proc/<pid>/stat)");
+ABSL_FLAG(std::string, ca, "",
+          "mTLS: PEM CA that signs payorchd's certificate (empty: plaintext)");
+ABSL_FLAG(std::string, cert, "", "mTLS: client certificate chain (PEM)");
+ABSL_FLAG(std::string, key, "", "mTLS: client private key (PEM)");
 ABSL_FLAG(std::string, dump, "",
           "create: append 'trans_id session_id' of each OK call here");
 
@@ -143,14 +152,20 @@ class LoadGen {
         prefix_(std::move(prefix)),
         id_space_(id_space) {}
 
-  bool Connect(const std::string& target, int channels) {
+  bool Connect(const std::string& target, int channels,
+               const std::shared_ptr<grpc::ChannelCredentials>& creds) {
+    // mTLS: one TLS session cache for every channel, so reconnects resume
+    // the session instead of a full handshake.
+    grpc_ssl_session_cache* cache = grpc_ssl_session_cache_create_lru(64);
+    grpc_arg cache_arg = grpc_ssl_session_cache_create_channel_arg(cache);
     for (int i = 0; i < channels; ++i) {
       grpc::ChannelArguments args;
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       args.SetInt("payorch.bench.channel_index",
                   i);  // distinct args: no sharing
-      auto channel = grpc::CreateCustomChannel(
-          target, grpc::InsecureChannelCredentials(), args);
+      args.SetPointerWithVtable(cache_arg.key, cache_arg.value.pointer.p,
+                                cache_arg.value.pointer.vtable);
+      auto channel = grpc::CreateCustomChannel(target, creds, args);
       if (!channel->WaitForConnected(
               absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {
         std::fprintf(stderr, "payorch-loadgen: cannot connect to %s\n",
@@ -159,6 +174,7 @@ class LoadGen {
       }
       stubs_.push_back(v1::PaymentOrchestrator::NewStub(channel));
     }
+    grpc_ssl_session_cache_destroy(cache);  // the channels hold references
     return true;
   }
 
@@ -167,11 +183,14 @@ class LoadGen {
   }
 
   nlohmann::json Run(absl::Duration deadline, int max_outstanding,
-                     std::string* table) {
+                     const std::string& cpu_pids, std::string* table) {
     deadline_ = deadline;
     start_ = absl::Now();
     measure_start_ = start_ + spec_.warmup;
     issue_end_ = start_ + spec_.duration;
+    std::vector<std::pair<std::string, int>> pids = ParseCpuPids(cpu_pids);
+    pids.emplace_back("loadgen", 0);
+    CpuWindow cpu(std::move(pids), &rec_, measure_start_, issue_end_);
     if (spec_.mode == "closed") {
       for (int i = 0; i < spec_.concurrency; ++i) IssueNextClosed();
     } else {
@@ -201,8 +220,10 @@ class LoadGen {
         cv_.WaitWithDeadline(&mu_, give_up);
       }
     }
+    cpu.Wait();
     nlohmann::json j = rec_.Summarize(spec_, measure_start_, issue_end_,
                                       issued_.load(), table);
+    j["cpu"] = cpu.Json();
     j["max_outstanding_observed"] = max_outstanding_.load();
     j["still_outstanding_at_exit"] = outstanding_.load();
     j["channels"] = static_cast<int>(stubs_.size());
@@ -299,6 +320,30 @@ bool IsLoopback(const std::string& target) {
          absl::StartsWith(target, "ipv4:127.");
 }
 
+absl::StatusOr<std::string> ReadPem(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+}
+
+// Plaintext, or mTLS when --ca is set (client certificate from --cert/--key).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials() {
+  if (absl::GetFlag(FLAGS_ca).empty()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  for (auto [flag, field] :
+       {std::pair{&FLAGS_ca, &ssl.pem_root_certs},
+        std::pair{&FLAGS_cert, &ssl.pem_cert_chain},
+        std::pair{&FLAGS_key, &ssl.pem_private_key}}) {
+    absl::StatusOr<std::string> pem = ReadPem(absl::GetFlag(*flag));
+    if (!pem.ok()) return pem.status();
+    *field = *std::move(pem);
+  }
+  return grpc::SslCredentials(ssl);
+}
+
 int Main() {
   std::string target = absl::GetFlag(FLAGS_target);
   if (!IsLoopback(target)) {
@@ -341,13 +386,22 @@ int Main() {
         absl::StrCat("bench-", getpid(), "-", absl::ToUnixMillis(absl::Now()));
   }
   LoadGen gen(spec, opts, prefix, absl::GetFlag(FLAGS_id_space));
-  if (!gen.Connect(target, std::max(1, absl::GetFlag(FLAGS_channels))))
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+      Credentials();
+  if (!creds.ok()) {
+    std::fprintf(stderr, "payorch-loadgen: %s\n",
+                 creds.status().ToString().c_str());
+    return 2;
+  }
+  if (!gen.Connect(target, std::max(1, absl::GetFlag(FLAGS_channels)), *creds))
     return 1;
   gen.OpenDump(absl::GetFlag(FLAGS_dump));
   std::string table;
   nlohmann::json j = gen.Run(absl::GetFlag(FLAGS_deadline),
-                             absl::GetFlag(FLAGS_max_outstanding), &table);
+                             absl::GetFlag(FLAGS_max_outstanding),
+                             absl::GetFlag(FLAGS_cpu_pids), &table);
   j["target"] = target;
+  j["mtls"] = !absl::GetFlag(FLAGS_ca).empty();
   j["trans_id_prefix"] = prefix;
   std::fputs(table.c_str(), stdout);
   std::fflush(stdout);

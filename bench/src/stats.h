@@ -9,10 +9,13 @@
 // arrival schedule, so a stalled system is charged for the requests it kept
 // waiting (coordinated-omission free).
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -42,6 +45,8 @@ class Recorder {
            bool measured, absl::Time completed_at);
   // A request the client could not even issue (e.g. its own cap reached).
   void AddDropped();
+  // Requests completed so far, warm-up included (any outcome).
+  int64_t Completed() const { return completed_.load(); }
 
   // The summary as JSON; also fills `out_table` with a short text table.
   nlohmann::json Summarize(const RunSpec& spec, absl::Time measure_start,
@@ -49,6 +54,7 @@ class Recorder {
                            std::string* out_table);
 
  private:
+  std::atomic<int64_t> completed_{0};
   absl::Mutex mu_;
   std::vector<int64_t> latencies_us_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> outcomes_ ABSL_GUARDED_BY(mu_);
@@ -59,6 +65,38 @@ class Recorder {
   absl::Time first_done_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Time last_done_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
+
+// CPU time (user + system) a process has used, in microseconds, from
+// /proc/<pid>/stat (pid 0: this process); -1 when it cannot be read.
+int64_t ProcessCpuMicros(int pid);
+
+// The CPU cost per request of named processes over a measured window: on its
+// own thread it reads each process's CPU time and the recorder's completion
+// count at `t0` and at `t1`; Json() (after Wait()) gives
+// {"window_requests": N, "cpu_us_per_req": {name: us}, "cpu_share": {name:
+// cores busy}}. This figure survives other load on the machine, unlike
+// throughput. `pids`: name -> pid (0: this process).
+class CpuWindow {
+ public:
+  CpuWindow(std::vector<std::pair<std::string, int>> pids,
+            const Recorder* rec, absl::Time t0, absl::Time t1);
+  ~CpuWindow();
+  void Wait();
+  nlohmann::json Json() const;
+
+ private:
+  void Run();
+  std::vector<std::pair<std::string, int>> pids_;
+  const Recorder* rec_;
+  absl::Time t0_, t1_, s0_, s1_;
+  std::vector<int64_t> cpu0_, cpu1_;
+  int64_t done0_ = 0, done1_ = 0;
+  std::thread thread_;
+};
+
+// "name:pid,name:pid" (a flag) -> pairs; an empty name or a bad pid is
+// skipped.
+std::vector<std::pair<std::string, int>> ParseCpuPids(const std::string& flag);
 
 // Writes `j` to `path` ("-" or empty: nowhere). False on I/O error.
 bool WriteJsonFile(const std::string& path, const nlohmann::json& j);
