@@ -21,11 +21,11 @@ RULES = [  # (bucket, predicate on (symbol, dso))
      lambda s, d: "kernel" in d and ("tcp_" in s or "sock_" in s or "__send" in s or "recv" in s
                                      or "ip_" in s or "skb" in s)),
     ("epoll", lambda s, d: "epoll" in s),
-    # TLS records (HTTPS to PayKKa, mTLS on gRPC): libssl, and libcrypto's
-    # symmetric ciphers; the rest of libcrypto is RSA.
-    ("TLS (libssl, AES-GCM records)",
-     lambda s, d: "libssl" in d or ("libcrypto" in d and any(
-         k in s.lower() for k in ("aes", "gcm", "ghash", "chacha", "poly1305", "cipher")))),
+    # libcrypto is stripped: its samples are told apart by thread. RSA runs
+    # only on the payorch-cpu pool; elsewhere (the io loop's HTTPS, gRPC's
+    # mTLS) it is TLS record and handshake work, as is libssl.
+    ("TLS (libssl; libcrypto outside the signing pool)",
+     lambda s, d, t: "libssl" in d or ("libcrypto" in d and not t.startswith("payorch-cpu"))),
     ("RSA sign/verify (OpenSSL)", lambda s, d: "libcrypto" in d),
     ("JSON build/parse (nlohmann)", lambda s, d: "nlohmann" in s),
     ("request log + metrics", lambda s, d: "RequestLog" in s or "prometheus" in s or "Metrics" in s),
@@ -41,10 +41,13 @@ RULES = [  # (bucket, predicate on (symbol, dso))
 ]
 
 
-def bucket(frames):
+def bucket(frames, comm=""):
     for sym, dso in frames:
         for name, pred in RULES:
-            if pred(sym, dso):
+            if pred.__code__.co_argcount == 3:
+                if pred(sym, dso, comm):
+                    return name
+            elif pred(sym, dso):
                 return name
     if frames and all("kernel" in d for _, d in frames):
         return "kernel only (scheduler, softirq, idle)"
@@ -60,7 +63,7 @@ def main():
     def flush():
         nonlocal total
         if comm is not None:
-            counts[bucket(frames)] += 1
+            counts[bucket(frames, comm)] += 1
             by_thread[comm] += 1
             total += 1
 

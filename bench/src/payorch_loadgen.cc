@@ -333,10 +333,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials() {
     return grpc::InsecureChannelCredentials();
   }
   grpc::SslCredentialsOptions ssl;
-  for (auto [flag, field] :
-       {std::pair{&FLAGS_ca, &ssl.pem_root_certs},
-        std::pair{&FLAGS_cert, &ssl.pem_cert_chain},
-        std::pair{&FLAGS_key, &ssl.pem_private_key}}) {
+  for (auto [flag, field] : {std::pair{&FLAGS_ca, &ssl.pem_root_certs},
+                             std::pair{&FLAGS_cert, &ssl.pem_cert_chain},
+                             std::pair{&FLAGS_key, &ssl.pem_private_key}}) {
     absl::StatusOr<std::string> pem = ReadPem(absl::GetFlag(*flag));
     if (!pem.ok()) return pem.status();
     *field = *std::move(pem);

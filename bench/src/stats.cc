@@ -1,14 +1,14 @@
 #include "bench/src/stats.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
-#include <unistd.h>
-
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 
@@ -157,8 +157,8 @@ void CpuWindow::Wait() {
 }
 
 void CpuWindow::Run() {
-  auto sample = [this](absl::Time at, std::vector<int64_t>* cpu,
-                       int64_t* done, absl::Time* when) {
+  auto sample = [this](absl::Time at, std::vector<int64_t>* cpu, int64_t* done,
+                       absl::Time* when) {
     absl::SleepFor(at - absl::Now());
     *when = absl::Now();
     *done = rec_->Completed();
@@ -185,8 +185,7 @@ nlohmann::json CpuWindow::Json() const {
           {"cpu_share", share}};
 }
 
-std::vector<std::pair<std::string, int>> ParseCpuPids(
-    const std::string& flag) {
+std::vector<std::pair<std::string, int>> ParseCpuPids(const std::string& flag) {
   std::vector<std::pair<std::string, int>> out;
   for (absl::string_view item : absl::StrSplit(flag, ',', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> kv =

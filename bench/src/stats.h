@@ -78,8 +78,8 @@ int64_t ProcessCpuMicros(int pid);
 // throughput. `pids`: name -> pid (0: this process).
 class CpuWindow {
  public:
-  CpuWindow(std::vector<std::pair<std::string, int>> pids,
-            const Recorder* rec, absl::Time t0, absl::Time t1);
+  CpuWindow(std::vector<std::pair<std::string, int>> pids, const Recorder* rec,
+            absl::Time t0, absl::Time t1);
   ~CpuWindow();
   void Wait();
   nlohmann::json Json() const;
