@@ -22,6 +22,9 @@ PACKAGES=(
   default-jdk-headless libgrpc-java protobuf-compiler-grpc-java-plugin libprotobuf-java
   libnetty-java libguava-java libperfmark-java libgeronimo-annotation-1.3-spec-java
   libjsr305-java liberror-prone-java junit4
+  # TLS for the Java client: Debian's netty has no JDK ALPN negotiator, so grpc-java's mTLS needs
+  # OpenSSL through netty-tcnative (clients/java/build.sh places the JNI library).
+  libnetty-tcnative-java libnetty-tcnative-jni
   # Container image (scripts/image.sh, tests/image): rootful podman with runc, mmdebstrap.
   podman mmdebstrap runc
 )

@@ -8,9 +8,11 @@
 //  - the google.rpc error details decoded (errorDetails): ErrorInfo, RetryInfo, BadRequest.
 //
 //   const { PayorchClient } = require('./payorch');
-//   const client = new PayorchClient('127.0.0.1:50051');
+//   const client = new PayorchClient('payorch.payments.svc:50051', {
+//     security: { caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client.key' } });
 //   const session = await client.createCheckout({ merchant_id: 'M1', trans_id: 'order-1', ... });
 
+const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -43,11 +45,31 @@ const RETRYABLE_REASONS = new Set([
   'PSP_BAD_RESPONSE', 'IDEMPOTENCY_STORE_UNAVAILABLE',
 ]);
 
-// The one place where channel credentials are made. `security` is reserved for mTLS (CA bundle,
-// client certificate and key): add its fields here. Today: plaintext, for loopback or a mesh.
+// The one place where channel credentials are made. payorchd requires mTLS: `security` is
+// { caFile, certFile, keyFile } (PEM files: the CAs that sign payorchd's certificate, this caller's
+// certificate and key), optionally serverName (the name checked in payorchd's certificate instead of
+// the target's host). Plaintext only when asked for: { plaintext: true } (a payorchd started with
+// --insecure_plaintext, or a mesh sidecar doing TLS). Returns [credentials, channel options].
 function channelCredentials(security = {}) {
-  if (Object.keys(security).length) throw new Error('payorch: TLS options are not supported yet');
-  return grpc.credentials.createInsecure();
+  const { caFile, certFile, keyFile, serverName, plaintext, ...unknown } = security;
+  if (Object.keys(unknown).length) throw new Error(`payorch: unknown security options ${Object.keys(unknown)}`);
+  if (plaintext) {
+    if (caFile || certFile || keyFile) throw new Error('payorch: plaintext excludes caFile, certFile and keyFile');
+    return [grpc.credentials.createInsecure(), {}];
+  }
+  if (!caFile || !certFile || !keyFile) {
+    throw new Error('payorch: security needs caFile, certFile and keyFile (mTLS), or plaintext: true');
+  }
+  const creds = grpc.credentials.createSsl(fs.readFileSync(caFile), fs.readFileSync(keyFile),
+    fs.readFileSync(certFile));
+  return [creds, serverName ? { 'grpc.ssl_target_name_override': serverName } : {}];
+}
+
+// Security options from PAYORCH_CA, PAYORCH_CERT and PAYORCH_KEY (the variables payorchctl and the
+// Python client read), or PAYORCH_PLAINTEXT=1.
+function securityFromEnv(env = process.env) {
+  if (env.PAYORCH_PLAINTEXT === '1') return { plaintext: true };
+  return { caFile: env.PAYORCH_CA, certFile: env.PAYORCH_CERT, keyFile: env.PAYORCH_KEY };
 }
 
 // A failed call's status with its google.rpc details decoded:
@@ -94,7 +116,8 @@ class PayorchClient {
   // onRetry(method, attempt, details, delayMs), security (see channelCredentials).
   constructor(target, options = {}) {
     this.options = { callTimeoutMs: 10000, maxAttempts: 5, baseBackoffMs: 200, ...options };
-    this.stub = new v1.PaymentOrchestrator(target, channelCredentials(options.security));
+    const [creds, channelOptions] = channelCredentials(options.security);
+    this.stub = new v1.PaymentOrchestrator(target, creds, channelOptions);
   }
 
   close() { this.stub.close(); }
@@ -138,4 +161,4 @@ class PayorchClient {
   }
 }
 
-module.exports = { PayorchClient, errorDetails, channelCredentials, RETRYABLE_REASONS };
+module.exports = { PayorchClient, errorDetails, channelCredentials, securityFromEnv, RETRYABLE_REASONS };

@@ -2,9 +2,16 @@
 // integration tests against a real stack (redis-server, paykka-sandbox,
 // payorchd). Each test starts a fresh stack and hands its addresses to the
 // client's test in the environment: PAYORCH_TARGET, PAYORCH_SANDBOX_URL,
-// PAYORCH_MERCHANT_ID, PAYORCH_CLIENT_KEY. The client tests cover create,
-// pay in the sandbox, GetOrder SUCCESS, replay, an invalid request with its
-// field violations, ChargeRecurring, and a retry with the same trans_id.
+// PAYORCH_MERCHANT_ID, PAYORCH_CLIENT_KEY. payorchd serves mTLS with the
+// stack's caller policy; the certificates are made at test time
+// (SharedMtlsCertificates, scripts/make_mtls_certs.sh): PAYORCH_CA,
+// PAYORCH_CERT, PAYORCH_KEY are the "admin" caller (every merchant and RPC),
+// PAYORCH_LIMITED_CERT, PAYORCH_LIMITED_KEY the "checkout" caller (no
+// ChargeRecurring). The client tests cover create, pay in the sandbox,
+// GetOrder SUCCESS, replay, an invalid request with its field violations,
+// ChargeRecurring, a retry with the same trans_id, the limited caller
+// seeing no stored-card fields and refused ChargeRecurring
+// (CALLER_NOT_AUTHORIZED), and a plaintext channel refused.
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -22,18 +29,21 @@ class ClientLibraryTest : public ::testing::Test {
   // Runs `command` (from the source tree) with the stack's addresses in its
   // environment; the test fails with the command's output unless it exits 0.
   void RunAgainstStack(const std::string& command) {
-    // The Go/Node/Java clients' tests connect in plaintext.
-    StackOptions options;
-    options.insecure_plaintext = true;
-    auto stack = Stack::Start(options);
+    auto certs = SharedMtlsCertificates();
+    ASSERT_TRUE(certs.ok()) << certs.status();
+    auto stack = Stack::Start();  // mTLS, DefaultCallerPolicy()
     ASSERT_TRUE(stack.ok()) << stack.status();
     std::string log = (*stack)->dir().File("client.log");
     auto status = RunCommand(absl::StrCat(
         "cd " PAYORCH_SOURCE_DIR " && env PAYORCH_TARGET=",
         (*stack)->grpc_target(), " PAYORCH_SANDBOX_URL=",
         (*stack)->sandbox_url(), " PAYORCH_MERCHANT_ID=", Stack::kMerchantId,
-        " PAYORCH_CLIENT_KEY=", Stack::kClientKey, " ", command, " >", log,
-        " 2>&1"));
+        " PAYORCH_CLIENT_KEY=", Stack::kClientKey, " PAYORCH_CA=",
+        certs->ca_file, " PAYORCH_CERT=", certs->ClientCert("admin"),
+        " PAYORCH_KEY=", certs->ClientKey("admin"),
+        " PAYORCH_LIMITED_CERT=", certs->ClientCert(kCheckoutIdentity),
+        " PAYORCH_LIMITED_KEY=", certs->ClientKey(kCheckoutIdentity), " ",
+        command, " >", log, " 2>&1"));
     std::ifstream in(log);
     std::string output((std::istreambuf_iterator<char>(in)),
                        std::istreambuf_iterator<char>());

@@ -3,7 +3,10 @@ package payorch_test
 // Integration test against a running stack (redis-server, paykka-sandbox,
 // payorchd). tests/integration/client_libraries_test.cc starts one and runs
 // this test binary with its addresses in the environment:
-// PAYORCH_TARGET, PAYORCH_SANDBOX_URL, PAYORCH_MERCHANT_ID, PAYORCH_CLIENT_KEY.
+// PAYORCH_TARGET, PAYORCH_SANDBOX_URL, PAYORCH_MERCHANT_ID, PAYORCH_CLIENT_KEY,
+// and payorchd's mTLS material: PAYORCH_CA, PAYORCH_CERT, PAYORCH_KEY (a caller
+// allowed everything) and PAYORCH_LIMITED_CERT, PAYORCH_LIMITED_KEY (a caller
+// allowed CreateCheckout, GetSessionStatus and GetOrder for the merchant only).
 
 import (
 	"bytes"
@@ -77,7 +80,12 @@ func checkout(s stack, trans string) *pb.CreateCheckoutRequest {
 	}
 }
 
+// dial connects with opts; with the zero Security, as the caller in
+// PAYORCH_CA/PAYORCH_CERT/PAYORCH_KEY.
 func dial(t *testing.T, s stack, opts payorch.Options) *payorch.Client {
+	if opts.Security == (payorch.Security{}) {
+		opts.Security = payorch.SecurityFromEnv()
+	}
 	c, err := payorch.Dial(s.target, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +186,39 @@ func TestChargeRecurringAfterAFirstRecurringPayment(t *testing.T) {
 	again, err := c.ChargeRecurring(ctx, charge)
 	if err != nil || again.Order.OrderId != charged.Order.OrderId {
 		t.Fatalf("replayed charge: %v %v, first order %s", err, again, charged.Order.OrderId)
+	}
+
+	// The same order and charge as the limited caller, identified by its own
+	// client certificate: no stored-card fields, and ChargeRecurring refused.
+	limited := dial(t, s, payorch.Options{MaxAttempts: 1, Security: payorch.Security{
+		CAFile: os.Getenv("PAYORCH_CA"), CertFile: os.Getenv("PAYORCH_LIMITED_CERT"),
+		KeyFile: os.Getenv("PAYORCH_LIMITED_KEY")}})
+	seen, err := limited.GetOrder(ctx, &pb.GetOrderRequest{MerchantId: s.merchant,
+		Lookup: &pb.GetOrderRequest_SessionId{SessionId: created.SessionId}})
+	if err != nil || seen.Order.Status != pb.OrderStatus_ORDER_STATUS_SUCCESS || seen.Order.Token != "" ||
+		seen.Order.RecurringAgreementId != "" {
+		t.Fatalf("GetOrder as the limited caller: %v %v", err, seen)
+	}
+	charge.TransId = transID("gocharge-denied")
+	_, err = limited.ChargeRecurring(ctx, charge)
+	if d := payorch.Details(err); d == nil || d.Code != codes.PermissionDenied || d.Reason != "CALLER_NOT_AUTHORIZED" {
+		t.Fatalf("ChargeRecurring as the limited caller: %v %+v", err, d)
+	}
+}
+
+// payorchd requires a client certificate: a plaintext channel, or the zero
+// Security, never gets a call through.
+func TestCallerWithoutCertificateIsRefused(t *testing.T) {
+	s := newStack(t)
+	if _, err := payorch.Dial(s.target, payorch.Options{}); err == nil {
+		t.Fatal("Dial with the zero Security made a channel")
+	}
+	c := dial(t, s, payorch.Options{MaxAttempts: 1, CallTimeout: 5 * time.Second,
+		Security: payorch.Security{Plaintext: true}})
+	_, err := c.GetOrder(testContext(t), &pb.GetOrderRequest{MerchantId: s.merchant,
+		Lookup: &pb.GetOrderRequest_TransId{TransId: transID("goplain")}})
+	if d := payorch.Details(err); d == nil || d.Code != codes.Unavailable {
+		t.Fatalf("plaintext call to the mTLS port: %v %+v", err, d)
 	}
 }
 

@@ -2,10 +2,12 @@
 // Integration test against a running stack (redis-server, paykka-sandbox, payorchd).
 // tests/integration/client_libraries_test.cc starts one and runs `node --test` on this file with
 // its addresses in the environment: PAYORCH_TARGET, PAYORCH_SANDBOX_URL, PAYORCH_MERCHANT_ID,
-// PAYORCH_CLIENT_KEY.
+// PAYORCH_CLIENT_KEY, and payorchd's mTLS material: PAYORCH_CA, PAYORCH_CERT, PAYORCH_KEY (a caller
+// allowed everything) and PAYORCH_LIMITED_CERT, PAYORCH_LIMITED_KEY (allowed CreateCheckout,
+// GetSessionStatus and GetOrder for the merchant only).
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { PayorchClient, errorDetails, RETRYABLE_REASONS } = require('../payorch');
+const { PayorchClient, errorDetails, securityFromEnv, RETRYABLE_REASONS } = require('../payorch');
 
 const { PAYORCH_TARGET: target, PAYORCH_SANDBOX_URL: sandbox, PAYORCH_MERCHANT_ID: merchant,
   PAYORCH_CLIENT_KEY: clientKey } = process.env;
@@ -33,9 +35,10 @@ const checkout = (trans) => ({
 });
 const inAMinute = () => ({ deadline: new Date(Date.now() + 60000) });
 
+// A client as the caller in PAYORCH_CA/PAYORCH_CERT/PAYORCH_KEY unless options.security says otherwise.
 function withClient(options, body) {
   return async () => {
-    const client = new PayorchClient(target, options);
+    const client = new PayorchClient(target, { security: securityFromEnv(), ...options });
     try { await body(client); } finally { client.close(); }
   };
 }
@@ -93,7 +96,35 @@ test('ChargeRecurring after a first RECURRING payment', { skip }, withClient({},
   assert.equal(order.amount, '990');
   const { order: again } = await client.chargeRecurring(charge, inAMinute());
   assert.equal(again.order_id, order.order_id);
+
+  // The same order and a charge as the limited caller, identified by its own client certificate:
+  // no stored-card fields, and ChargeRecurring refused.
+  const limitedSecurity = { caFile: process.env.PAYORCH_CA, certFile: process.env.PAYORCH_LIMITED_CERT,
+    keyFile: process.env.PAYORCH_LIMITED_KEY };
+  await withClient({ maxAttempts: 1, security: limitedSecurity }, async (limited) => {
+    const { order: seen } = await limited.getOrder({ merchant_id: merchant, session_id: created.session_id }, inAMinute());
+    assert.equal(seen.status, 'ORDER_STATUS_SUCCESS');
+    assert.equal(seen.token, '');
+    assert.equal(seen.recurring_agreement_id, '');
+    const denied = await limited.chargeRecurring({ ...charge, trans_id: transId('nodedenied') }, inAMinute())
+      .then(() => null, (e) => e);
+    const d = errorDetails(denied);
+    assert.ok(d, `expected a gRPC error, got ${denied}`);
+    assert.equal(d.codeName, 'PERMISSION_DENIED');
+    assert.equal(d.reason, 'CALLER_NOT_AUTHORIZED');
+  })();
 }));
+
+test('a caller without a client certificate is refused', { skip }, async () => {
+  assert.throws(() => new PayorchClient(target, {}), /caFile, certFile and keyFile/);
+  await withClient({ maxAttempts: 1, callTimeoutMs: 5000, security: { plaintext: true } }, async (client) => {
+    const err = await client.getOrder({ merchant_id: merchant, trans_id: transId('nodeplain') }, inAMinute())
+      .then(() => null, (e) => e);
+    const d = errorDetails(err);
+    assert.ok(d, `expected a gRPC error, got ${err}`);
+    assert.equal(d.codeName, 'UNAVAILABLE');
+  })();
+});
 
 // PayKKa fails (503) until the first retry: the client retries with the same trans_id and
 // payorch creates exactly one session.

@@ -16,6 +16,10 @@ import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.TlsChannelCredentials;
+import java.io.File;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
@@ -55,13 +59,50 @@ public final class PayorchClient implements AutoCloseable {
   }
 
   /**
-   * How the channel authenticates. Plaintext for now (loopback, or a mesh sidecar doing TLS);
-   * mTLS (CA bundle, client certificate and key) is added as fields here and built in {@link
-   * #channelCredentials}.
+   * How the channel authenticates. payorchd requires mTLS: {@link #mtls} with the CAs that sign
+   * payorchd's certificate and this caller's certificate and key (PEM files; the key PKCS#8, as
+   * scripts/make_mtls_certs.sh and cert-manager write it). {@link #plaintext} only for a payorchd
+   * started with --insecure_plaintext, or a mesh sidecar doing TLS; there is no default. On Debian,
+   * TLS needs netty-tcnative (OpenSSL) on the classpath and its JNI library on java.library.path
+   * (Debian's netty has no JDK ALPN support): see clients/java/build.sh.
    */
   public static final class Security {
+    final File caFile;
+    final File certFile;
+    final File keyFile;
+
+    private Security(File caFile, File certFile, File keyFile) {
+      this.caFile = caFile;
+      this.certFile = certFile;
+      this.keyFile = keyFile;
+    }
+
     public static Security plaintext() {
-      return new Security();
+      return new Security(null, null, null);
+    }
+
+    public static Security mtls(String caFile, String certFile, String keyFile) {
+      if (caFile == null || certFile == null || keyFile == null
+          || caFile.isEmpty() || certFile.isEmpty() || keyFile.isEmpty()) {
+        throw new IllegalArgumentException("payorch: mTLS needs a CA file, a certificate and a key");
+      }
+      return new Security(new File(caFile), new File(certFile), new File(keyFile));
+    }
+
+    /**
+     * From PAYORCH_CA, PAYORCH_CERT and PAYORCH_KEY (the variables payorchctl and the Python
+     * client read), or plaintext when PAYORCH_PLAINTEXT=1.
+     */
+    public static Security fromEnv() {
+      if ("1".equals(System.getenv("PAYORCH_PLAINTEXT"))) {
+        return plaintext();
+      }
+      return mtls(System.getenv("PAYORCH_CA"), System.getenv("PAYORCH_CERT"),
+          System.getenv("PAYORCH_KEY"));
+    }
+
+    boolean isPlaintext() {
+      return caFile == null;
     }
   }
 
@@ -72,7 +113,7 @@ public final class PayorchClient implements AutoCloseable {
     int maxAttempts = 5;
     Duration baseBackoff = Duration.ofMillis(200);
     RetryListener onRetry = (method, attempt, details, delay) -> {};
-    Security security = Security.plaintext();
+    Security security;
 
     /** Deadline of each attempt (default 10 s). */
     public Options callTimeout(Duration d) {
@@ -103,6 +144,7 @@ public final class PayorchClient implements AutoCloseable {
       return this;
     }
 
+    /** Required: how the channel authenticates ({@link Security}). */
     public Options security(Security s) {
       security = s;
       return this;
@@ -122,7 +164,21 @@ public final class PayorchClient implements AutoCloseable {
 
   /** The one place where channel credentials are made. */
   static ChannelCredentials channelCredentials(Security security) {
-    return InsecureChannelCredentials.create();
+    if (security == null) {
+      throw new IllegalArgumentException(
+          "payorch: Options.security is required (Security.mtls(...), or Security.plaintext())");
+    }
+    if (security.isPlaintext()) {
+      return InsecureChannelCredentials.create();
+    }
+    try {
+      return TlsChannelCredentials.newBuilder()
+          .trustManager(security.caFile)
+          .keyManager(security.certFile, security.keyFile)
+          .build();
+    } catch (IOException e) {
+      throw new UncheckedIOException("payorch: reading the mTLS files", e);
+    }
   }
 
   /** Creates a checkout session. Idempotent on (merchant_id, trans_id). */

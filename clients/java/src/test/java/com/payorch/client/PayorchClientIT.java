@@ -38,7 +38,10 @@ import org.junit.Test;
 /**
  * Integration test against a running stack (redis-server, paykka-sandbox, payorchd).
  * tests/integration/client_libraries_test.cc starts one and runs this class with its addresses in
- * the environment: PAYORCH_TARGET, PAYORCH_SANDBOX_URL, PAYORCH_MERCHANT_ID, PAYORCH_CLIENT_KEY.
+ * the environment: PAYORCH_TARGET, PAYORCH_SANDBOX_URL, PAYORCH_MERCHANT_ID, PAYORCH_CLIENT_KEY,
+ * and payorchd's mTLS material: PAYORCH_CA, PAYORCH_CERT, PAYORCH_KEY (a caller allowed
+ * everything) and PAYORCH_LIMITED_CERT, PAYORCH_LIMITED_KEY (allowed CreateCheckout,
+ * GetSessionStatus and GetOrder for the merchant only).
  */
 public class PayorchClientIT {
   private static final String TARGET = System.getenv("PAYORCH_TARGET");
@@ -55,6 +58,7 @@ public class PayorchClientIT {
     assumeTrue("no stack: set PAYORCH_TARGET, PAYORCH_SANDBOX_URL, PAYORCH_MERCHANT_ID",
         TARGET != null && SANDBOX != null && MERCHANT != null);
     client = new PayorchClient(TARGET, new PayorchClient.Options()
+        .security(PayorchClient.Security.fromEnv())
         .onRetry((method, attempt, details, delay) -> {
           retries.add(details);
           control("DELETE", "/sandbox/faults", null); // the retry test's fault ends here
@@ -143,7 +147,7 @@ public class PayorchClientIT {
   }
 
   @Test
-  public void chargeRecurringAfterAFirstRecurringPayment() {
+  public void chargeRecurringAfterAFirstRecurringPayment() throws Exception {
     CreateCheckoutResponse created = client.createCheckout(checkout(transId("javarec"))
         .setPaymentType(PaymentType.PAYMENT_TYPE_RECURRING)
         .setPayment(PaymentOptions.newBuilder().setStorePaymentMethod(true)
@@ -164,6 +168,46 @@ public class PayorchClientIT {
     assertEquals(OrderStatus.ORDER_STATUS_SUCCESS, order.getStatus());
     assertEquals(990, order.getAmount());
     assertEquals(order.getOrderId(), client.chargeRecurring(charge).getOrder().getOrderId());
+
+    // The same order and a charge as the limited caller, identified by its own client
+    // certificate: no stored-card fields, and ChargeRecurring refused.
+    try (PayorchClient limited = new PayorchClient(TARGET, new PayorchClient.Options()
+        .maxAttempts(1)
+        .security(PayorchClient.Security.mtls(System.getenv("PAYORCH_CA"),
+            System.getenv("PAYORCH_LIMITED_CERT"), System.getenv("PAYORCH_LIMITED_KEY"))))) {
+      Order seen = limited.getOrder(GetOrderRequest.newBuilder()
+          .setMerchantId(MERCHANT).setSessionId(created.getSessionId()).build()).getOrder();
+      assertEquals(OrderStatus.ORDER_STATUS_SUCCESS, seen.getStatus());
+      assertTrue(seen.toString(), seen.getToken().isEmpty() && seen.getRecurringAgreementId().isEmpty());
+      try {
+        limited.chargeRecurring(charge.toBuilder().setTransId(transId("javadenied")).build());
+        fail("ChargeRecurring succeeded for a caller not allowed to charge");
+      } catch (StatusRuntimeException e) {
+        ErrorDetails d = ErrorDetails.of(e);
+        assertEquals(Status.Code.PERMISSION_DENIED, d.code());
+        assertEquals("CALLER_NOT_AUTHORIZED", d.reason());
+      }
+    }
+  }
+
+  /** payorchd requires a client certificate: a plaintext channel never gets a call through. */
+  @Test
+  public void callerWithoutCertificateIsRefused() throws Exception {
+    try {
+      new PayorchClient(TARGET, new PayorchClient.Options()).close();
+      fail("a client without Options.security was made");
+    } catch (IllegalArgumentException expected) {
+      assertTrue(expected.getMessage(), expected.getMessage().contains("security"));
+    }
+    try (PayorchClient plain = new PayorchClient(TARGET, new PayorchClient.Options()
+        .maxAttempts(1).callTimeout(Duration.ofSeconds(5))
+        .security(PayorchClient.Security.plaintext()))) {
+      plain.getOrder(GetOrderRequest.newBuilder()
+          .setMerchantId(MERCHANT).setTransId(transId("javaplain")).build());
+      fail("a plaintext call reached the mTLS port");
+    } catch (StatusRuntimeException e) {
+      assertEquals(Status.Code.UNAVAILABLE, ErrorDetails.of(e).code());
+    }
   }
 
   /** PayKKa fails (503) until the first retry: one retry, same trans_id, one session. */
