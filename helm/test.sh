@@ -18,7 +18,10 @@
 # checksums, the helm test pod, NetworkPolicy shape, ...); the PrometheusRule through
 # `promtool check rules` and the unit tests in helm/alerts.test.yaml; the Grafana dashboard's JSON,
 # structure and every query through promtool's PromQL parser; every payorch_* metric they use is
-# exported by payorchd (or listed in PENDING_METRICS below); invalid values must be rejected.
+# exported by payorchd (or listed in PENDING_METRICS below); invalid values must be rejected; with
+# a build (PAYORCH_BIN_DIR, default build/bin), the rendered configuration run for real
+# (helm/live_test.sh: payorchd with the chart's args, the helm test script over mTLS, the caller
+# policy ConfigMap swapped as the kubelet does).
 # Last line: "N passed, M failed"; exit status 1 if M > 0.
 set -uo pipefail
 
@@ -399,6 +402,16 @@ test_pod_script() {
   grep -q -- '--target=payorch.payments.svc:50051 --timeout=3s health {"service":""}' "$dir/calls"
 }
 check "helm test script: SERVING passes; NOT_SERVING, unreachable fail after the retries" test_pod_script
+
+# --- the rendered configuration, run for real (payorchd and payorchctl from the build) ---------
+
+bin_dir=${PAYORCH_BIN_DIR:-$repo/build/bin}
+if [ -x "$bin_dir/payorchd" ] && [ -x "$bin_dir/payorchctl" ]; then
+  check "live: payorchd with the Deployment's args; helm test script over mTLS (SERVING; another CA refused); policy ConfigMap ..data swap applied without restart" \
+    bash "$here/live_test.sh" "$helm" "$bin_dir"
+else
+  echo "note: no payorchd/payorchctl in $bin_dir (set PAYORCH_BIN_DIR): skipping the live checks"
+fi
 
 # --- alerts and dashboard (promtool) -------------------------------------------------------------
 

@@ -40,7 +40,7 @@ echo "== container image (podman: read-only root, uid 65532, sandbox + checkout 
 bash tests/image/image_test.sh "$ROOT/$BUILD_DIR/bin"
 
 echo "== helm chart"
-bash helm/test.sh
+PAYORCH_BIN_DIR="$ROOT/$BUILD_DIR/bin" bash helm/test.sh
 
 echo "== quick start demo"
 PAYORCH_BUILD_DIR="$ROOT/$BUILD_DIR" ./scripts/quickstart.sh --demo-only --no-build
