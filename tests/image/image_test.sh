@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The runtime image, built by scripts/image.sh and run with podman the way the Helm chart runs it:
-# read-only root, the image's non-root uid, host network (loopback ports only). The sandbox runs
-# from the same image; Redis is a host redis-server on a free port. Checks: the process uid is
-# 65532, health turns "SERVING" (also as seen by the image's payorchctl), one Drop-in checkout is
-# paid end to end and read back as SUCCESS, and SIGTERM during an in-flight call lets that call
-# finish and exits 0.
+# read-only root, the image's non-root uid, host network (loopback ports only), mTLS on the gRPC
+# port with the certificate, key and callers' CA mounted read-only, the caller policy from a
+# mounted directory, and the plaintext health-only listener for probes. The sandbox runs from the
+# same image; Redis is a host redis-server on a free port. Checks: the process uid is 65532, the
+# health listener turns "SERVING" (as the kubelet's probe sees it), the image's payorchctl gets
+# SERVING over mTLS with a client certificate mounted where the chart's `helm test` pod has it (and
+# not in plaintext), one Drop-in checkout is paid end to end and read back as SUCCESS, and SIGTERM
+# during an in-flight call lets that call finish and exits 0.
 #   tests/image/image_test.sh [BIN_DIR]     (CI: a step of scripts/test.sh; needs root and podman)
 # Prints the image size, start-to-SERVING time and its own wall time.
 set -euo pipefail
@@ -60,6 +63,17 @@ chown 65532:65532 "$CFG/merchant_private.pem"
 chmod 400 "$CFG/merchant_private.pem"
 MERCHANT=M100001 APP=APP100001 CLIENT_KEY=ck_sandbox_imagetest
 SB_PORT=$(free_port) GRPC_PORT=$(free_port) HTTP_PORT=$(free_port) REDIS_PORT=$(free_port)
+HEALTH_PORT=$(free_port)
+# mTLS: a throw-away CA, payorchd's certificate for 127.0.0.1, one caller; the keys readable by
+# the image's uid only. The caller policy in its own directory, as the chart mounts its ConfigMap.
+TLS=$WORK/tls POLICY=$WORK/policy CALLER=spiffe://payorch.test/image-test
+./scripts/make_mtls_certs.sh "$TLS" "$CALLER" >/dev/null
+chmod 755 "$TLS" && chmod 644 "$TLS"/*.pem && chown 65532:65532 "$TLS"/*.key
+mkdir -p "$POLICY" && chmod 755 "$POLICY"
+echo "{\"callers\":[{\"identity\":\"$CALLER\",\"merchants\":[\"*\"],\"methods\":[\"*\"]}]}" \
+  >"$POLICY/caller_policy.json"
+chmod 644 "$POLICY/caller_policy.json"
+CLIENT=(--ca="$TLS/ca.pem" --cert="$TLS/client-image-test.pem" --key="$TLS/client-image-test.key")
 cat >"$CFG/sandbox.json" <<JSON
 {"merchants":[{"merchant_id":"$MERCHANT","app_id":"$APP","public_key_file":"/cfg/merchant_public.pem","client_key":"$CLIENT_KEY"}]}
 JSON
@@ -87,23 +101,37 @@ done
 curl -sf "http://127.0.0.1:$SB_PORT/sandbox/clock" >/dev/null || fail "sandbox did not come up"
 
 echo "== payorchd container"
-CTL=("$BIN/payorchctl" --target="127.0.0.1:$GRPC_PORT" --timeout=10s --plaintext)
+CTL=("$BIN/payorchctl" --target="127.0.0.1:$GRPC_PORT" --timeout=10s "${CLIENT[@]}")
+PROBE=("$BIN/payorchctl" --target="127.0.0.1:$HEALTH_PORT" --plaintext) # what the kubelet's probe asks
 START=$(now)
-"${RUN[@]}" --name "$ID-payorchd" -v "$CFG:/cfg:ro" -v "$SHARED:/shared:ro" "$TAG" \
+"${RUN[@]}" --name "$ID-payorchd" -v "$CFG:/cfg:ro" -v "$SHARED:/shared:ro" \
+  -v "$TLS:/var/run/secrets/payorch/tls:ro" -v "$POLICY:/etc/payorch-policy:ro" "$TAG" \
   --grpc_listen="127.0.0.1:$GRPC_PORT" --http_listen="127.0.0.1:$HTTP_PORT" \
+  --health_listen="127.0.0.1:$HEALTH_PORT" \
+  --tls_cert_file=/var/run/secrets/payorch/tls/server.pem \
+  --tls_key_file=/var/run/secrets/payorch/tls/server.key \
+  --tls_client_ca_file=/var/run/secrets/payorch/tls/ca.pem \
+  --caller_policy=/etc/payorch-policy/caller_policy.json \
   --redis_url="redis://127.0.0.1:$REDIS_PORT" --merchants_config=/cfg/merchants.json \
-  --drain_grace=10s --paykka_allow_http --insecure_plaintext >/dev/null
+  --drain_grace=10s --paykka_allow_http >/dev/null
 SERVING=""
 for _ in $(seq 300); do
-  if [[ "$("${CTL[@]}" --timeout=1s health 2>/dev/null)" == *'"SERVING"'* ]]; then SERVING=$(now); break; fi
+  if [[ "$("${PROBE[@]}" --timeout=1s health 2>/dev/null)" == *'"SERVING"'* ]]; then SERVING=$(now); break; fi
   [ "$(podman inspect --format '{{.State.Running}}' "$ID-payorchd")" = true ] || fail "payorchd exited"
   sleep 0.05
 done
 [ -n "$SERVING" ] || fail "health never SERVING"
 TO_SERVING=$(elapsed "$START" "$SERVING")
-# payorchctl inside the image (the chart's `helm test` pod runs it) sees the same.
-[[ "$(podman run --rm --network=host --read-only --entrypoint /usr/local/bin/payorchctl "$TAG" \
-  --target="127.0.0.1:$GRPC_PORT" --timeout=5s --plaintext health)" == *'"SERVING"'* ]] || fail "payorchctl in the image"
+# payorchctl inside the image (the chart's `helm test` pod runs it, with its client certificate
+# mounted at /var/run/secrets/payorch/client) sees the same over mTLS; in plaintext it is refused.
+IN_IMAGE=(podman run --rm --network=host --read-only -v "$TLS:/var/run/secrets/payorch/client:ro"
+  --entrypoint /usr/local/bin/payorchctl "$TAG" --target="127.0.0.1:$GRPC_PORT" --timeout=5s)
+C=/var/run/secrets/payorch/client
+[[ "$("${IN_IMAGE[@]}" --ca=$C/ca.pem --cert=$C/client-image-test.pem --key=$C/client-image-test.key \
+  health)" == *'"SERVING"'* ]] || fail "payorchctl in the image, over mTLS"
+if [[ "$("${IN_IMAGE[@]}" --plaintext health 2>&1)" == *'"SERVING"'* ]]; then
+  fail "the gRPC port answered a plaintext client"
+fi
 PID=$(podman inspect --format '{{.State.Pid}}' "$ID-payorchd")
 UID_LINE=$(awk '/^Uid:/ {print $2, $3}' "/proc/$PID/status")
 [ "$UID_LINE" = "65532 65532" ] || fail "payorchd runs as uid '$UID_LINE', not 65532"
