@@ -22,6 +22,7 @@
 #include "adapters/paykka/mapping.h"
 #include "adapters/paykka/merchant_config.h"
 #include "adapters/paykka/signer.h"
+#include "adapters/paykka/signing.h"
 #include "bench/src/requests.h"
 #include "bench/src/stats.h"
 #include "common/crypto.h"
@@ -73,12 +74,12 @@ int Main() {
     if (!h.ok()) return 1;
   }
   const double sign_us = (ThreadCpuNanos() - t0) / 1e3 / n;
-  const std::string s = PaykkaResponseStringToSign("1", "abc", body);
-  auto header = PaykkaSignatureHeader(m->private_key, s);
+  const std::string s = paykka::PaykkaResponseStringToSign("1", "abc", body);
+  auto header = paykka::PaykkaSignatureHeader(m->private_key, s);
   if (!header.ok()) return 1;
   t0 = ThreadCpuNanos();
   for (int i = 0; i < n; ++i) {
-    if (!VerifyPaykkaSignatureHeader(*pub, s, *header).ok()) return 1;
+    if (!paykka::VerifyPaykkaSignatureHeader(*pub, s, *header).ok()) return 1;
   }
   const double verify_us = (ThreadCpuNanos() - t0) / 1e3 / n;
   nlohmann::json j = {
