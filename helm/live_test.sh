@@ -138,7 +138,7 @@ echo "helm test pod, certificate from another CA: refused ($(tail -n 1 <<<"$out"
 ctl=("$bin/payorchctl" --target="$grpc" --timeout=5s --ca="$dir/client/ca.crt" --cert="$dir/client/tls.crt"
   --key="$dir/client/tls.key")
 out=$("${ctl[@]}" order --merchant_id=M1 --trans_id=live-1 2>&1)
-denied() { grep -q '"code": 7,' <<<"$1" && grep -q 'caller may not use GetOrder' <<<"$1"; }
+denied() { grep -q '"code": 7,' <<<"$1" && grep -q '"reason": "CALLER_NOT_AUTHORIZED"' <<<"$1"; }
 denied "$out" || fail "no policy line, but not PERMISSION_DENIED: $out"
 grep -q '"caller":"helm-test".*"reason":"CALLER_NOT_AUTHORIZED"' "$dir/payorchd.log" ||
   fail "payorchd did not log CALLER_NOT_AUTHORIZED for caller helm-test"
@@ -151,7 +151,8 @@ for i in $(seq 50); do
   sleep 0.1
 done
 denied "$out" && fail "the swapped policy was not applied within 5 s"
-grep -q '"code": 9,' <<<"$out" && grep -q '"caller":"helm-test".*"reason":"MERCHANT_NOT_CONFIGURED"' "$dir/payorchd.log" ||
+grep -q '"code": 9,' <<<"$out" && grep -q '"reason": "MERCHANT_NOT_CONFIGURED"' <<<"$out" &&
+  grep -q '"caller":"helm-test".*"reason":"MERCHANT_NOT_CONFIGURED"' "$dir/payorchd.log" ||
   fail "after the swap, expected FAILED_PRECONDITION / MERCHANT_NOT_CONFIGURED: $out"
 kill -0 "$pid" 2>/dev/null || fail "payorchd restarted or died"
 grep -q 'caller policy reloaded: 1 caller' "$dir/payorchd.log" || fail "no reload log line"

@@ -60,7 +60,11 @@ std::string ToJson(const Message& m) {
   opts.add_whitespace = true;
   opts.preserve_proto_field_names = true;
   std::string out;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
+  auto st = google::protobuf::util::MessageToJsonString(m, &out, opts);
+  if (!st.ok()) {
+    std::cerr << "payorchctl: cannot print " << m.GetTypeName()
+              << " as JSON: " << st.ToString() << "\n";
+  }
   return out;
 }
 
@@ -81,7 +85,11 @@ int PrintError(const grpc::Status& status) {
   google::rpc::Status rpc;
   if (!status.error_details().empty() &&
       rpc.ParseFromString(status.error_details())) {
-    // Any-packed details print as JSON too, since their types are linked in.
+    // The JSON printer resolves each Any in the generated pool: naming the
+    // detail types keeps them linked in (otherwise it stops at "details").
+    (void)google::rpc::ErrorInfo::descriptor();
+    (void)google::rpc::BadRequest::descriptor();
+    (void)google::rpc::RetryInfo::descriptor();
     std::cout << ToJson(rpc);
   } else {
     rpc.set_code(status.error_code());
