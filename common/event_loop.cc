@@ -166,7 +166,8 @@ void EventLoop::Drain() {
   for (auto& fn : batch) fn();
 }
 
-WorkerPool::WorkerPool(int threads) {
+WorkerPool::WorkerPool(int threads, size_t max_queued, const Clock* clock)
+    : max_queued_(max_queued), clock_(clock) {
   for (int i = 0; i < threads; ++i) {
     threads_.emplace_back([this, i] {
       std::string name = "payorch-cpu-" + std::to_string(i);
@@ -190,17 +191,46 @@ void WorkerPool::Submit(absl::AnyInvocable<void()> fn) {
   queue_.push_back(std::move(fn));
 }
 
+void WorkerPool::Admit(absl::Time deadline,
+                       absl::AnyInvocable<void(Admission) &&> fn) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (max_queued_ == 0 || queue_.size() + admissions_.size() < max_queued_) {
+      admissions_.push_back(Admitted{deadline, BindTrace(std::move(fn))});
+      return;
+    }
+  }
+  std::move(fn)(Admission::kQueueFull);
+}
+
+size_t WorkerPool::queued() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size() + admissions_.size();
+}
+
 void WorkerPool::Run() {
   for (;;) {
     absl::AnyInvocable<void()> fn;
+    Admitted admitted;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &WorkerPool::HasWorkOrStopping));
-      if (queue_.empty()) return;  // stopping and drained
-      fn = std::move(queue_.front());
-      queue_.pop_front();
+      if (!queue_.empty()) {
+        fn = std::move(queue_.front());
+        queue_.pop_front();
+      } else if (!admissions_.empty()) {
+        admitted = std::move(admissions_.front());
+        admissions_.pop_front();
+      } else {
+        return;  // stopping and drained
+      }
     }
-    fn();
+    if (fn) {
+      fn();
+    } else {
+      const bool expired = clock_->Now() >= admitted.deadline;
+      std::move(admitted.fn)(expired ? Admission::kExpired : Admission::kRun);
+    }
   }
 }
 

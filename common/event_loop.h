@@ -8,7 +8,8 @@
 //   libcurl's multi interface (PayKKa), another hiredis's async API (Redis),
 //   both on libevent. Completion callbacks run on these threads and on the
 //   worker pool; they must be short.
-// - A small WorkerPool runs CPU work (RSA signing and verifying) off the loops.
+// - A small WorkerPool runs CPU work (RSA signing and verifying) off the loops,
+//   and the first step of every call, from a bounded queue.
 // So the number of threads is fixed, whatever the number of calls in flight.
 
 #include <deque>
@@ -67,26 +68,6 @@ class EventLoop {
   bool stopped_ = false;
 };
 
-// A fixed pool of threads for CPU-bound work. Thread-safe.
-class WorkerPool {
- public:
-  explicit WorkerPool(int threads);
-  // Runs queued work to completion, then joins.
-  ~WorkerPool();
-  void Submit(absl::AnyInvocable<void()> fn);
-  int size() const { return static_cast<int>(threads_.size()); }
-
- private:
-  void Run();
-  bool HasWorkOrStopping() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return stopping_ || !queue_.empty();
-  }
-  mutable absl::Mutex mu_;
-  std::deque<absl::AnyInvocable<void()>> queue_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
-};
-
 // Time source, injectable so logic tests never read the real clock.
 class Clock {
  public:
@@ -122,6 +103,54 @@ class FakeClock : public Clock {
  private:
   mutable absl::Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
+};
+
+// A fixed pool of threads for CPU-bound work, fed by one bounded queue.
+// Thread-safe. Two kinds of work:
+// - Submit(): a step of a call already admitted (signing, verifying). Always
+//   queued (the calls in flight bound it) and run before any waiting
+//   admission, so started calls finish first under overload.
+// - Admit(): a new call's first step. Refused when `max_queued` items (of
+//   either kind) already wait, and told at dequeue when its deadline has
+//   passed, so the caller answers at once instead of starting work nobody
+//   waits for.
+class WorkerPool {
+ public:
+  enum class Admission {
+    kRun,        // on a worker, deadline not passed: do the work
+    kQueueFull,  // at once, on the caller's thread: nothing was queued
+    kExpired,    // on a worker: the deadline passed while queued
+  };
+
+  // `max_queued` 0: no bound. `clock` (not owned) reads deadlines.
+  explicit WorkerPool(int threads, size_t max_queued = 0,
+                      const Clock* clock = &RealClock::Get());
+  // Runs queued work to completion (admissions as kRun or kExpired), then
+  // joins.
+  ~WorkerPool();
+  void Submit(absl::AnyInvocable<void()> fn);
+  // Runs `fn` exactly once with the Admission it got.
+  void Admit(absl::Time deadline, absl::AnyInvocable<void(Admission) &&> fn);
+  int size() const { return static_cast<int>(threads_.size()); }
+  // Items waiting (both kinds).
+  size_t queued() const;
+
+ private:
+  struct Admitted {
+    absl::Time deadline;
+    absl::AnyInvocable<void(Admission) &&> fn;
+  };
+  void Run();
+  bool HasWorkOrStopping() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !queue_.empty() || !admissions_.empty();
+  }
+  const size_t max_queued_;
+  const Clock* const clock_;
+  mutable absl::Mutex mu_;
+  std::deque<absl::AnyInvocable<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Admitted> admissions_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace payorch

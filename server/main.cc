@@ -101,6 +101,11 @@ ABSL_FLAG(
     absl::Duration, paykka_timeout, absl::Seconds(15),
     "upper bound of one PayKKa call (the caller's deadline is honoured too)");
 ABSL_FLAG(int, cpu_threads, 2, "threads for CPU work (RSA signing)");
+ABSL_FLAG(int64_t, cpu_queue_depth, 10000,
+          "items waiting for the CPU threads beyond which a new call is "
+          "refused with RESOURCE_EXHAUSTED / OVERLOADED + RetryInfo; a call "
+          "whose deadline passes while it waits is answered DEADLINE_EXCEEDED "
+          "with no Redis or PayKKa work (0: no bound)");
 ABSL_FLAG(std::string, paykka_ca_file, "",
           "PEM bundle of CAs trusted for PayKKa's TLS certificate (empty: the "
           "system's)");
@@ -499,7 +504,9 @@ int Run() {
   // thousands of PayKKa sockets, or claims would time out under load.
   auto redis_loop = EventLoop::Start("payorch-redis");
   if (!redis_loop.ok()) Die("event loop", redis_loop.status());
-  WorkerPool cpu(std::max(1, absl::GetFlag(FLAGS_cpu_threads)));
+  WorkerPool cpu(std::max(1, absl::GetFlag(FLAGS_cpu_threads)),
+                 static_cast<size_t>(std::max<int64_t>(
+                     0, absl::GetFlag(FLAGS_cpu_queue_depth))));
 
   paykka::CurlMultiTransport::Options transport_options;
   transport_options.max_host_connections =
@@ -603,6 +610,7 @@ int Run() {
   shed_options.merchant_burst = absl::GetFlag(FLAGS_merchant_burst);
   service::LoadShedder shedder(shed_options);
   grpc_options.shedder = &shedder;
+  grpc_options.cpu = &cpu;
   std::unique_ptr<service::CallerPolicyWatcher> policy = LoadCallerPolicy();
   grpc_options.policy = policy.get();
   service::PaymentOrchestratorService grpc_service(&payments, &request_log,

@@ -103,7 +103,17 @@ class ServiceMetrics {
         in_flight_(prometheus::BuildGauge()
                        .Name("payorch_requests_in_flight")
                        .Help("RPCs started and not yet finished, by method.")
-                       .Register(registry)) {}
+                       .Register(registry)),
+        dropped_(prometheus::BuildCounter()
+                     .Name("payorch_cpu_queue_dropped_total")
+                     .Help("Calls answered by the CPU queue without any "
+                           "work: full (OVERLOADED) or expired while queued "
+                           "(DEADLINE_EXCEEDED).")
+                     .Register(registry)) {}
+
+  void Dropped(const char* reason) {
+    dropped_.Add({{"reason", reason}}).Increment();
+  }
 
   prometheus::Gauge& InFlight(const char* method) {
     return in_flight_.Add({{"method", method}});
@@ -134,6 +144,7 @@ class ServiceMetrics {
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Histogram>& upstream_;
   prometheus::Family<prometheus::Gauge>& in_flight_;
+  prometheus::Family<prometheus::Counter>& dropped_;
 };
 
 PaymentOrchestratorService::PaymentOrchestratorService(
@@ -214,9 +225,8 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
   const bool may_charge =
       policy == nullptr ||
       policy->Allows(entry.caller, "ChargeRecurring", entry.merchant_id);
-  LoadShedder* shedder = options_.shedder;
-  if (shedder != nullptr) {
-    if (absl::Status admitted = shedder->Admit(request->merchant_id());
+  if (options_.shedder != nullptr) {
+    if (absl::Status admitted = options_.shedder->Admit(request->merchant_id());
         !admitted.ok()) {
       // Shed: no Redis, no PayKKa, nothing kept for this call.
       entry.code = absl::StatusCodeToString(admitted.code());
@@ -226,43 +236,82 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
       return reactor;
     }
   }
-  prometheus::Gauge* in_flight =
-      metrics_ != nullptr ? &metrics_->InFlight(method_name) : nullptr;
-  if (in_flight != nullptr) in_flight->Increment();
-  (service_->*method)(
-      *request, deadline,
-      [this, reactor, response, start, in_flight, shedder, may_charge,
-       entry = std::move(entry)](Outcome<Response> outcome) mutable {
-        grpc::Status status;
-        if (outcome.result.ok()) {
-          *response = std::move(*outcome.result);
-          if (!may_charge) RedactStoredCard(response);
-          status = grpc::Status::OK;
-        } else if (outcome.rpc_status.has_value()) {
-          status = GrpcStatusFromRpcStatusBytes(*outcome.rpc_status);
-        } else {
-          status = ToGrpcStatus(outcome.result.status());
-        }
-        entry.code = absl::StatusCodeToString(
-            static_cast<absl::StatusCode>(status.error_code()));
-        if (!outcome.result.ok()) {
-          entry.reason = std::string(ReasonName(
-              ReasonOf(outcome.result.status()).value_or(Reason::kInternal)));
-        }
-        entry.replayed = outcome.info.replayed;
-        entry.upstream_calls = outcome.info.upstream_calls;
-        entry.upstream_ms =
-            absl::ToDoubleMilliseconds(outcome.info.upstream_latency);
-        entry.store_error = std::move(outcome.info.store_error);
-        // Logged and counted first: once Finish() ran, the server may shut
-        // down and main may destroy the logger and the registry (and this
-        // service) while this lambda still runs.
-        Record(entry, start);
-        if (in_flight != nullptr) in_flight->Decrement();
-        if (shedder != nullptr) shedder->Release();
-        reactor->Finish(std::move(status));
-      });
+  Dispatch(request, deadline, method,
+           Completion(reactor, response, start, may_charge, std::move(entry)));
   return reactor;
+}
+
+template <typename Response>
+OutcomeCallback<Response> PaymentOrchestratorService::Completion(
+    grpc::ServerUnaryReactor* reactor, Response* response, absl::Time start,
+    bool may_charge, RequestLogEntry entry) {
+  prometheus::Gauge* in_flight =
+      metrics_ != nullptr ? &metrics_->InFlight(entry.method.c_str()) : nullptr;
+  if (in_flight != nullptr) in_flight->Increment();
+  return [this, reactor, response, start, in_flight, may_charge,
+          entry = std::move(entry)](Outcome<Response> outcome) mutable {
+    grpc::Status status;
+    if (outcome.result.ok()) {
+      *response = std::move(*outcome.result);
+      if (!may_charge) RedactStoredCard(response);
+      status = grpc::Status::OK;
+    } else if (outcome.rpc_status.has_value()) {
+      status = GrpcStatusFromRpcStatusBytes(*outcome.rpc_status);
+    } else {
+      status = ToGrpcStatus(outcome.result.status());
+    }
+    entry.code = absl::StatusCodeToString(
+        static_cast<absl::StatusCode>(status.error_code()));
+    if (!outcome.result.ok()) {
+      entry.reason = std::string(ReasonName(
+          ReasonOf(outcome.result.status()).value_or(Reason::kInternal)));
+    }
+    entry.replayed = outcome.info.replayed;
+    entry.upstream_calls = outcome.info.upstream_calls;
+    entry.upstream_ms =
+        absl::ToDoubleMilliseconds(outcome.info.upstream_latency);
+    entry.store_error = std::move(outcome.info.store_error);
+    // Logged and counted first: once Finish() ran, the server may shut
+    // down and main may destroy the logger and the registry (and this
+    // service) while this lambda still runs.
+    Record(entry, start);
+    if (in_flight != nullptr) in_flight->Decrement();
+    if (options_.shedder != nullptr) options_.shedder->Release();
+    reactor->Finish(std::move(status));
+  };
+}
+
+template <typename Request, typename Response, typename Method>
+void PaymentOrchestratorService::Dispatch(const Request* request,
+                                          absl::Time deadline, Method method,
+                                          OutcomeCallback<Response> done) {
+  if (options_.cpu == nullptr) {
+    (service_->*method)(*request, deadline, std::move(done));
+    return;
+  }
+  options_.cpu->Admit(
+      deadline, [this, request, deadline, method, done = std::move(done)](
+                    WorkerPool::Admission admission) mutable {
+        if (admission == WorkerPool::Admission::kRun) {
+          (service_->*method)(*request, deadline, std::move(done));
+          return;
+        }
+        // Answered here: no Redis claim, no PayKKa request.
+        Outcome<Response> outcome;
+        if (admission == WorkerPool::Admission::kQueueFull) {
+          if (metrics_ != nullptr) metrics_->Dropped("full");
+          outcome.result = WithRetryDelay(
+              MakeError(Reason::kOverloaded, "the CPU queue is full",
+                        {{"limit", "cpu_queue"}}),
+              options_.overload_retry_delay);
+        } else {
+          if (metrics_ != nullptr) metrics_->Dropped("expired");
+          outcome.result = MakeError(
+              Reason::kDeadlineExceeded,
+              "the deadline passed while the call waited for a CPU worker");
+        }
+        std::move(done)(std::move(outcome));
+      });
 }
 
 grpc::ServerUnaryReactor* PaymentOrchestratorService::CreateCheckout(

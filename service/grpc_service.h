@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/event_loop.h"
 #include "payorch/v1/payorch.grpc.pb.h"
 #include "service/caller_policy.h"
 #include "service/load_shedder.h"
@@ -33,6 +34,14 @@ struct GrpcServiceOptions {
   // Who may call what (service/caller_policy.h); must outlive the service.
   // Null only for --insecure_plaintext without a policy: every call allowed.
   const CallerPolicyWatcher* policy = nullptr;
+  // The CPU pool every admitted call starts on (validation, fingerprint,
+  // request mapping), through its bounded admission queue: when it is full
+  // the call is answered OVERLOADED + RetryInfo (`overload_retry_delay`),
+  // and a call whose deadline passed while it waited is answered
+  // DEADLINE_EXCEEDED; neither touches Redis or PayKKa. Null: calls start
+  // on gRPC's thread. Must outlive the service.
+  WorkerPool* cpu = nullptr;
+  absl::Duration overload_retry_delay = absl::Milliseconds(200);
 };
 
 // The caller's identity from its verified client certificate: the first URI
@@ -76,6 +85,16 @@ class PaymentOrchestratorService final
                                    grpc::CallbackServerContext* context,
                                    const Request* request, Response* response,
                                    std::string trans_id, Method method);
+  // The end of an admitted call: log, count, release its admission,
+  // Finish() the reactor.
+  template <typename Response>
+  OutcomeCallback<Response> Completion(grpc::ServerUnaryReactor* reactor,
+                                       Response* response, absl::Time start,
+                                       bool may_charge, RequestLogEntry entry);
+  // Starts `method` through options_.cpu's admission queue (or at once).
+  template <typename Request, typename Response, typename Method>
+  void Dispatch(const Request* request, absl::Time deadline, Method method,
+                OutcomeCallback<Response> done);
 
   // Authorization for `method` on `merchant_id`: OK, or the denial to
   // answer before any Redis or PayKKa work. Sets `entry->caller`.

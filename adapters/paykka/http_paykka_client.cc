@@ -68,6 +68,16 @@ class Call : public std::enable_shared_from_this<Call<T>> {
 
   // WorkerPool thread: RSA signing, then hand the request to the transport.
   void SignAndSend() {
+    if (env_->clock->Now() >= deadline_) {
+      // Passed while queued for the pool: no RSA work, nothing sent (a
+      // query's retry reports why the earlier attempt failed instead).
+      Deliver(last_error_.has_value()
+                  ? *last_error_
+                  : MarkNotSent(MakeError(
+                        Reason::kDeadlineExceeded,
+                        "deadline passed before the PayKKa request was sent")));
+      return;
+    }
     absl::StatusOr<HttpHeaders> signed_headers =
         SignPaykkaRequest(merchant_, path_, body_, env_->clock->Now());
     if (!signed_headers.ok()) {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -20,6 +21,7 @@ using ::testing::ElementsAre;
 
 // Generous bound for "this should happen soon"; a pass takes milliseconds.
 constexpr absl::Duration kWait = absl::Seconds(10);
+constexpr absl::Duration kTick = absl::Milliseconds(10);
 
 std::unique_ptr<EventLoop> StartLoop() {
   absl::StatusOr<std::unique_ptr<EventLoop>> loop =
@@ -299,6 +301,125 @@ TEST(WorkerPoolTest, WorkSubmittedByQueuedWorkDuringShutdownRuns) {
     });
   }
   EXPECT_EQ(ran.load(), 2);
+}
+
+// Parks the pool's only worker until `gate` is notified.
+void BlockWorker(WorkerPool& pool, absl::Notification& started,
+                 absl::Notification& gate) {
+  pool.Submit([&] {
+    started.Notify();
+    gate.WaitForNotificationWithTimeout(kWait);
+  });
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
+}
+
+TEST(WorkerPoolTest, AdmissionRefusedAtOnceWhenQueueIsFull) {
+  FakeClock clock;
+  WorkerPool pool(1, /*max_queued=*/2, &clock);
+  absl::Notification started, gate;
+  BlockWorker(pool, started, gate);
+  const absl::Time deadline = clock.Now() + absl::Seconds(10);
+  std::atomic<int> ran{0};
+  pool.Admit(deadline, [&](WorkerPool::Admission a) {
+    if (a == WorkerPool::Admission::kRun) ++ran;
+  });
+  pool.Submit([&] { ++ran; });  // a step of an admitted call: always queued
+  EXPECT_EQ(pool.queued(), 2u);
+  // Full: answered on this thread before Admit returns, nothing queued.
+  std::optional<WorkerPool::Admission> third;
+  std::thread::id third_thread;
+  pool.Admit(deadline, [&](WorkerPool::Admission a) {
+    third = a;
+    third_thread = std::this_thread::get_id();
+  });
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(*third, WorkerPool::Admission::kQueueFull);
+  EXPECT_EQ(third_thread, std::this_thread::get_id());
+  EXPECT_EQ(pool.queued(), 2u);
+  // Continuations are never refused (the calls in flight bound them).
+  pool.Submit([&] { ++ran; });
+  EXPECT_EQ(pool.queued(), 3u);
+  gate.Notify();
+  for (int i = 0; i < 500 && ran.load() < 3; ++i) absl::SleepFor(kTick);
+  EXPECT_EQ(ran.load(), 3);
+  EXPECT_EQ(pool.queued(), 0u);
+}
+
+TEST(WorkerPoolTest, AdmissionWhoseDeadlinePassedWhileQueuedIsExpired) {
+  FakeClock clock;
+  WorkerPool pool(1, /*max_queued=*/10, &clock);
+  absl::Notification started, gate;
+  BlockWorker(pool, started, gate);
+  absl::Mutex mu;
+  std::vector<std::pair<std::string, WorkerPool::Admission>> got;
+  auto record = [&](std::string name) {
+    return [&, name](WorkerPool::Admission a) {
+      absl::MutexLock lock(&mu);
+      got.emplace_back(name, a);
+    };
+  };
+  pool.Admit(clock.Now() + absl::Seconds(1), record("short"));
+  pool.Admit(clock.Now() + absl::Seconds(60), record("long"));
+  // Both are queued with time left; the worker is busy past the first
+  // deadline.
+  clock.Advance(absl::Seconds(2));
+  gate.Notify();
+  for (int i = 0; i < 500; ++i) {
+    {
+      absl::MutexLock lock(&mu);
+      if (got.size() == 2) break;
+    }
+    absl::SleepFor(kTick);
+  }
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].first, "short");
+  EXPECT_EQ(got[0].second, WorkerPool::Admission::kExpired);
+  EXPECT_EQ(got[1].first, "long");
+  EXPECT_EQ(got[1].second, WorkerPool::Admission::kRun);
+}
+
+TEST(WorkerPoolTest, StepsOfAdmittedCallsRunBeforeWaitingAdmissions) {
+  FakeClock clock;
+  WorkerPool pool(1, /*max_queued=*/10, &clock);
+  absl::Notification started, gate;
+  BlockWorker(pool, started, gate);
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  auto note = [&](const char* what) {
+    absl::MutexLock lock(&mu);
+    order.push_back(what);
+  };
+  pool.Admit(clock.Now() + absl::Seconds(10),
+             [&](WorkerPool::Admission) { note("admission"); });
+  pool.Submit([&] { note("step"); });
+  gate.Notify();
+  for (int i = 0; i < 500; ++i) {
+    {
+      absl::MutexLock lock(&mu);
+      if (order.size() == 2) break;
+    }
+    absl::SleepFor(kTick);
+  }
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(order, ::testing::ElementsAre("step", "admission"));
+}
+
+TEST(WorkerPoolTest, UnboundedWhenMaxQueuedIsZero) {
+  FakeClock clock;
+  std::atomic<int> ran{0};
+  {
+    WorkerPool pool(1, /*max_queued=*/0, &clock);
+    absl::Notification started, gate;
+    BlockWorker(pool, started, gate);
+    for (int i = 0; i < 5000; ++i) {
+      pool.Admit(clock.Now() + absl::Seconds(10), [&](WorkerPool::Admission a) {
+        if (a == WorkerPool::Admission::kRun) ++ran;
+      });
+    }
+    gate.Notify();
+  }
+  EXPECT_EQ(ran.load(), 5000);
 }
 
 TEST(FakeClockTest, StartsAtGivenTimeAndMovesOnlyByHand) {

@@ -312,5 +312,66 @@ TEST(LoadSheddingTest, OverMerchantRateIsResourceExhaustedWithoutUpstream) {
   EXPECT_EQ(*keys, "");
 }
 
+TEST(CpuQueueTest, CallExpiredWhileQueuedLeavesNoRedisKeyAndNoUpstream) {
+  // One CPU thread, kept busy by the RSA work of many queries (no Redis):
+  // their signing and verifying steps run before any waiting admission, so
+  // a create sent after them waits in the queue past its deadline.
+  auto stack = Stack::Start(
+      StackOptions::Payorchd({"--cpu_threads=1", "--reconcile=false"}));
+  ASSERT_TRUE(stack.ok()) << stack.status();
+  auto redis_cli = absl::StrCat("redis-cli -p ", (*stack)->redis_port(), " ");
+  ASSERT_TRUE(RunCommand(redis_cli + "CONFIG RESETSTAT").ok());
+  auto stub = (*stack)->Stub();
+  constexpr int kQueries = 800;
+  struct Query {
+    grpc::ClientContext context;
+    v1::GetSessionStatusRequest request;
+    v1::GetSessionStatusResponse response;
+  };
+  std::vector<std::unique_ptr<Query>> queries;
+  absl::Mutex mu;
+  int finished = 0;
+  for (int i = 0; i < kQueries; ++i) {
+    auto q = std::make_unique<Query>();
+    SetDeadline(&q->context, absl::Seconds(60));
+    q->request.set_merchant_id(Stack::kMerchantId);
+    q->request.set_trans_id(NewTransId("busy"));
+    stub->async()->GetSessionStatus(&q->context, &q->request, &q->response,
+                                    [&](grpc::Status) {
+                                      absl::MutexLock lock(&mu);
+                                      ++finished;
+                                    });
+    queries.push_back(std::move(q));
+  }
+  const std::string late_id = NewTransId("late");
+  grpc::ClientContext late;
+  SetDeadline(&late, absl::Milliseconds(300));
+  v1::CreateCheckoutResponse out;
+  grpc::Status s = stub->CreateCheckout(&late, DropInCheckout(late_id), &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  {
+    absl::MutexLock lock(&mu);
+    auto all = [&] { return finished == kQueries; };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), absl::Seconds(90)));
+  }
+  // payorchd answered it from the queue, not from a later step.
+  EXPECT_THAT(Metrics(**stack),
+              HasSubstr("payorch_cpu_queue_dropped_total{reason=\"expired\"} "
+                        "1"));
+  // No Redis command for it (a claim is a script: EVAL/EVALSHA), no key.
+  auto stats = RunCommand(redis_cli + "INFO commandstats");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_THAT(*stats, ::testing::Not(HasSubstr("cmdstat_eval")));
+  auto keys = (*stack)->RedisKeys("*");
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(*keys, "");
+  // No request reached the sandbox under its trans_id, and no create at all.
+  auto counters = (*stack)->Counters();
+  ASSERT_TRUE(counters.ok()) << counters.status();
+  EXPECT_FALSE((*counters)["requests_by_trans_id"].contains(late_id));
+  EXPECT_EQ((*counters)["create_requests_by_trans_id"].size(), 0u);
+  EXPECT_EQ((*counters)["creates_by_trans_id"].size(), 0u);
+}
+
 }  // namespace
 }  // namespace payorch::testing

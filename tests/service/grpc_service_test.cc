@@ -288,5 +288,119 @@ TEST_F(GrpcServiceTest, GetSessionStatusAndChargeWork) {
   EXPECT_THAT(methods, ElementsAre("ChargeRecurring", "GetSessionStatus"));
 }
 
+// The edge with a CPU pool whose only worker the test parks, a queue of one
+// and a clock the test moves (payorchd: --cpu_threads, --cpu_queue_depth).
+class CpuQueueEdgeTest : public ::testing::Test {
+ protected:
+  CpuQueueEdgeTest()
+      : store_(RealClock::Get()),
+        payment_(&paykka_, &store_, testing::TestRegistry(), &RealClock::Get()),
+        pool_(1, /*max_queued=*/1, &pool_clock_),
+        edge_(&payment_, nullptr, nullptr, Options(&pool_)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port_);
+    builder.RegisterService(&edge_);
+    server_ = builder.BuildAndStart();
+    stub_ = v1::PaymentOrchestrator::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()));
+    // Park the worker: admissions wait in the queue until Unpark().
+    absl::Notification started;
+    pool_.Submit([this, &started] {
+      started.Notify();
+      gate_.WaitForNotificationWithTimeout(absl::Seconds(30));
+    });
+    started.WaitForNotification();
+  }
+  ~CpuQueueEdgeTest() override {
+    if (!gate_.HasBeenNotified()) gate_.Notify();
+    server_->Shutdown();
+  }
+  static GrpcServiceOptions Options(WorkerPool* pool) {
+    GrpcServiceOptions o;
+    o.cpu = pool;
+    o.overload_retry_delay = absl::Milliseconds(250);
+    return o;
+  }
+  void WaitQueued(size_t n) {
+    for (int i = 0; i < 1000 && pool_.queued() != n; ++i) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    ASSERT_EQ(pool_.queued(), n);
+  }
+
+  FakePaykkaClient paykka_;
+  cache::InMemoryIdempotencyStore store_;
+  PaymentService payment_;
+  FakeClock pool_clock_;  // 2026-01-01: before every real deadline
+  WorkerPool pool_;
+  PaymentOrchestratorService edge_;
+  absl::Notification gate_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::PaymentOrchestrator::Stub> stub_;
+};
+
+TEST_F(CpuQueueEdgeTest, FullQueueIsOverloadedWithRetryInfoAndNoWork) {
+  // The first call takes the only place in the queue.
+  grpc::ClientContext first_ctx;
+  first_ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  v1::CreateCheckoutRequest first = testing::ValidCheckout(absl::Now());
+  first.set_trans_id("T-queued");
+  v1::CreateCheckoutResponse first_out;
+  absl::Notification first_done;
+  grpc::Status first_status;
+  stub_->async()->CreateCheckout(&first_ctx, &first, &first_out,
+                                 [&](grpc::Status s) {
+                                   first_status = s;
+                                   first_done.Notify();
+                                 });
+  WaitQueued(1);
+
+  v1::CreateCheckoutRequest second = testing::ValidCheckout(absl::Now());
+  second.set_trans_id("T-refused");
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  v1::CreateCheckoutResponse out;
+  grpc::Status s = stub_->CreateCheckout(&ctx, second, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  Details d = ParseDetails(s);
+  EXPECT_EQ(d.info.reason(), "OVERLOADED");
+  EXPECT_EQ(d.info.metadata().at("limit"), "cpu_queue");
+  ASSERT_TRUE(d.has_retry);
+  EXPECT_EQ(d.retry.retry_delay().nanos(), 250000000);
+  // Nothing claimed, nothing sent.
+  EXPECT_EQ(store_.size(), 0u);
+  EXPECT_EQ(paykka_.calls(Op::kCreateSession), 0);
+
+  gate_.Notify();
+  ASSERT_TRUE(first_done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_TRUE(first_status.ok()) << first_status.error_message();
+  EXPECT_EQ(paykka_.calls(Op::kCreateSession), 1);
+}
+
+TEST_F(CpuQueueEdgeTest, DeadlinePassedWhileQueuedIsDeadlineExceededAndNoWork) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  v1::CreateCheckoutRequest request = testing::ValidCheckout(absl::Now());
+  v1::CreateCheckoutResponse out;
+  absl::Notification done;
+  grpc::Status status;
+  stub_->async()->CreateCheckout(&ctx, &request, &out, [&](grpc::Status s) {
+    status = s;
+    done.Notify();
+  });
+  WaitQueued(1);
+  // The worker comes free after the call's deadline (as the pool sees it).
+  pool_clock_.Set(absl::Now() + absl::Minutes(1));
+  gate_.Notify();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(ParseDetails(status).info.reason(), "DEADLINE_EXCEEDED");
+  // No idempotency claim, no PayKKa request.
+  EXPECT_EQ(store_.size(), 0u);
+  EXPECT_EQ(paykka_.calls(Op::kCreateSession), 0);
+}
+
 }  // namespace
 }  // namespace payorch::service
