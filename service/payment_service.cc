@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "adapters/paykka/http_transport.h"
+#include "adapters/paykka/response_mapping.h"
 #include "common/crypto.h"
 #include "common/errors.h"
 #include "payorch/internal/stored_outcome.pb.h"
@@ -256,8 +257,7 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
       case Found::Verdict::kNotFound:
         break;
     }
-    // Nothing under the trans_id: the refusal was about this request.
-    if (refusal.has_value()) return CompleteWithError(*refusal);
+    if (refusal.has_value()) return OnNothingBehindRefusal(*refusal);
     const absl::Time now = deps_.clock->Now();
     if (now < quiet_until_) {
       // PayKKa may still be processing the earlier attempt: its "not found"
@@ -267,7 +267,21 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
           OutcomeUnknown({{"cause", "QUIET_PERIOD"}}, quiet_until_ - now);
       return Release();
     }
+    looked_before_create_ = true;
     Create();
+  }
+
+  // A refusal, and nothing under the trans_id at PayKKa. The duplicate fast
+  // path (paykka::IsDuplicateTransIdRefusal, the merchant's
+  // duplicate_trans_id_codes): PayKKa says it holds the trans_id, so its
+  // object is not visible yet; the outcome stays unknown until the quiet
+  // period is over, unless a lookup after that period preceded this create.
+  // Any other refusal was about this request: stored.
+  void OnNothingBehindRefusal(const absl::Status& refusal) {
+    if (paykka::IsDuplicateTransIdRefusal(refusal) && !looked_before_create_) {
+      return MarkUnknownAndFail(refusal, create_sent_);
+    }
+    CompleteWithError(refusal);
   }
 
   void Create() {
@@ -284,6 +298,7 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
   }
 
   void OnCreated(absl::StatusOr<Response> created, absl::Time sent) {
+    create_sent_ = sent;
     if (created.ok()) return CompleteWith(std::move(*created));
     const absl::Status& error = created.status();
     // Any refusal: look before storing it (PayKKa's duplicate-trans_id
@@ -396,6 +411,10 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
   std::string owner_;
   // Before this, PayKKa may still be processing an earlier attempt.
   absl::Time quiet_until_ = absl::InfinitePast();
+  // When this call's create was sent, and whether a lookup that found
+  // nothing after the quiet period came before it.
+  absl::Time create_sent_ = absl::InfinitePast();
+  bool looked_before_create_ = false;
   Outcome<Response> outcome_;
   OutcomeCallback<Response> done_;
 };

@@ -121,8 +121,8 @@ class Call : public std::enable_shared_from_this<Call<T>> {
   // Loop or worker thread: classify, map, retry or deliver.
   void Finish(absl::StatusOr<HttpResponse> response,
               const absl::Status& signature) {
-    absl::StatusOr<Envelope> envelope =
-        ClassifyResponse(kind_, response, signature);
+    absl::StatusOr<Envelope> envelope = ClassifyResponse(
+        kind_, response, signature, merchant_.duplicate_trans_id_codes);
     absl::StatusOr<T> result = absl::UnknownError("unset");
     if (envelope.ok()) {
       result = parse_(EffectiveData(envelope->body));

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
@@ -11,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "adapters/paykka/response_mapping.h"
 #include "common/crypto.h"
 #include "common/errors.h"
 
@@ -29,7 +31,10 @@ constexpr const char* kKnownKeys[] = {
     "base_url",
     "query_session_path",
     "response_sign_recipe",
+    "duplicate_trans_id_codes",
 };
+
+constexpr size_t kMaxDuplicateCodes = 16;
 
 std::string Resolve(const std::string& base_dir, const std::string& path) {
   if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
@@ -54,6 +59,39 @@ absl::StatusOr<std::string> RequiredString(const json& m, const char* key,
   return it->get<std::string>();
 }
 
+// "duplicate_trans_id_codes": at most kMaxDuplicateCodes distinct ret_codes,
+// none of them one with a meaning of its own (success, not found, ...).
+absl::StatusOr<std::vector<std::string>> ParseDuplicateCodes(
+    const json& value, const std::string& who) {
+  const std::string key = absl::StrCat(who, ": \"duplicate_trans_id_codes\"");
+  if (!value.is_array() || value.size() > kMaxDuplicateCodes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(key, " must be an array of at most ", kMaxDuplicateCodes,
+                     " ret_codes"));
+  }
+  std::vector<std::string> codes;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const std::string at = absl::StrCat(key, "[", i, "]");
+    if (!value[i].is_string() || !IsRetCode(value[i].get<std::string>())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(at, " must be a ret_code (1 to 16 letters or digits)"));
+    }
+    std::string code = value[i].get<std::string>();
+    if (RetCodeHasOwnMeaning(code)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          at, " \"", code,
+          "\" already means something else to payorch (success, not found, "
+          "credentials or a PayKKa failure)"));
+    }
+    if (std::find(codes.begin(), codes.end(), code) != codes.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(at, " \"", code, "\" is listed twice"));
+    }
+    codes.push_back(std::move(code));
+  }
+  return codes;
+}
+
 // The optional per-environment protocol settings (merchant_config.h).
 absl::Status ParseProtocolSettings(const json& m, const std::string& who,
                                    MerchantConfig* config) {
@@ -75,6 +113,12 @@ absl::Status ParseProtocolSettings(const json& m, const std::string& who,
                        "\"timestamp_nonce_body\" or \"body\""));
     }
     config->response_sign_recipe = *recipe;
+  }
+  if (auto it = m.find("duplicate_trans_id_codes"); it != m.end()) {
+    absl::StatusOr<std::vector<std::string>> codes =
+        ParseDuplicateCodes(*it, who);
+    if (!codes.ok()) return codes.status();
+    config->duplicate_trans_id_codes = *std::move(codes);
   }
   return absl::OkStatus();
 }
@@ -196,6 +240,14 @@ bool IsApiPath(absl::string_view path) {
     }
   }
   return !absl::StrContains(path, "//") && !absl::StrContains(path, "..");
+}
+
+bool IsRetCode(absl::string_view code) {
+  if (code.empty() || code.size() > 16) return false;
+  for (char c : code) {
+    if (!absl::ascii_isalnum(c)) return false;
+  }
+  return true;
 }
 
 absl::StatusOr<ResponseSignRecipe> ParseResponseSignRecipe(

@@ -16,7 +16,11 @@
 //      // Per-environment protocol settings, optional (defaults shown);
 //      // `payorchctl probe` reports the values an environment needs:
 //      "query_session_path": "/v3/payment/acq/session/query",
-//      "response_sign_recipe": "timestamp_nonce_body"  // | "body"
+//      "response_sign_recipe": "timestamp_nonce_body",  // | "body"
+//      // ret_codes of PayKKa's "duplicate trans_id" refusal (at most 16,
+//      // none with a meaning of its own such as 000000 or 206024; [] turns
+//      // the fast path off; response_mapping.h):
+//      "duplicate_trans_id_codes": ["010000"]
 //   }]}
 //
 // Keys come from files only (PEM or bare Base64 PKCS#8 / SPKI); relative key
@@ -59,6 +63,9 @@ absl::StatusOr<std::vector<MerchantConfig>> ParseMerchantConfigs(
 // A request path: '/' then letters, digits, '/', '_', '-', '.'; no "//" or
 // "..", at most 256 characters.
 bool IsApiPath(absl::string_view path);
+
+// 1 to 16 ASCII letters or digits (a PayKKa ret_code).
+bool IsRetCode(absl::string_view code);
 
 // "timestamp_nonce_body" or "body"; kInvalidArgument otherwise.
 absl::StatusOr<ResponseSignRecipe> ParseResponseSignRecipe(

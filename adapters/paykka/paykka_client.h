@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
@@ -34,6 +35,11 @@ struct MerchantConfig {
   std::string query_session_path = "/v3/payment/acq/session/query";
   ResponseSignRecipe response_sign_recipe =
       ResponseSignRecipe::kTimestampNonceBody;
+  // The ret_codes with which PayKKa refuses a create whose trans_id it
+  // already holds: the fast path of response_mapping.h (such a refusal is
+  // never stored while PayKKa's object may still become visible). Any other
+  // refusal still goes through the lookup by trans_id first.
+  std::vector<std::string> duplicate_trans_id_codes = {"010000"};
 };
 
 // Which order Query Transaction should find.

@@ -1,5 +1,6 @@
 #include "adapters/paykka/response_mapping.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
@@ -98,7 +99,79 @@ absl::Duration RetryAfter(const HttpResponse& response) {
   return kDefaultRateLimitDelay;
 }
 
+// Marks PayKKa's duplicate-trans_id refusal (IsDuplicateTransIdRefusal).
+constexpr char kDuplicateTransIdKey[] = "psp_duplicate_trans_id";
+
+// A definitive refusal envelope: PSP_REJECTED. On a mutating call, a code
+// the merchant lists as "duplicate trans_id" is marked as such.
+absl::Status Rejected(CallKind kind, const std::string& ret_code,
+                      absl::string_view described, Metadata md,
+                      absl::Span<const std::string> duplicate_codes) {
+  const bool duplicate =
+      kind == CallKind::kMutating &&
+      std::find(duplicate_codes.begin(), duplicate_codes.end(), ret_code) !=
+          duplicate_codes.end();
+  if (!duplicate) {
+    return MakeError(Reason::kPspRejected,
+                     absl::StrCat("PayKKa refused the request: ", described),
+                     md);
+  }
+  md.emplace_back(kDuplicateTransIdKey, "true");
+  return MakeError(
+      Reason::kPspRejected,
+      absl::StrCat("PayKKa refused the trans_id as already used: ", described),
+      md);
+}
+
+// Row 10 of the table: the error for a ret_code listed in kRetCodes, or
+// nullopt for codes it does not list.
+std::optional<absl::Status> ListedRetCode(
+    CallKind kind, const std::string& ret_code, absl::string_view described,
+    const Metadata& md, absl::Span<const std::string> duplicate_codes) {
+  for (const RetCodeRow& row : kRetCodes) {
+    if (row.ret_code != ret_code) continue;
+    switch (row.outcome) {
+      case Outcome::kOrderNotFound:
+        return MakeError(Reason::kOrderNotFound,
+                         absl::StrCat("PayKKa has no such order: ", described),
+                         md);
+      case Outcome::kSessionNotFound:
+        return MakeError(
+            Reason::kSessionNotFound,
+            absl::StrCat("PayKKa has no such session: ", described), md);
+      case Outcome::kAuthFailed:
+        return MakeError(Reason::kPspAuthFailed,
+                         absl::StrCat("PayKKa rejected payorch's "
+                                      "credentials: ",
+                                      described),
+                         md);
+      case Outcome::kRejected:
+        return Rejected(kind, ret_code, described, md, duplicate_codes);
+      case Outcome::kTransient:
+        return Transient(kind, absl::StrCat("PayKKa system error: ", described),
+                         md);
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+bool IsDuplicateTransIdRefusal(const absl::Status& status) {
+  if (!HasReason(status, Reason::kPspRejected)) return false;
+  for (const auto& [key, value] : MetadataOf(status)) {
+    if (key == kDuplicateTransIdKey && value == "true") return true;
+  }
+  return false;
+}
+
+bool RetCodeHasOwnMeaning(absl::string_view ret_code) {
+  if (ret_code == "000000") return true;
+  for (const RetCodeRow& row : kRetCodes) {
+    if (row.ret_code == ret_code) return row.outcome != Outcome::kRejected;
+  }
+  return false;
+}
 
 // THE classification table. Rows are tried top to bottom; the first that
 // matches decides. It names what happened as a reason; the gRPC code each
@@ -135,7 +208,8 @@ absl::Duration RetryAfter(const HttpResponse& response) {
 // for a create that means an earlier copy may have been processed.
 absl::StatusOr<Envelope> ClassifyResponse(
     CallKind kind, const absl::StatusOr<HttpResponse>& result,
-    const absl::Status& signature) {
+    const absl::Status& signature,
+    absl::Span<const std::string> duplicate_trans_id_codes) {
   // Rows 1-3.
   if (!result.ok()) {
     const absl::Status& error = result.status();
@@ -229,31 +303,9 @@ absl::StatusOr<Envelope> ClassifyResponse(
     }
   }
   // Row 10.
-  for (const RetCodeRow& row : kRetCodes) {
-    if (row.ret_code != ret_code) continue;
-    switch (row.outcome) {
-      case Outcome::kOrderNotFound:
-        return MakeError(Reason::kOrderNotFound,
-                         absl::StrCat("PayKKa has no such order: ", described),
-                         md);
-      case Outcome::kSessionNotFound:
-        return MakeError(
-            Reason::kSessionNotFound,
-            absl::StrCat("PayKKa has no such session: ", described), md);
-      case Outcome::kAuthFailed:
-        return MakeError(Reason::kPspAuthFailed,
-                         absl::StrCat("PayKKa rejected payorch's "
-                                      "credentials: ",
-                                      described),
-                         md);
-      case Outcome::kRejected:
-        return MakeError(
-            Reason::kPspRejected,
-            absl::StrCat("PayKKa refused the request: ", described), md);
-      case Outcome::kTransient:
-        return Transient(kind, absl::StrCat("PayKKa system error: ", described),
-                         md);
-    }
+  if (std::optional<absl::Status> listed = ListedRetCode(
+          kind, ret_code, described, md, duplicate_trans_id_codes)) {
+    return *std::move(listed);
   }
   const bool success_code = ret_code.empty() || ret_code == "000000";
   // Row 11.
@@ -267,9 +319,7 @@ absl::StatusOr<Envelope> ClassifyResponse(
   }
   // Row 12.
   if (!success_code) {
-    return MakeError(Reason::kPspRejected,
-                     absl::StrCat("PayKKa refused the request: ", described),
-                     md);
+    return Rejected(kind, ret_code, described, md, duplicate_trans_id_codes);
   }
   // Row 13.
   if (is_4xx) {

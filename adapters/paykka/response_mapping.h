@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "adapters/paykka/http_transport.h"
 
 namespace payorch::paykka {
@@ -41,9 +42,25 @@ inline constexpr size_t kMaxRetMsgBytes = 200;
 // would otherwise be taken as definitive. Errors follow the contract in
 // paykka_client.h, with metadata psp_http_status, psp_ret_code, psp_ret_msg
 // where known. Never puts the body in a message.
+//
+// The duplicate fast path: a mutating call's refusal (PSP_REJECTED) whose
+// ret_code is in `duplicate_trans_id_codes` (the merchant's setting) also
+// carries metadata psp_duplicate_trans_id "true": PayKKa says it already
+// holds the trans_id. The service still looks the trans_id up before it
+// stores any refusal (the safety net for codes nobody listed).
 absl::StatusOr<Envelope> ClassifyResponse(
     CallKind kind, const absl::StatusOr<HttpResponse>& result,
-    const absl::Status& signature);
+    const absl::Status& signature,
+    absl::Span<const std::string> duplicate_trans_id_codes = {});
+
+// True for an error ClassifyResponse marked as PayKKa's duplicate-trans_id
+// refusal.
+bool IsDuplicateTransIdRefusal(const absl::Status& status);
+
+// True for "000000" and the ret_codes the table gives a meaning other than a
+// refusal (not found, credentials, PayKKa's own failure): such a code cannot
+// also mean "duplicate trans_id".
+bool RetCodeHasOwnMeaning(absl::string_view ret_code);
 
 // The error for a successful envelope whose `data` could not be mapped
 // (missing or mistyped fields): PSP_OUTCOME_UNKNOWN for a mutating call,

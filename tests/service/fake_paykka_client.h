@@ -68,10 +68,14 @@ class FakePaykkaClient : public paykka::PaykkaClient {
   }
 
   // How PayKKa refuses a create whose trans_id it already holds (as a
-  // session or an order): PSP_REJECTED with this ret_code and ret_msg.
-  void SetDuplicateRefusal(std::string ret_code, std::string ret_msg) {
+  // session or an order): PSP_REJECTED with this ret_code and ret_msg;
+  // `listed`: the code is one of the merchant's duplicate_trans_id_codes
+  // (the adapter marks the refusal, paykka::IsDuplicateTransIdRefusal).
+  void SetDuplicateRefusal(std::string ret_code, std::string ret_msg,
+                           bool listed = false) {
     absl::MutexLock lock(&mu_);
     duplicate_ = {std::move(ret_code), std::move(ret_msg)};
+    duplicate_listed_ = listed;
   }
   // Queries do not see objects under `trans_id` (yet): PayKKa committed it
   // but it is not visible to queries, or is still being processed.
@@ -243,9 +247,10 @@ class FakePaykkaClient : public paykka::PaykkaClient {
     return sessions_.count(trans_id) != 0 || orders_.count(trans_id) != 0;
   }
   absl::Status Duplicate() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return MakeError(Reason::kPspRejected, "PayKKa rejected the request",
-                     {{"psp_ret_code", duplicate_.first},
-                      {"psp_ret_msg", duplicate_.second}});
+    Metadata md = {{"psp_ret_code", duplicate_.first},
+                   {"psp_ret_msg", duplicate_.second}};
+    if (duplicate_listed_) md.emplace_back("psp_duplicate_trans_id", "true");
+    return MakeError(Reason::kPspRejected, "PayKKa rejected the request", md);
   }
 
   struct Failure {
@@ -292,6 +297,7 @@ class FakePaykkaClient : public paykka::PaykkaClient {
       ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Order> orders_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, bool> hidden_ ABSL_GUARDED_BY(mu_);
+  bool duplicate_listed_ ABSL_GUARDED_BY(mu_) = false;
   std::pair<std::string, std::string> duplicate_ ABSL_GUARDED_BY(mu_) = {
       "010000", "Duplicate trans_id"};
   std::vector<std::string> lookups_ ABSL_GUARDED_BY(mu_);

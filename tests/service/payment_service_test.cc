@@ -424,6 +424,70 @@ TYPED_TEST(MutationTest, RefusalWithNothingAtPaykkaIsStored) {
   EXPECT_EQ(this->creates(), 1);
 }
 
+// The duplicate fast path: payorch lost its record and PayKKa refuses the
+// repeat with a listed duplicate code while its object is not visible to
+// queries yet. Not stored as a refusal: UNKNOWN until the quiet period is
+// over, then the retry adopts. An unlisted code, with nothing found, is
+// stored (the safety net cannot tell it from any other refusal).
+TYPED_TEST(MutationTest, ListedDuplicateCodeIsNotStoredWhileNothingVisible) {
+  auto first = this->Run(this->Valid());
+  ASSERT_TRUE(first.result.ok());
+  this->paykka_.HideFromQueries("T-1");
+  this->paykka_.SetDuplicateRefusal("206099", "trans_id already used",
+                                    /*listed=*/true);
+  cache::InMemoryIdempotencyStore lost(this->clock_);
+  PaymentService fresh(&this->paykka_, &lost, testing::TestRegistry(),
+                       &this->clock_);
+  Capture<typename TypeParam::Response> refused;
+  TypeParam::Call(fresh, this->Valid(), this->Deadline(), refused.Callback());
+  ASSERT_TRUE(refused.outcome.has_value());
+  const absl::Status& st = refused.outcome->result.status();
+  EXPECT_TRUE(HasReason(st, Reason::kPspOutcomeUnknown)) << st;
+  EXPECT_FALSE(refused.outcome->rpc_status.has_value());  // nothing stored
+  EXPECT_EQ(RetryDelayOf(st), absl::Seconds(15));
+  this->paykka_.Reveal("T-1");
+  this->clock_.Advance(absl::Seconds(16));
+  Capture<typename TypeParam::Response> retry;
+  TypeParam::Call(fresh, this->Valid(), this->Deadline(), retry.Callback());
+  ASSERT_TRUE(retry.outcome->result.ok()) << retry.outcome->result.status();
+  EXPECT_EQ(TypeParam::Id(*retry.outcome->result),
+            TypeParam::Id(*first.result));
+  EXPECT_EQ(this->creates(), 2);  // the first and the refused repeat
+
+  // The same with the code not listed: the refusal is stored.
+  this->paykka_.HideFromQueries("T-1");
+  this->paykka_.SetDuplicateRefusal("206099", "trans_id already used");
+  cache::InMemoryIdempotencyStore lost_again(this->clock_);
+  PaymentService unlisted(&this->paykka_, &lost_again, testing::TestRegistry(),
+                          &this->clock_);
+  Capture<typename TypeParam::Response> stored;
+  TypeParam::Call(unlisted, this->Valid(), this->Deadline(), stored.Callback());
+  EXPECT_TRUE(HasReason(stored.outcome->result.status(), Reason::kPspRejected));
+  EXPECT_TRUE(stored.outcome->rpc_status.has_value());
+}
+
+// The fast path ends: when PayKKa's object stays invisible after the quiet
+// period, the retry's own lookup, create and lookup again settle it as a
+// stored refusal instead of answering UNKNOWN for ever.
+TYPED_TEST(MutationTest, ListedDuplicateCodeIsStoredAfterTheQuietPeriod) {
+  ASSERT_TRUE(this->Run(this->Valid()).result.ok());
+  this->paykka_.HideFromQueries("T-1");
+  this->paykka_.SetDuplicateRefusal("206099", "trans_id already used",
+                                    /*listed=*/true);
+  cache::InMemoryIdempotencyStore lost(this->clock_);
+  PaymentService fresh(&this->paykka_, &lost, testing::TestRegistry(),
+                       &this->clock_);
+  Capture<typename TypeParam::Response> first, second;
+  TypeParam::Call(fresh, this->Valid(), this->Deadline(), first.Callback());
+  EXPECT_TRUE(
+      HasReason(first.outcome->result.status(), Reason::kPspOutcomeUnknown));
+  this->clock_.Advance(absl::Seconds(16));
+  TypeParam::Call(fresh, this->Valid(), this->Deadline(), second.Callback());
+  EXPECT_TRUE(HasReason(second.outcome->result.status(), Reason::kPspRejected));
+  EXPECT_TRUE(second.outcome->rpc_status.has_value());
+  EXPECT_EQ(this->creates(), 3);
+}
+
 // Finding 3: after the record expired (retention), the retry still ends on
 // PayKKa's object, not on a stored rejection.
 TYPED_TEST(MutationTest, ExpiredRecordEndsOnPaykkasObject) {

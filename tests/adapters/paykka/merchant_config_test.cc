@@ -97,6 +97,45 @@ TEST_F(MerchantConfigTest, ProtocolSettingsDefaultAndOverride) {
   }
 }
 
+TEST_F(MerchantConfigTest, DuplicateTransIdCodesDefaultOverrideAndErrors) {
+  const std::string common =
+      R"("app_id":"A1","private_key_file":"m1_priv.pem","client_key":"c",)"
+      R"("base_url":"sandbox")";
+  absl::StatusOr<std::vector<MerchantConfig>> m =
+      LoadMerchantConfigs(WriteConfig(
+          absl::StrCat(R"({"merchants":[{"merchant_id":"M1",)", common, R"(},)",
+                       R"({"merchant_id":"M2",)", common,
+                       R"(,"duplicate_trans_id_codes":["206099","2015"]},)",
+                       R"({"merchant_id":"M3",)", common,
+                       R"(,"duplicate_trans_id_codes":[]}]})")));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)[0].duplicate_trans_id_codes,
+            std::vector<std::string>{"010000"});
+  EXPECT_EQ((*m)[1].duplicate_trans_id_codes,
+            (std::vector<std::string>{"206099", "2015"}));
+  EXPECT_TRUE((*m)[2].duplicate_trans_id_codes.empty());
+  const std::pair<const char*, const char*> bad[] = {
+      {R"("duplicate_trans_id_codes":"206099")", "must be an array"},
+      {R"("duplicate_trans_id_codes":[206099])", "[0] must be a ret_code"},
+      {R"("duplicate_trans_id_codes":["2060 99"])", "[0] must be a ret_code"},
+      {R"("duplicate_trans_id_codes":[""])", "[0] must be a ret_code"},
+      {R"("duplicate_trans_id_codes":["1","000000"])", "[1] \"000000\""},
+      {R"("duplicate_trans_id_codes":["206024"])", "means something else"},
+      {R"("duplicate_trans_id_codes":["999999"])", "means something else"},
+      {R"("duplicate_trans_id_codes":["7","7"])", "listed twice"},
+  };
+  for (const auto& [entry, why] : bad) {
+    absl::StatusOr<std::vector<MerchantConfig>> r = LoadMerchantConfigs(
+        WriteConfig(absl::StrCat(R"({"merchants":[{"merchant_id":"M1",)",
+                                 common, ",", entry, "}]}")));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << entry;
+    EXPECT_TRUE(absl::StrContains(r.status().message(),
+                                  "merchant M1: \"duplicate_trans_id_codes\""))
+        << r.status();
+    EXPECT_TRUE(absl::StrContains(r.status().message(), why)) << r.status();
+  }
+}
+
 TEST(ResolveBaseUrlTest, AliasesAndUrls) {
   EXPECT_EQ(*ResolveBaseUrl("production"), "https://openapi.paykka.com");
   EXPECT_EQ(*ResolveBaseUrl("production-eu"), "https://openapi.eu.paykka.com");

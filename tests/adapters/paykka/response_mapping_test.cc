@@ -212,6 +212,56 @@ TEST(ClassifyResponseTest, RejectedCarriesRetCodeAndTruncatedRetMsg) {
   EXPECT_LT(s.message().size(), 600u);
 }
 
+// The duplicate fast path: a listed code on a create's refusal is marked,
+// whatever the HTTP status of the envelope; unlisted codes, queries and
+// codes with another meaning are not.
+TEST(ClassifyResponseTest, ListedDuplicateCodeMarksTheRefusal) {
+  const std::vector<std::string> codes = {"206099", "010000"};
+  for (int http : {400, 409, 422, 200}) {
+    absl::Status s = ClassifyResponse(CallKind::kMutating,
+                                      Http(http, Env("206099")), kSigOk, codes)
+                         .status();
+    EXPECT_TRUE(HasReason(s, Reason::kPspRejected)) << http << " " << s;
+    EXPECT_TRUE(IsDuplicateTransIdRefusal(s)) << http << " " << s;
+  }
+  absl::Status listed_known =
+      ClassifyResponse(CallKind::kMutating, Http(400, Env("010000")), kSigOk,
+                       codes)
+          .status();
+  EXPECT_TRUE(IsDuplicateTransIdRefusal(listed_known));
+  absl::Status unlisted =
+      ClassifyResponse(CallKind::kMutating, Http(400, Env("300001")), kSigOk,
+                       codes)
+          .status();
+  EXPECT_TRUE(HasReason(unlisted, Reason::kPspRejected));
+  EXPECT_FALSE(IsDuplicateTransIdRefusal(unlisted));
+  absl::Status no_list =
+      ClassifyResponse(CallKind::kMutating, Http(400, Env("206099")), kSigOk)
+          .status();
+  EXPECT_FALSE(IsDuplicateTransIdRefusal(no_list));
+  absl::Status query = ClassifyResponse(CallKind::kQuery,
+                                        Http(400, Env("206099")), kSigOk, codes)
+                           .status();
+  EXPECT_TRUE(HasReason(query, Reason::kPspRejected));
+  EXPECT_FALSE(IsDuplicateTransIdRefusal(query));
+  // A wrongly signed or proxy answer is never a refusal, listed or not.
+  absl::Status unsigned_answer =
+      ClassifyResponse(CallKind::kMutating, Http(400, Env("206099")), kSigBad,
+                       codes)
+          .status();
+  EXPECT_TRUE(HasReason(unsigned_answer, Reason::kPspOutcomeUnknown));
+  EXPECT_FALSE(IsDuplicateTransIdRefusal(unsigned_answer));
+}
+
+TEST(ClassifyResponseTest, RetCodesWithAMeaningOfTheirOwn) {
+  for (const char* code : {"000000", "206024", "206011", "206003", "999999"}) {
+    EXPECT_TRUE(RetCodeHasOwnMeaning(code)) << code;
+  }
+  for (const char* code : {"010000", "206099", "2015", "206017"}) {
+    EXPECT_FALSE(RetCodeHasOwnMeaning(code)) << code;
+  }
+}
+
 TEST(ClassifyResponseTest, MessagesNeverHoldTheBody) {
   const std::string secret_body =
       R"({"ret_code":"000000","data":{"token":"TK_SECRET_TOKEN"}})";
