@@ -78,26 +78,19 @@ class Call : public std::enable_shared_from_this<Call<T>> {
                         "deadline passed before the PayKKa request was sent")));
       return;
     }
-    absl::StatusOr<HttpHeaders> signed_headers =
-        SignPaykkaRequest(merchant_, path_, body_, env_->clock->Now());
-    if (!signed_headers.ok()) {
+    // The signed bytes are the sent bytes: the request gets a copy of
+    // body_, which stays for a retry.
+    absl::StatusOr<HttpRequest> request =
+        SignedPaykkaRequest(merchant_, path_, body_, env_->clock->Now(),
+                            /*at_most_once=*/kind_ == CallKind::kMutating);
+    if (!request.ok()) {
       // Nothing was sent: not an unknown outcome for a mutating call.
       Deliver(MarkNotSent(
-          MakeError(Reason::kInternal, signed_headers.status().message())));
+          MakeError(Reason::kInternal, request.status().message())));
       return;
     }
-    HttpRequest request;
-    request.method = "POST";
-    request.url = absl::StrCat(merchant_.base_url, path_);
-    request.headers = *std::move(signed_headers);
-    request.headers.emplace_back("content-type", "application/json");
-    request.headers.emplace_back("accept", "application/json");
-    // The signed bytes are the sent bytes: the transport gets a copy of
-    // body_, which stays for a retry.
-    request.body = body_;
-    request.at_most_once = kind_ == CallKind::kMutating;
     auto self = this->shared_from_this();
-    env_->transport->Send(std::move(request), deadline_,
+    env_->transport->Send(*std::move(request), deadline_,
                           [self](absl::StatusOr<HttpResponse> result) mutable {
                             self->OnResponse(std::move(result));
                           });

@@ -132,14 +132,8 @@ void PutParties(ojson& body, const Request& r) {
 
 // --- Reading responses, without throwing ---
 
-// A string field, or a number's text; "" when absent, null or another type.
 std::string Text(const json& obj, const char* key) {
-  if (!obj.is_object()) return "";
-  auto it = obj.find(key);
-  if (it == obj.end()) return "";
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_number()) return it->dump();
-  return "";
+  return FieldText(obj, key);
 }
 
 const json* Object(const json& obj, const char* key) {
@@ -327,6 +321,15 @@ std::string QuerySessionBody(absl::string_view merchant_id,
     body["trans_id"] = lookup.value;
   }
   return body.dump();
+}
+
+std::string FieldText(const json& obj, const char* key) {
+  if (!obj.is_object()) return "";
+  auto it = obj.find(key);
+  if (it == obj.end()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number()) return it->dump();
+  return "";
 }
 
 json EffectiveData(const json& body) {

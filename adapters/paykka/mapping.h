@@ -55,6 +55,10 @@ absl::StatusOr<absl::Time> ParsePaykkaTime(absl::string_view text);
 
 // --- Responses ---
 
+// A string field, or a number's text; "" when `obj` is not an object or the
+// field is absent, null or another type.
+std::string FieldText(const nlohmann::json& obj, const char* key);
+
 // The object holding the answer's fields: `data` when it is an object, with
 // top-level fields (other than ret_code/ret_msg/data) added where `data`
 // lacks them; the whole body when there is no `data`.

@@ -29,6 +29,25 @@ absl::StatusOr<HttpHeaders> SignPaykkaRequest(const MerchantConfig& merchant,
   };
 }
 
+absl::StatusOr<HttpRequest> SignedPaykkaRequest(const MerchantConfig& merchant,
+                                                absl::string_view path,
+                                                std::string body,
+                                                absl::Time now,
+                                                bool at_most_once) {
+  absl::StatusOr<HttpHeaders> headers =
+      SignPaykkaRequest(merchant, path, body, now);
+  if (!headers.ok()) return headers.status();
+  HttpRequest request;
+  request.method = "POST";
+  request.url = absl::StrCat(merchant.base_url, path);
+  request.headers = *std::move(headers);
+  request.headers.emplace_back("content-type", "application/json");
+  request.headers.emplace_back("accept", "application/json");
+  request.body = std::move(body);
+  request.at_most_once = at_most_once;
+  return request;
+}
+
 absl::Status VerifyPaykkaResponse(const MerchantConfig& merchant,
                                   const HttpResponse& response) {
   if (!merchant.verify_response_signatures) return absl::OkStatus();
@@ -37,11 +56,18 @@ absl::Status VerifyPaykkaResponse(const MerchantConfig& merchant,
         "merchant ", merchant.merchant_id,
         " verifies response signatures but has no PayKKa public key"));
   }
+  return VerifyResponseSignature(*merchant.platform_public_key,
+                                 merchant.response_sign_recipe, response);
+}
+
+absl::Status VerifyResponseSignature(const RsaPublicKey& platform_key,
+                                     ResponseSignRecipe recipe,
+                                     const HttpResponse& response) {
   return VerifySignedBody(
-      *merchant.platform_public_key,
+      platform_key,
       {response.Header(kTimestampHeader), response.Header(kNonceHeader),
        response.Header(kSignHeader)},
-      response.body, merchant.response_sign_recipe);
+      response.body, recipe);
 }
 
 }  // namespace payorch::paykka

@@ -31,6 +31,14 @@ absl::StatusOr<HttpHeaders> SignPaykkaRequest(const MerchantConfig& merchant,
                                               absl::string_view body,
                                               absl::Time now);
 
+// The whole signed request: POST merchant.base_url + path with `body`, the
+// SignPaykkaRequest() headers, content-type and accept application/json.
+absl::StatusOr<HttpRequest> SignedPaykkaRequest(const MerchantConfig& merchant,
+                                                absl::string_view path,
+                                                std::string body,
+                                                absl::Time now,
+                                                bool at_most_once);
+
 // OK when the merchant does not verify response signatures, or when the
 // response's x-paykka-timestamp / x-paykka-nonce / x-paykka-sign verify with
 // the platform public key over PaykkaResponseStringToSign(ts, nonce, body).
@@ -38,6 +46,13 @@ absl::StatusOr<HttpHeaders> SignPaykkaRequest(const MerchantConfig& merchant,
 // kFailedPrecondition when verification is on but no platform key is set.
 absl::Status VerifyPaykkaResponse(const MerchantConfig& merchant,
                                   const HttpResponse& response);
+
+// The check itself: `response`'s x-paykka-timestamp / x-paykka-nonce /
+// x-paykka-sign against `platform_key` under `recipe`. kUnauthenticated when
+// a header is missing or the signature is wrong.
+absl::Status VerifyResponseSignature(const RsaPublicKey& platform_key,
+                                     ResponseSignRecipe recipe,
+                                     const HttpResponse& response);
 
 }  // namespace payorch::paykka
 

@@ -7,6 +7,14 @@
 // mTLS by default: --ca verifies payorchd, --cert/--key identify the caller
 // (PAYORCH_CA / PAYORCH_CERT / PAYORCH_KEY when the flags are unset).
 //
+// `payorchctl probe --merchants=merchants.json [--merchant_id=M1] [--json]`
+// talks to PayKKa itself, not to payorchd: it runs the PayKKa probe
+// (adapters/paykka/probe.h) with the merchant's configuration from the same
+// file payorchd reads and prints the report (a table, or JSON with --json).
+// It refuses a production base_url without --allow_production and plain
+// http without --allow_http. Exit 0 when every assumption is CONFIRMED, 3
+// when one is REFUTED or UNKNOWN, 2 on usage or configuration errors.
+//
 // Commands: create-checkout, session, order, charge, health. The request is
 // the RPC's request message in proto3 JSON (field names as in the .proto),
 // given as the argument or on stdin ("-"). Shorthand flags fill common fields:
@@ -28,6 +36,10 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "adapters/paykka/curl_transport.h"
+#include "adapters/paykka/merchant_config.h"
+#include "adapters/paykka/probe.h"
+#include "common/event_loop.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -47,6 +59,17 @@ ABSL_FLAG(std::string, trans_id, "",
           "shorthand: request trans_id (or lookup by trans_id)");
 ABSL_FLAG(std::string, session_id, "", "shorthand: lookup by session_id");
 ABSL_FLAG(std::string, order_id, "", "shorthand: lookup by order_id");
+ABSL_FLAG(std::string, merchants, "",
+          "probe: the merchants config payorchd reads (--merchants_config)");
+ABSL_FLAG(bool, json, false, "probe: print the report as JSON");
+ABSL_FLAG(bool, allow_production, false,
+          "probe: run against PayKKa production (creates a real session)");
+ABSL_FLAG(bool, allow_http, false,
+          "probe: accept a plain http base_url (a local sandbox)");
+ABSL_FLAG(std::string, paykka_ca_file, "",
+          "probe: extra CA bundle (PEM) for PayKKa's certificate");
+ABSL_FLAG(std::string, currency, "USD",
+          "probe: currency of the probe's session (amount: 1 minor unit)");
 
 namespace {
 
@@ -140,22 +163,90 @@ std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() {
   return grpc::SslCredentials(tls);
 }
 
+// The merchant to probe: --merchant_id, or the file's only one.
+const payorch::paykka::MerchantConfig* PickMerchant(
+    const std::vector<payorch::paykka::MerchantConfig>& merchants) {
+  const std::string wanted = absl::GetFlag(FLAGS_merchant_id);
+  for (const auto& m : merchants) {
+    if (m.merchant_id == wanted || (wanted.empty() && merchants.size() == 1)) {
+      return &m;
+    }
+  }
+  std::cerr << "payorchctl probe: "
+            << (wanted.empty() ? "the config has several merchants: name one "
+                                 "with --merchant_id"
+                               : "no merchant " + wanted + " in the config")
+            << "\n";
+  return nullptr;
+}
+
+// payorchctl probe: PayKKa directly, through the adapter (no payorchd).
+int ProbeCommand() {
+  namespace paykka = payorch::paykka;
+  const std::string path = absl::GetFlag(FLAGS_merchants);
+  if (path.empty()) {
+    std::cerr << "payorchctl probe: --merchants=<merchants config> needed\n";
+    return 2;
+  }
+  auto merchants = paykka::LoadMerchantConfigs(path);
+  if (!merchants.ok()) {
+    std::cerr << "payorchctl probe: " << merchants.status().message() << "\n";
+    return 2;
+  }
+  const paykka::MerchantConfig* merchant = PickMerchant(*merchants);
+  if (merchant == nullptr) return 2;
+  absl::Status target =
+      paykka::CheckProbeTarget(*merchant, absl::GetFlag(FLAGS_allow_production),
+                               absl::GetFlag(FLAGS_allow_http));
+  if (!target.ok()) {
+    std::cerr << "payorchctl probe: " << target.message() << "\n";
+    return 2;
+  }
+  auto loop = payorch::EventLoop::Start("probe-io");
+  if (!loop.ok()) return 2;
+  paykka::CurlMultiTransport::Options transport_options;
+  transport_options.ca_file = absl::GetFlag(FLAGS_paykka_ca_file);
+  auto transport =
+      paykka::CurlMultiTransport::Create(loop->get(), transport_options);
+  if (!transport.ok()) return 2;
+  paykka::ProbeOptions options;
+  options.currency = absl::GetFlag(FLAGS_currency);
+  options.call_timeout = absl::GetFlag(FLAGS_timeout);
+  paykka::ProbeReport report = paykka::RunProbe(
+      *merchant, options,
+      paykka::ExchangeOver(transport->get(), options.call_timeout));
+  transport->reset();  // while the loop still runs
+  std::cout << (absl::GetFlag(FLAGS_json) ? report.ToJson().dump(2) + "\n"
+                                          : report.ToTable());
+  return report.AllConfirmed() ? 0 : 3;
+}
+
+int RpcCommand(const std::string& command, std::string json);
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "payorchctl [--target=host:port] "
       "<create-checkout|session|order|charge|health> "
-      "[request-json | -]");
+      "[request-json | -]\n  payorchctl probe --merchants=FILE "
+      "[--merchant_id=M] [--json]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {
     std::cerr << "usage: " << absl::ProgramUsageMessage() << "\n";
     return 2;
   }
   std::string command = args[1];
+  if (command == "probe") return ProbeCommand();
   std::string json = args.size() > 2 ? args[2] : "";
   if (json == "-") json.assign(std::istreambuf_iterator<char>(std::cin), {});
+  return RpcCommand(command, std::move(json));
+}
 
+namespace {
+
+// The commands that call payorchd.
+int RpcCommand(const std::string& command, std::string json) {
   auto channel =
       grpc::CreateChannel(absl::GetFlag(FLAGS_target), ChannelCredentials());
   grpc::ClientContext ctx;
@@ -221,3 +312,5 @@ int main(int argc, char** argv) {
   if (!status.ok()) return PrintError(status);
   return 0;
 }
+
+}  // namespace

@@ -14,6 +14,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_util.h"
+#include "tests/integration/variant_flow.h"
 
 namespace payorch::testing {
 namespace {
@@ -306,33 +307,11 @@ TEST(PaykkaVariantTest, MatchingSettingsKeepTheIdempotencyFlow) {
                           "--duplicate_trans_id_msg=trans_id already used"};
   options.merchant_settings = {
       {"query_session_path", "/v3/payment/acq/session/get"},
-      {"response_sign_recipe", "body"}};
+      {"response_sign_recipe", "body"},
+      {"duplicate_trans_id_codes", {"206099"}}};
   auto stack = Stack::Start(options);
   ASSERT_TRUE(stack.ok()) << stack.status();
-  Stack& s = **stack;
-  ASSERT_TRUE(s.SetFaults({{{"endpoint", "/v3/payment/acq/session"},
-                            {"timeout_after_commit_rate", 1.0}}})
-                  .ok());
-  v1::CreateCheckoutRequest req = DropInCheckout(NewTransId("variant"));
-  v1::CreateCheckoutResponse resp;
-  grpc::Status st = CreateOn(s, 0, req, &resp);
-  EXPECT_EQ(ReasonOf(st), "PSP_OUTCOME_UNKNOWN");
-  ASSERT_TRUE(s.ClearFaults().ok());
-  st = CreateOn(s, 1, req, &resp);
-  ASSERT_TRUE(st.ok()) << st.error_message();
-  EXPECT_EQ(CreatesFor(s, req.trans_id()), 1);  // adopted, not created again
-  v1::CreateCheckoutResponse again;
-  ASSERT_TRUE(CreateOn(s, 0, req, &again).ok());
-  EXPECT_EQ(again.session_id(), resp.session_id());
-  v1::GetSessionStatusRequest q;
-  q.set_merchant_id(Stack::kMerchantId);
-  q.set_trans_id(req.trans_id());
-  v1::GetSessionStatusResponse session;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  st = s.Stub()->GetSessionStatus(&ctx, q, &session);
-  ASSERT_TRUE(st.ok()) << st.error_message();
-  EXPECT_EQ(session.session_id(), resp.session_id());
+  ExpectCheckoutAdoptionFlow(**stack, 2, "variant");
 }
 
 TEST_F(IdempotencyTest, TimeoutAfterCommitOnChargeThenRetryAdoptsTheCharge) {
