@@ -99,6 +99,71 @@ absl::Duration RetryAfter(const HttpResponse& response) {
   return kDefaultRateLimitDelay;
 }
 
+// The body parsed, when it is a JSON object.
+std::optional<nlohmann::json> JsonObject(const std::string& text) {
+  nlohmann::json parsed =
+      nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object()) return std::nullopt;
+  return parsed;
+}
+
+// Rows 1-3 of the table: no HTTP answer.
+absl::Status TransportFailure(CallKind kind, const absl::Status& error) {
+  if (SendStateOf(error) == SendState::kNotSent) {
+    if (error.code() == absl::StatusCode::kDeadlineExceeded) {
+      return MakeError(Reason::kDeadlineExceeded,
+                       absl::StrCat("PayKKa not reached before the "
+                                    "deadline: ",
+                                    error.message()));
+    }
+    return MakeError(Reason::kPspUnavailable,
+                     absl::StrCat("PayKKa not reachable: ", error.message()));
+  }
+  return Transient(
+      kind, absl::StrCat("no answer from PayKKa: ", error.message()), {});
+}
+
+// Rows 4-6 of the table, decided by the HTTP status (and 206003); nullopt
+// for the rows below.
+std::optional<absl::Status> HttpStatusRows(CallKind kind,
+                                           const HttpResponse& response,
+                                           const std::string& ret_code,
+                                           const std::string& described,
+                                           const Metadata& md) {
+  const int http = response.status;
+  // Row 4.
+  if (http == 429) {
+    return WithRetryDelay(
+        MakeError(Reason::kPspRateLimited,
+                  absl::StrCat("PayKKa rate limit: ", described), md),
+        RetryAfter(response));
+  }
+  if (http == 408 || http == 425) {
+    return MakeError(
+        Reason::kPspUnavailable,
+        absl::StrCat("PayKKa (or a proxy) did not process the request: ",
+                     described),
+        md);
+  }
+  // Row 5.
+  if (http >= 500 && http <= 599) {
+    return Transient(kind, absl::StrCat("PayKKa server error: ", described),
+                     md);
+  }
+  // Row 6.
+  if (kind == CallKind::kMutating && ret_code == "206003") {
+    return Transient(
+        kind,
+        absl::StrCat("PayKKa refused the nonce or signature: ", described), md);
+  }
+  if (http == 401 || http == 403) {
+    return MakeError(
+        Reason::kPspAuthFailed,
+        absl::StrCat("PayKKa rejected payorch's credentials: ", described), md);
+  }
+  return std::nullopt;
+}
+
 // Marks PayKKa's duplicate-trans_id refusal (IsDuplicateTransIdRefusal).
 constexpr char kDuplicateTransIdKey[] = "psp_duplicate_trans_id";
 
@@ -211,32 +276,13 @@ absl::StatusOr<Envelope> ClassifyResponse(
     const absl::Status& signature,
     absl::Span<const std::string> duplicate_trans_id_codes) {
   // Rows 1-3.
-  if (!result.ok()) {
-    const absl::Status& error = result.status();
-    if (SendStateOf(error) == SendState::kNotSent) {
-      if (error.code() == absl::StatusCode::kDeadlineExceeded) {
-        return MakeError(Reason::kDeadlineExceeded,
-                         absl::StrCat("PayKKa not reached before the "
-                                      "deadline: ",
-                                      error.message()));
-      }
-      return MakeError(Reason::kPspUnavailable,
-                       absl::StrCat("PayKKa not reachable: ", error.message()));
-    }
-    return Transient(
-        kind, absl::StrCat("no answer from PayKKa: ", error.message()), {});
-  }
+  if (!result.ok()) return TransportFailure(kind, result.status());
   const HttpResponse& response = *result;
   const int http = response.status;
   Metadata md = {{"psp_http_status", absl::StrCat(http)}};
 
   // Envelope fields, if the body is a JSON object (any HTTP status).
-  std::optional<nlohmann::json> body;
-  {
-    nlohmann::json parsed = nlohmann::json::parse(response.body, nullptr,
-                                                  /*allow_exceptions=*/false);
-    if (parsed.is_object()) body = std::move(parsed);
-  }
+  std::optional<nlohmann::json> body = JsonObject(response.body);
   std::string ret_code = body ? TextField(*body, "ret_code") : "";
   std::string ret_msg = body ? Truncate(TextField(*body, "ret_msg")) : "";
   if (!ret_code.empty()) {
@@ -248,35 +294,10 @@ absl::StatusOr<Envelope> ClassifyResponse(
                        : absl::StrCat("HTTP ", http, ", ret_code ", ret_code,
                                       " (", ret_msg, ")");
 
-  // Row 4.
-  if (http == 429) {
-    return WithRetryDelay(
-        MakeError(Reason::kPspRateLimited,
-                  absl::StrCat("PayKKa rate limit: ", described), md),
-        RetryAfter(response));
-  }
-  if (http == 408 || http == 425) {
-    return MakeError(
-        Reason::kPspUnavailable,
-        absl::StrCat("PayKKa (or a proxy) did not process the request: ",
-                     described),
-        md);
-  }
-  // Row 5.
-  if (http >= 500 && http <= 599) {
-    return Transient(kind, absl::StrCat("PayKKa server error: ", described),
-                     md);
-  }
-  // Row 6.
-  if (kind == CallKind::kMutating && ret_code == "206003") {
-    return Transient(
-        kind,
-        absl::StrCat("PayKKa refused the nonce or signature: ", described), md);
-  }
-  if (http == 401 || http == 403) {
-    return MakeError(
-        Reason::kPspAuthFailed,
-        absl::StrCat("PayKKa rejected payorch's credentials: ", described), md);
+  // Rows 4-6.
+  if (std::optional<absl::Status> by_status =
+          HttpStatusRows(kind, response, ret_code, described, md)) {
+    return *std::move(by_status);
   }
   // Row 7.
   if (!signature.ok()) {
@@ -293,14 +314,11 @@ absl::StatusOr<Envelope> ClassifyResponse(
         kind, absl::StrCat("HTTP ", http, " without a PayKKa envelope"), md);
   }
   // Row 8.
-  if (!body) {
-    if (is_2xx) {
-      return Unreadable(
-          kind,
-          absl::StrCat("PayKKa response is not a JSON object (HTTP ", http,
-                       ")"),
-          md);
-    }
+  if (!body && is_2xx) {
+    return Unreadable(
+        kind,
+        absl::StrCat("PayKKa response is not a JSON object (HTTP ", http, ")"),
+        md);
   }
   // Row 10.
   if (std::optional<absl::Status> listed = ListedRetCode(
