@@ -79,7 +79,9 @@ ProbeFinding Finding(std::string id, std::string assumption, Verdict verdict,
 }
 
 constexpr const char* kNotChecked[] = {
-    "the webhook signature recipe: a notification needs a payment",
+    "the webhook signature recipe: a notification needs a payment (payorchd "
+    "verifies notifications with timestamp_nonce_body, whatever "
+    "response_sign_recipe says)",
     "whether sessions and merchant-initiated charges share one trans_id "
     "namespace: that needs a charge",
     "the amount and time fields of orders: no order exists without a payment",
@@ -431,6 +433,11 @@ void Probe::CheckSignatures() {
     }
     if (works == configured) {
       f.verdict = Verdict::kConfirmed;
+      if (!merchant_.verify_response_signatures) {
+        f.advice =
+            "verify_response_signatures is off: payorch does not check these "
+            "signatures until it is set to true";
+      }
     } else if (works.has_value()) {
       f.verdict = Verdict::kRefuted;
       f.config = {{"response_sign_recipe",
