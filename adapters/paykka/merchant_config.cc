@@ -123,6 +123,57 @@ absl::Status ParseProtocolSettings(const json& m, const std::string& who,
   return absl::OkStatus();
 }
 
+// "private_key_file", required: the merchant's signing key.
+absl::StatusOr<RsaPrivateKey> PrivateKey(const json& m, const std::string& who,
+                                         const std::string& base_dir) {
+  absl::StatusOr<std::string> key_file =
+      RequiredString(m, "private_key_file", who);
+  if (!key_file.ok()) return key_file.status();
+  const std::string key_path = Resolve(base_dir, *key_file);
+  absl::StatusOr<std::string> key_text = ReadFile(key_path);
+  if (!key_text.ok()) {
+    return absl::Status(
+        key_text.status().code(),
+        absl::StrCat(who, ": private_key_file: ", key_text.status().message()));
+  }
+  absl::StatusOr<RsaPrivateKey> key = RsaPrivateKey::Parse(*key_text);
+  // The PEM text is not needed once parsed: leave no copy of the key.
+  OPENSSL_cleanse(key_text->data(), key_text->size());
+  if (!key.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": private_key_file ", key_path,
+                     " does not hold an RSA private key (PKCS#8 PEM or "
+                     "Base64 expected)"));
+  }
+  return key;
+}
+
+// "paykka_public_key_file", optional: PayKKa's platform public key.
+absl::StatusOr<std::optional<RsaPublicKey>> PlatformKey(
+    const json& m, const std::string& who, const std::string& base_dir) {
+  auto it = m.find("paykka_public_key_file");
+  if (it == m.end()) return std::nullopt;
+  if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        who, ": \"paykka_public_key_file\" must be a non-empty string"));
+  }
+  const std::string pub_path = Resolve(base_dir, it->get<std::string>());
+  absl::StatusOr<std::string> pub_text = ReadFile(pub_path);
+  if (!pub_text.ok()) {
+    return absl::Status(pub_text.status().code(),
+                        absl::StrCat(who, ": paykka_public_key_file: ",
+                                     pub_text.status().message()));
+  }
+  absl::StatusOr<RsaPublicKey> pub = RsaPublicKey::Parse(*pub_text);
+  if (!pub.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": paykka_public_key_file ", pub_path,
+                     " does not hold an RSA public key (PEM or Base64 "
+                     "SubjectPublicKeyInfo expected)"));
+  }
+  return std::optional<RsaPublicKey>(*std::move(pub));
+}
+
 absl::StatusOr<MerchantConfig> ParseMerchant(const json& m, size_t index,
                                              const std::string& base_dir) {
   std::string who = absl::StrCat("merchants[", index, "]");
@@ -171,47 +222,13 @@ absl::StatusOr<MerchantConfig> ParseMerchant(const json& m, size_t index,
     config.verify_response_signatures = it->get<bool>();
   }
 
-  absl::StatusOr<std::string> key_file =
-      RequiredString(m, "private_key_file", who);
-  if (!key_file.ok()) return key_file.status();
-  const std::string key_path = Resolve(base_dir, *key_file);
-  absl::StatusOr<std::string> key_text = ReadFile(key_path);
-  if (!key_text.ok()) {
-    return absl::Status(
-        key_text.status().code(),
-        absl::StrCat(who, ": private_key_file: ", key_text.status().message()));
-  }
-  absl::StatusOr<RsaPrivateKey> key = RsaPrivateKey::Parse(*key_text);
-  // The PEM text is not needed once parsed: leave no copy of the key.
-  OPENSSL_cleanse(key_text->data(), key_text->size());
-  if (!key.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(who, ": private_key_file ", key_path,
-                     " does not hold an RSA private key (PKCS#8 PEM or "
-                     "Base64 expected)"));
-  }
-
-  if (auto it = m.find("paykka_public_key_file"); it != m.end()) {
-    if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          who, ": \"paykka_public_key_file\" must be a non-empty string"));
-    }
-    const std::string pub_path = Resolve(base_dir, it->get<std::string>());
-    absl::StatusOr<std::string> pub_text = ReadFile(pub_path);
-    if (!pub_text.ok()) {
-      return absl::Status(pub_text.status().code(),
-                          absl::StrCat(who, ": paykka_public_key_file: ",
-                                       pub_text.status().message()));
-    }
-    absl::StatusOr<RsaPublicKey> pub = RsaPublicKey::Parse(*pub_text);
-    if (!pub.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(who, ": paykka_public_key_file ", pub_path,
-                       " does not hold an RSA public key (PEM or Base64 "
-                       "SubjectPublicKeyInfo expected)"));
-    }
-    config.platform_public_key = *std::move(pub);
-  } else if (config.verify_response_signatures) {
+  absl::StatusOr<RsaPrivateKey> key = PrivateKey(m, who, base_dir);
+  if (!key.ok()) return key.status();
+  absl::StatusOr<std::optional<RsaPublicKey>> platform =
+      PlatformKey(m, who, base_dir);
+  if (!platform.ok()) return platform.status();
+  config.platform_public_key = *std::move(platform);
+  if (!config.platform_public_key && config.verify_response_signatures) {
     return absl::InvalidArgumentError(
         absl::StrCat(who,
                      ": verify_response_signatures needs "
