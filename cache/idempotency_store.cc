@@ -4,13 +4,12 @@
 #include "absl/strings/string_view.h"
 
 namespace payorch::cache {
-namespace {
 
 // Percent-escapes '%', '{', '}' and, when `escape_colon`, ':'. Ordinary ids
 // pass unchanged; the escaping makes RedisKey() injective even for ids that
 // contain the separators (trans_id may contain ':', and a '{' or '}' would
 // move the Redis Cluster hash tag).
-std::string Escape(absl::string_view part, bool escape_colon) {
+std::string EscapeKeyPart(absl::string_view part, bool escape_colon) {
   std::string out;
   out.reserve(part.size());
   for (char c : part) {
@@ -34,14 +33,12 @@ std::string Escape(absl::string_view part, bool escape_colon) {
   return out;
 }
 
-}  // namespace
-
 std::string IdempotencyKey::RedisKey() const {
   // merchant_id's ':' is escaped and trans_id comes last, so the first ':'
   // inside the braces separates the two unambiguously.
-  return absl::StrCat("payorch:idem:", Escape(family, true), ":{",
-                      Escape(merchant_id, true), ":", Escape(trans_id, false),
-                      "}");
+  return absl::StrCat("payorch:idem:", EscapeKeyPart(family, true), ":{",
+                      EscapeKeyPart(merchant_id, true), ":",
+                      EscapeKeyPart(trans_id, false), "}");
 }
 
 }  // namespace payorch::cache

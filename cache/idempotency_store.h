@@ -13,6 +13,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace payorch::cache {
@@ -21,6 +22,10 @@ namespace payorch::cache {
 // (docs/architecture.md: longer than PayKKa's 24 h session limit). Pass it to
 // Complete() unless the deployment configures another retention.
 inline constexpr absl::Duration kDefaultRecordRetention = absl::Hours(48);
+
+// Percent-escapes '%', '{', '}' and, when `escape_colon`, ':', so that a key
+// built from such parts is injective and an id can't move a hash tag.
+std::string EscapeKeyPart(absl::string_view part, bool escape_colon);
 
 struct IdempotencyKey {
   std::string family;  // RPC family: "checkout" or "charge"

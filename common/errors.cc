@@ -43,6 +43,9 @@ constexpr ReasonRow kReasons[] = {
     {Reason::kOverloaded,                  "OVERLOADED",                    absl::StatusCode::kResourceExhausted},
     {Reason::kCallerUnauthenticated,       "CALLER_UNAUTHENTICATED",        absl::StatusCode::kUnauthenticated},
     {Reason::kCallerNotAuthorized,         "CALLER_NOT_AUTHORIZED",         absl::StatusCode::kPermissionDenied},
+    {Reason::kEventLogUnavailable,         "EVENT_LOG_UNAVAILABLE",         absl::StatusCode::kUnavailable},
+    {Reason::kResumeTokenExpired,          "RESUME_TOKEN_EXPIRED",          absl::StatusCode::kOutOfRange},
+    {Reason::kConsumerTooSlow,             "CONSUMER_TOO_SLOW",             absl::StatusCode::kResourceExhausted},
     {Reason::kInternal,                    "INTERNAL",                      absl::StatusCode::kInternal},
 };
 // clang-format on

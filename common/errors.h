@@ -45,6 +45,9 @@ enum class Reason {
   kOverloaded,             // shed before any work: too many calls (+ RetryInfo)
   kCallerUnauthenticated,  // no verified caller identity
   kCallerNotAuthorized,    // the caller may not use this RPC/merchant
+  kEventLogUnavailable,    // the event log (Redis) is unreachable
+  kResumeTokenExpired,     // the resume token is older than the retention
+  kConsumerTooSlow,        // a stream's reader stopped reading
   kInternal,               // a payorch bug
 };
 

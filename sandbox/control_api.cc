@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
 
@@ -45,6 +46,7 @@ const std::vector<ControlApi::Route>& ControlApi::Routes() {
       {Method::kDelete, "duplicate-trans-id", &ControlApi::RestoreDuplicates},
       {Method::kPost, "reset", &ControlApi::Reset},
       {Method::kGet, "webhooks", &ControlApi::Webhooks},
+      {Method::kPost, "webhooks/*/redeliver", &ControlApi::Redeliver},
       {Method::kPut, "faults", &ControlApi::SetFaults},
       {Method::kPost, "faults", &ControlApi::SetFaults},
       {Method::kGet, "faults", &ControlApi::GetFaults},
@@ -128,6 +130,14 @@ ApiResponse ControlApi::Reset(const Args&, const Json&) {
   http_->ResetCounters();
   webhooks_->Clear();
   return {200, Json{{"reset", true}}};
+}
+
+ApiResponse ControlApi::Redeliver(const Args& args, const Json&) {
+  int64_t id = 0;
+  if (!absl::SimpleAtoi(args[0], &id) || !webhooks_->Redeliver(id)) {
+    return Error(404, "no such webhook delivery");
+  }
+  return {200, Json{{"redelivered", id}}};
 }
 
 ApiResponse ControlApi::Webhooks(const Args&, const Json&) {

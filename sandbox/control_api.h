@@ -48,6 +48,7 @@ class ControlApi {
   ApiResponse TransId(const Args& args, const Json& body);
   ApiResponse Reset(const Args& args, const Json& body);
   ApiResponse Webhooks(const Args& args, const Json& body);
+  ApiResponse Redeliver(const Args& args, const Json& body);
   ApiResponse SetFaults(const Args& args, const Json& body);
   ApiResponse GetFaults(const Args& args, const Json& body);
   ApiResponse ClearFaults(const Args& args, const Json& body);

@@ -141,6 +141,12 @@ void WebhookSender::Finished(int64_t id, int status, const std::string& body) {
   loop_->RunAfter(delay, [this, id] { Attempt(id); });
 }
 
+bool WebhookSender::Redeliver(int64_t id) {
+  if (deliveries_.count(id) == 0) return false;
+  Attempt(id);
+  return true;
+}
+
 Json WebhookSender::List() const {
   Json list = Json::array();
   for (const auto& [id, d] : deliveries_) {

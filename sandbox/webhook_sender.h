@@ -33,6 +33,9 @@ class WebhookSender {
   // [{id,url,notify_type,order_id,attempts,last_http_status,last_error,
   //   delivered}]
   Json List() const;
+  // Delivers delivery `id` once more, freshly signed, as PayKKa does when
+  // it did not see an acknowledgement (e.g. it was lost). False: unknown.
+  bool Redeliver(int64_t id);
   void Clear() { deliveries_.clear(); }
   // No more attempts; answers still in flight are ignored.
   void Shutdown() { shutting_down_ = true; }

@@ -36,6 +36,7 @@
 #include "adapters/paykka/http_paykka_client.h"
 #include "adapters/paykka/instrumented_transport.h"
 #include "adapters/paykka/merchant_config.h"
+#include "cache/event_log.h"
 #include "cache/in_memory_idempotency_store.h"
 #include "cache/nonce_store.h"
 #include "cache/redis_idempotency_store.h"
@@ -45,6 +46,7 @@
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 #include "service/caller_policy.h"
+#include "service/event_stream.h"
 #include "service/grpc_service.h"
 #include "service/payment_service.h"
 #include "service/reconciler.h"
@@ -146,6 +148,15 @@ ABSL_FLAG(absl::Duration, redis_wait_timeout, absl::Milliseconds(200),
           "how long a claim waits for that confirmation before the call fails "
           "closed (IDEMPOTENCY_STORE_UNAVAILABLE); below the 500 ms command "
           "timeout");
+ABSL_FLAG(absl::Duration, event_retention, absl::Hours(24 * 7),
+          "how long events are kept in each merchant's log (Redis Streams): "
+          "WatchMerchantEvents resumes within it, OUT_OF_RANGE beyond");
+ABSL_FLAG(absl::Duration, slow_consumer_timeout, absl::Seconds(30),
+          "a stream whose reader takes no message for this long ends with "
+          "RESOURCE_EXHAUSTED CONSUMER_TOO_SLOW");
+ABSL_FLAG(int, max_streams, 20000,
+          "open WatchOrder/WatchMerchantEvents streams per replica; beyond, "
+          "RESOURCE_EXHAUSTED OVERLOADED");
 ABSL_FLAG(std::string, tls_cert_file, "",
           "PEM certificate chain payorchd presents on the gRPC port (mTLS)");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
@@ -399,6 +410,68 @@ HttpServerLimits SideListenerLimits() {
   return limits;
 }
 
+// Events: the per-merchant logs in Redis (appends over the shared client),
+// and the hub that follows them for this replica's streams on a loop and a
+// Redis connection of its own (XREAD BLOCK holds its connection).
+struct Events {
+  std::unique_ptr<EventLoop> loop;
+  std::shared_ptr<cache::RedisClient> blocking;
+  std::unique_ptr<cache::EventLog> log;
+  std::unique_ptr<service::EventHub> hub;
+  std::unique_ptr<service::EventRecorder> recorder;
+
+  ~Events() {
+    // The hub lives on its loop: destroy it there, then the client (which
+    // needs the loop running), then the loop.
+    if (hub != nullptr) {
+      std::promise<void> done;
+      loop->Post([this, &done] {
+        hub.reset();
+        done.set_value();
+      });
+      done.get_future().wait();
+    }
+    blocking.reset();
+  }
+};
+
+std::unique_ptr<Events> StartEvents(
+    std::shared_ptr<cache::RedisClient> shared,
+    cache::RedisClientOptions client_options, paykka::PaykkaClient* paykka,
+    const service::MerchantRegistry* merchants) {
+  auto events = std::make_unique<Events>();
+  auto loop = EventLoop::Start("payorch-events");
+  if (!loop.ok()) Die("event loop", loop.status());
+  events->loop = std::move(*loop);
+  service::EventHubOptions hub_options;
+  hub_options.slow_consumer_timeout =
+      absl::GetFlag(FLAGS_slow_consumer_timeout);
+  hub_options.max_streams = absl::GetFlag(FLAGS_max_streams);
+  auto target = cache::ParseRedisUrl(client_options.url);
+  hub_options.tail.group_by_slot = target.ok() && target->cluster;
+  // A blocked XREAD is a long command on this connection only.
+  client_options.command_timeout = hub_options.tail.block + absl::Seconds(2);
+  client_options.metrics = nullptr;
+  client_options.observer = nullptr;
+  auto blocking =
+      cache::RedisClient::Create(events->loop.get(), std::move(client_options));
+  if (!blocking.ok()) Die("Redis (events)", blocking.status());
+  events->blocking = std::move(*blocking);
+  cache::EventLogOptions log_options;
+  log_options.retention = absl::GetFlag(FLAGS_event_retention);
+  events->log =
+      std::make_unique<cache::EventLog>(std::move(shared), log_options);
+  events->hub = std::make_unique<service::EventHub>(
+      events->loop.get(), events->log.get(), events->blocking, merchants,
+      hub_options);
+  events->recorder = std::make_unique<service::EventRecorder>(
+      paykka, merchants, events->log.get(), &RealClock::Get(),
+      absl::GetFlag(FLAGS_paykka_timeout));
+  std::fprintf(stderr, "payorchd: events in Redis Streams (retention %s)\n",
+               absl::FormatDuration(log_options.retention).c_str());
+  return events;
+}
+
 // The internal listener: /metrics, /healthz, /readyz.
 std::unique_ptr<HttpServer> StartInternalHttp(
     EventLoop* loop, std::shared_ptr<prometheus::Registry> registry,
@@ -528,6 +601,8 @@ int Run() {
   std::unique_ptr<cache::IdempotencyStore> store;
   std::unique_ptr<cache::UnsettledIndex> unsettled_index;
   std::unique_ptr<cache::NonceStore> nonces;
+  std::shared_ptr<cache::RedisClient> redis_client;
+  cache::RedisClientOptions redis_client_options;
   std::string redis_url = absl::GetFlag(FLAGS_redis_url);
   if (redis_url == "memory") {
     std::fprintf(
@@ -572,6 +647,8 @@ int Run() {
     unsettled_index = std::make_unique<cache::UnsettledIndex>(
         (*redis)->client(), index_options);
     nonces = std::make_unique<cache::RedisNonceStore>((*redis)->client());
+    redis_client = (*redis)->client();
+    redis_client_options = options.client;
     store = std::move(*redis);
     // Give the first connection a moment so that the first calls do not fail
     // closed needlessly; if Redis is not there, start anyway (NOT_SERVING).
@@ -599,6 +676,11 @@ int Run() {
   service::PaymentService payments(paykka_client->get(), store.get(),
                                    merchant_registry, &RealClock::Get(),
                                    service_options);
+  std::unique_ptr<Events> events;
+  if (redis_client != nullptr) {
+    events = StartEvents(redis_client, redis_client_options,
+                         paykka_client->get(), &merchant_registry);
+  }
   std::unique_ptr<service::Reconciler> reconciler =
       StartReconciler(loop->get(), unsettled_index.get(), store.get(),
                       paykka_client->get(), merchant_registry, registry.get());
@@ -613,6 +695,7 @@ int Run() {
   grpc_options.cpu = &cpu;
   std::unique_ptr<service::CallerPolicyWatcher> policy = LoadCallerPolicy();
   grpc_options.policy = policy.get();
+  grpc_options.events = events != nullptr ? events->hub.get() : nullptr;
   service::PaymentOrchestratorService grpc_service(&payments, &request_log,
                                                    registry, grpc_options);
 
@@ -713,6 +796,7 @@ int Run() {
   service::WebhookOptions webhook_options;
   webhook_options.allow_unsigned = absl::GetFlag(FLAGS_webhook_allow_unsigned);
   webhook_options.nonces = nonces.get();
+  webhook_options.events = events != nullptr ? events->recorder.get() : nullptr;
   if (webhook_options.allow_unsigned) {
     std::fprintf(stderr,
                  "payorchd: WARNING: --webhook_allow_unsigned: unsigned "

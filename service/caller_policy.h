@@ -36,7 +36,9 @@ namespace payorch::service {
 
 // The RPCs a policy may name.
 inline constexpr const char* kPolicyMethods[] = {
-    "CreateCheckout", "GetSessionStatus", "GetOrder", "ChargeRecurring"};
+    "CreateCheckout", "GetSessionStatus", "GetOrder", "ChargeRecurring",
+    // Events: a watcher sees the orders' state as GetOrder does.
+    "WatchOrder", "WatchMerchantEvents"};
 
 class CallerPolicy {
  public:

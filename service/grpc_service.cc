@@ -182,6 +182,21 @@ absl::Status PaymentOrchestratorService::Authorize(
   return absl::OkStatus();
 }
 
+TraceContext PaymentOrchestratorService::OpenCall(
+    const char* method_name, grpc::CallbackServerContext* context,
+    const std::string& merchant_id, std::string trans_id,
+    RequestLogEntry* entry) {
+  entry->method = method_name;
+  entry->request_id = RequestIdOf(*context);
+  entry->merchant_id = merchant_id;
+  entry->trans_id = std::move(trans_id);
+  context->AddInitialMetadata("x-request-id", entry->request_id);
+  const TraceContext trace = TraceOf(*context);
+  entry->trace_id = trace.TraceIdHex();
+  context->AddInitialMetadata("traceparent", trace.ToTraceparent());
+  return trace;
+}
+
 void PaymentOrchestratorService::Record(RequestLogEntry& entry,
                                         absl::Time start) {
   entry.total_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
@@ -200,17 +215,12 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::Handle(
       DeadlineOf(*context, start, options_.default_deadline);
 
   RequestLogEntry entry;
-  entry.method = method_name;
-  entry.request_id = RequestIdOf(*context);
-  entry.merchant_id = request->merchant_id();
-  entry.trans_id = std::move(trans_id);
-  context->AddInitialMetadata("x-request-id", entry.request_id);
   // Everything this call starts runs under its trace (log lines, PayKKa's
   // traceparent header); the caller gets payorch's span back.
-  const TraceContext trace = TraceOf(*context);
+  const TraceContext trace =
+      OpenCall(method_name, context, request->merchant_id(),
+               std::move(trans_id), &entry);
   ScopedTrace trace_scope(trace);
-  entry.trace_id = trace.TraceIdHex();
-  context->AddInitialMetadata("traceparent", trace.ToTraceparent());
   // One policy snapshot per call, even if a reload lands meanwhile.
   std::shared_ptr<const CallerPolicy> policy =
       options_.policy != nullptr ? options_.policy->Current() : nullptr;

@@ -13,8 +13,11 @@
 
 #include "absl/time/time.h"
 #include "common/event_loop.h"
+#include "common/trace_context.h"
 #include "payorch/v1/payorch.grpc.pb.h"
 #include "service/caller_policy.h"
+#include "service/event_stream.h"
+#include "service/grpc_streams.h"
 #include "service/load_shedder.h"
 #include "service/payment_service.h"
 #include "service/request_logger.h"
@@ -42,6 +45,10 @@ struct GrpcServiceOptions {
   // on gRPC's thread. Must outlive the service.
   WorkerPool* cpu = nullptr;
   absl::Duration overload_retry_delay = absl::Milliseconds(200);
+  // Events (WatchOrder, WatchMerchantEvents); null: payorchd runs without
+  // an event log and both answer EVENT_LOG_UNAVAILABLE. Must outlive the
+  // service.
+  EventHub* events = nullptr;
 };
 
 // The caller's identity from its verified client certificate: the first URI
@@ -79,6 +86,14 @@ class PaymentOrchestratorService final
       const v1::ChargeRecurringRequest* request,
       v1::ChargeRecurringResponse* response) override;
 
+  // Events (service/grpc_streams.h).
+  grpc::ServerWriteReactor<v1::WatchOrderResponse>* WatchOrder(
+      grpc::CallbackServerContext* context,
+      const v1::WatchOrderRequest* request) override;
+  grpc::ServerWriteReactor<v1::MerchantEvent>* WatchMerchantEvents(
+      grpc::CallbackServerContext* context,
+      const v1::WatchMerchantEventsRequest* request) override;
+
  private:
   template <typename Request, typename Response, typename Method>
   grpc::ServerUnaryReactor* Handle(const char* method_name,
@@ -95,6 +110,20 @@ class PaymentOrchestratorService final
   template <typename Request, typename Response, typename Method>
   void Dispatch(const Request* request, absl::Time deadline, Method method,
                 OutcomeCallback<Response> done);
+
+  // Fills the log entry's identity fields, sends x-request-id and
+  // traceparent back, and returns the call's trace.
+  TraceContext OpenCall(const char* method_name,
+                        grpc::CallbackServerContext* context,
+                        const std::string& merchant_id, std::string trans_id,
+                        RequestLogEntry* entry);
+  // A stream's admission (trace, authorization, then `valid`): OK and
+  // `may_charge`, or the refusal. `ended` logs and counts the stream's end.
+  template <typename Request>
+  absl::Status OpenStream(const char* method_name,
+                          grpc::CallbackServerContext* context,
+                          const Request& request, absl::Status valid,
+                          bool* may_charge, StreamEnded* ended);
 
   // Authorization for `method` on `merchant_id`: OK, or the denial to
   // answer before any Redis or PayKKa work. Sets `entry->caller`.

@@ -22,6 +22,7 @@ constexpr const char* kUnauthenticated = "unauthenticated";
 constexpr const char* kExpired = "expired";
 constexpr const char* kReplayed = "replayed";
 constexpr const char* kStoreUnavailable = "nonce_store_unavailable";
+constexpr const char* kNotRecorded = "event_not_recorded";
 
 // One answer per reason; unauthenticated and replayed answer alike, and an
 // unknown merchant is unauthenticated.
@@ -32,7 +33,9 @@ HttpServerResponse RefusalAnswer(absl::string_view reason) {
   if (reason == kTooLarge) verdict = NotificationVerdict::kTooLarge;
   if (reason == kMalformed) verdict = NotificationVerdict::kMalformed;
   if (reason == kExpired) verdict = NotificationVerdict::kExpired;
-  if (reason == kStoreUnavailable) verdict = NotificationVerdict::kTryLater;
+  if (reason == kStoreUnavailable || reason == kNotRecorded) {
+    verdict = NotificationVerdict::kTryLater;
+  }
   return paykka::NotificationAnswer(verdict);
 }
 
@@ -143,6 +146,21 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpResponder respond) {
 
 void WebhookHandler::Accept(const paykka::NotificationFields& n,
                             HttpResponder respond) {
+  if (options_.events == nullptr) return Acknowledge(n, std::move(respond));
+  options_.events->Record(
+      n, [this, n, respond = std::move(respond)](absl::Status s) mutable {
+        if (s.ok()) return Acknowledge(n, std::move(respond));
+        std::fprintf(stderr,
+                     "{\"event\":\"paykka_webhook_not_recorded\","
+                     "\"merchant_id\":%s,\"order_id\":%s,\"error\":%s}\n",
+                     Quoted(n.merchant_id).c_str(), Quoted(n.order_id).c_str(),
+                     Quoted(std::string(s.message())).c_str());
+        Refuse(kNotRecorded, std::move(respond));
+      });
+}
+
+void WebhookHandler::Acknowledge(const paykka::NotificationFields& n,
+                                 HttpResponder respond) {
   bool first = FirstTime(absl::StrCat(n.merchant_id, "|", n.order_id, "|",
                                       n.notify_type, "|", n.status));
   if (counter_ != nullptr) {

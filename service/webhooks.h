@@ -19,8 +19,11 @@
 //   store cannot tell, 503 (PayKKa retries);
 // - only verified notifications reach payorch_webhooks_total, whose labels
 //   come from closed sets; refusals are counted by reason alone.
-// A verified notification is logged without card data and acknowledged with
-// HTTP 200 {"ret_code":"000000","ret_msg":"Success"}.
+// A verified notification is logged without card data, recorded as an event
+// when an event log is configured (service/event_stream.h: a query, then an
+// append to the merchant's log), and only then acknowledged with HTTP 200
+// {"ret_code":"000000","ret_msg":"Success"}; when recording fails, 503, so
+// PayKKa delivers it again (the append is idempotent).
 
 #include <deque>
 #include <memory>
@@ -34,6 +37,7 @@
 #include "cache/nonce_store.h"
 #include "common/event_loop.h"
 #include "common/http_server.h"
+#include "service/event_stream.h"
 
 namespace prometheus {
 class Registry;
@@ -51,6 +55,9 @@ struct WebhookOptions {
   // Nonces seen across replicas; null: an in-process store.
   cache::NonceStore* nonces = nullptr;
   absl::Duration window = absl::Minutes(5);
+  // Records a verified notification as an event before the acknowledgement
+  // (null: acknowledged at once). Must outlive the handler.
+  EventRecorder* events = nullptr;
 };
 
 class WebhookHandler {
@@ -69,7 +76,7 @@ class WebhookHandler {
   // for a body that is not a bounded notification; 401 206004 for a
   // timestamp outside the window; 401 206003 for a bad or missing
   // signature, an unknown merchant or a replayed nonce; 503 when the nonce
-  // store is unreachable.
+  // store is unreachable or the event could not be recorded.
   void Handle(HttpServerRequest request, HttpResponder respond);
 
   // How many distinct notifications were accepted (tests).
@@ -82,6 +89,7 @@ class WebhookHandler {
   const char* Authenticate(const HttpServerRequest& request,
                            const paykka::MerchantConfig* merchant) const;
   void Accept(const paykka::NotificationFields& n, HttpResponder respond);
+  void Acknowledge(const paykka::NotificationFields& n, HttpResponder respond);
   void Refuse(const char* reason, HttpResponder respond);
   // True the first time (order_id, notify_type, status) is seen.
   bool FirstTime(const std::string& key);
