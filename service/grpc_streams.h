@@ -49,8 +49,7 @@ absl::Status ValidateWatchMerchantEvents(
 // The request was validated and authorized by the caller.
 grpc::ServerWriteReactor<v1::WatchOrderResponse>* StartWatchOrder(
     EventHub* hub, PaymentService* payments,
-    const v1::WatchOrderRequest& request, absl::Time deadline, bool may_charge,
-    StreamEnded ended);
+    const v1::WatchOrderRequest& request, bool may_charge, StreamEnded ended);
 grpc::ServerWriteReactor<v1::MerchantEvent>* StartWatchMerchantEvents(
     EventHub* hub, const v1::WatchMerchantEventsRequest& request,
     bool may_charge, StreamEnded ended);
