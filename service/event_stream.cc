@@ -114,7 +114,14 @@ void EventRecorder::Record(const paykka::NotificationFields& n,
       [this, merchant = n.merchant_id, type, notify_type = n.notify_type,
        notified = n.status,
        done = std::move(done)](absl::StatusOr<v1::Order> order) mutable {
-        if (!order.ok()) return std::move(done)(order.status());
+        if (!order.ok()) {
+          // PayKKa does not know the order: there is nothing to record, and
+          // a retry would not change that.
+          if (HasReason(order.status(), Reason::kOrderNotFound)) {
+            return std::move(done)(absl::OkStatus());
+          }
+          return std::move(done)(order.status());
+        }
         v1::MerchantEvent event;
         event.set_type(type);
         event.set_notify_type(notify_type);

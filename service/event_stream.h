@@ -57,8 +57,9 @@ class EventRecorder {
   EventRecorder(paykka::PaykkaClient* client, const MerchantRegistry* merchants,
                 cache::EventLog* log, const Clock* clock,
                 absl::Duration query_timeout);
-  // Query, then append. OK also for a duplicate or stale trigger; otherwise
-  // the error (PayKKa or Redis): the caller must not acknowledge.
+  // Query, then append. OK also for a duplicate or stale trigger, and for
+  // an order PayKKa does not know (nothing to record); otherwise the error
+  // (PayKKa or Redis): the caller must not acknowledge.
   void Record(const paykka::NotificationFields& n,
               absl::AnyInvocable<void(absl::Status) &&> done);
 
