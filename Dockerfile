@@ -17,7 +17,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev grpc-proto \
-      libcurl4-openssl-dev libhiredis-dev libssl-dev libevent-dev \
+      libcurl4-openssl-dev libhiredis-dev libssl-dev libevent-dev libgoogle-perftools-dev \
       prometheus-cpp-dev nlohmann-json3-dev golang-github-gogo-googleapis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

@@ -9,6 +9,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev grpc-proto
   golang-github-gogo-googleapis-dev
   libcurl4-openssl-dev libhiredis-dev libevent-dev libssl-dev openssl
+  libgoogle-perftools-dev  # tcmalloc_minimal, linked into payorchd
   prometheus-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools curl ca-certificates python3 python3-grpcio python3-protobuf
