@@ -15,13 +15,20 @@
 // http without --allow_http. Exit 0 when every assumption is CONFIRMED, 3
 // when one is REFUTED or UNKNOWN, 2 on usage or configuration errors.
 //
-// Commands: create-checkout, session, order, charge, health. The request is
+// Commands: create-checkout, session, order, charge, health, watch. The
+// request is
 // the RPC's request message in proto3 JSON (field names as in the .proto),
 // given as the argument or on stdin ("-"). Shorthand flags fill common fields:
 //   payorchctl order --merchant_id=M1 --trans_id=T1
 // On success prints the response as JSON and exits 0; on an error prints
 // {"code":..., "message":..., "details":[...]} (the google.rpc.Status) and
 // exits 1. Exit 2 on usage errors.
+//
+// watch streams, printing one JSON object per line as messages come:
+//   payorchctl watch --merchant_id=M1 --session_id=CS1   # WatchOrder
+//   payorchctl watch --merchant_id=M1 [--resume_token=T] # WatchMerchantEvents
+// It runs until the stream ends (WatchOrder: after a final status), or for
+// --watch_for when set; the exit code is the stream's end as above.
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
@@ -59,6 +66,10 @@ ABSL_FLAG(std::string, trans_id, "",
           "shorthand: request trans_id (or lookup by trans_id)");
 ABSL_FLAG(std::string, session_id, "", "shorthand: lookup by session_id");
 ABSL_FLAG(std::string, order_id, "", "shorthand: lookup by order_id");
+ABSL_FLAG(std::string, resume_token, "",
+          "watch: resume a merchant's events after this token");
+ABSL_FLAG(absl::Duration, watch_for, absl::ZeroDuration(),
+          "watch: stop after this long (0: until the stream ends)");
 ABSL_FLAG(std::string, merchants, "",
           "probe: the merchants config payorchd reads (--merchants_config)");
 ABSL_FLAG(bool, json, false, "probe: print the report as JSON");
@@ -223,12 +234,63 @@ int ProbeCommand() {
 
 int RpcCommand(const std::string& command, std::string json);
 
+std::string OneLine(const Message& m) {
+  JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
+  return out;
+}
+
+// Prints each message of a server stream on its own line, as it comes.
+template <typename Response>
+grpc::Status PrintStream(grpc::ClientReader<Response>* reader) {
+  Response r;
+  while (reader->Read(&r)) std::cout << OneLine(r) << std::endl;
+  return reader->Finish();
+}
+
+// watch: WatchOrder with an order_id, session_id or trans_id, else
+// WatchMerchantEvents (from --resume_token when set).
+int WatchCommand(const std::string& json) {
+  grpc::ClientContext ctx;
+  const absl::Duration watch_for = absl::GetFlag(FLAGS_watch_for);
+  if (watch_for > absl::ZeroDuration()) {
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + watch_for));
+  }
+  auto stub = v1::PaymentOrchestrator::NewStub(
+      grpc::CreateChannel(absl::GetFlag(FLAGS_target), ChannelCredentials()));
+  v1::WatchOrderRequest order;
+  if (!FromJson(json, &order)) return 2;
+  ApplyShorthands(&order);
+  if (!absl::GetFlag(FLAGS_order_id).empty())
+    order.set_order_id(absl::GetFlag(FLAGS_order_id));
+  if (!absl::GetFlag(FLAGS_session_id).empty())
+    order.set_session_id(absl::GetFlag(FLAGS_session_id));
+  if (!absl::GetFlag(FLAGS_trans_id).empty())
+    order.set_trans_id(absl::GetFlag(FLAGS_trans_id));
+  grpc::Status status;
+  if (order.lookup_case() != v1::WatchOrderRequest::LOOKUP_NOT_SET) {
+    status = PrintStream(stub->WatchOrder(&ctx, order).get());
+  } else {
+    v1::WatchMerchantEventsRequest events;
+    events.set_merchant_id(order.merchant_id());
+    events.set_resume_token(absl::GetFlag(FLAGS_resume_token));
+    status = PrintStream(stub->WatchMerchantEvents(&ctx, events).get());
+  }
+  const bool timed_out =
+      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+      watch_for > absl::ZeroDuration();
+  if (!status.ok() && !timed_out) return PrintError(status);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "payorchctl [--target=host:port] "
-      "<create-checkout|session|order|charge|health> "
+      "<create-checkout|session|order|charge|health|watch> "
       "[request-json | -]\n  payorchctl probe --merchants=FILE "
       "[--merchant_id=M] [--json]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
@@ -240,6 +302,7 @@ int main(int argc, char** argv) {
   if (command == "probe") return ProbeCommand();
   std::string json = args.size() > 2 ? args[2] : "";
   if (json == "-") json.assign(std::istreambuf_iterator<char>(std::cin), {});
+  if (command == "watch") return WatchCommand(json);
   return RpcCommand(command, std::move(json));
 }
 

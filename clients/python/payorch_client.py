@@ -10,6 +10,8 @@ PYTHONPATH there, or pass --gen-dir.
   payorch_client.py --target 127.0.0.1:50051 checkout --merchant-id M1 --trans-id order-1 \
       --amount 1999 --currency USD
   payorch_client.py --target 127.0.0.1:50051 order --merchant-id M1 --trans-id order-1
+  payorch_client.py --target 127.0.0.1:50051 watch --merchant-id M1 --session-id CS1
+  payorch_client.py --target 127.0.0.1:50051 watch --merchant-id M1 [--resume-token T]
 """
 import argparse
 import json
@@ -68,6 +70,53 @@ def call_with_retries(rpc, request, attempts=5, timeout=20.0):
             time.sleep(backoff * (0.5 + random.random() / 2))
 
 
+# A merchant's event stream may end for reasons a reconnect with the last token fixes.
+RESUMABLE = {"EVENT_LOG_UNAVAILABLE", "CONSUMER_TOO_SLOW", "OVERLOADED"}
+
+
+def merchant_events(stub, merchant_id, resume_token="", max_reconnects=10):
+    """Yields a merchant's events forever, reconnecting with the last resume_token.
+
+    Nothing is missed or repeated across reconnects within the retention; OUT_OF_RANGE
+    (RESUME_TOKEN_EXPIRED) is raised: resync with GetOrder, then watch without a token.
+    """
+    reconnects = 0
+    while True:
+        request = pb.WatchMerchantEventsRequest(merchant_id=merchant_id,
+                                                resume_token=resume_token)
+        try:
+            for event in stub.WatchMerchantEvents(request):
+                resume_token = event.resume_token
+                reconnects = 0
+                yield event
+            return
+        except grpc.RpcError as err:
+            reason, delay, _ = error_info(err)
+            retryable = reason in RESUMABLE or (
+                err.code() == grpc.StatusCode.UNAVAILABLE and not reason)
+            if not retryable or reconnects >= max_reconnects:
+                raise
+            reconnects += 1
+            time.sleep((delay or 0.5) * (0.5 + random.random() / 2))
+
+
+def watch(stub, args):
+    """Prints one JSON line per message: an order's changes, or a merchant's events."""
+    if args.session_id or args.trans_id or args.order_id:
+        request = pb.WatchOrderRequest(merchant_id=args.merchant_id)
+        if args.order_id:
+            request.order_id = args.order_id
+        elif args.session_id:
+            request.session_id = args.session_id
+        else:
+            request.trans_id = args.trans_id
+        stream = stub.WatchOrder(request)
+    else:
+        stream = merchant_events(stub, args.merchant_id, args.resume_token or "")
+    for message in stream:
+        print(json.dumps(to_json(message)), flush=True)
+
+
 def to_json(message):
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
@@ -104,13 +153,18 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     checkout = sub.add_parser("checkout", help="CreateCheckout (Drop-in, purchase)")
     order = sub.add_parser("order", help="GetOrder by trans_id or session_id")
-    for p in (checkout, order):
+    watching = sub.add_parser(
+        "watch", help="WatchOrder (with an id), else WatchMerchantEvents")
+    for p in (checkout, order, watching):
         p.add_argument("--merchant-id", required=True)
         p.add_argument("--trans-id")
+    for p in (order, watching):
+        p.add_argument("--session-id")
+    watching.add_argument("--order-id")
+    watching.add_argument("--resume-token")
     checkout.add_argument("--amount", type=int, required=True, help="minor units")
     checkout.add_argument("--currency", required=True)
     checkout.add_argument("--return-url", default="https://shop.example/return")
-    order.add_argument("--session-id")
     args = parser.parse_args()
     load_stubs(args.gen_dir)
 
@@ -122,6 +176,9 @@ def main():
                 payment_type=pb.PAYMENT_TYPE_PURCHASE, session_mode=pb.SESSION_MODE_DROP_IN,
                 amount=args.amount, currency=args.currency, return_url=args.return_url)
             response = call_with_retries(stub.CreateCheckout, request)
+        elif args.command == "watch":
+            watch(stub, args)
+            return 0
         else:
             request = pb.GetOrderRequest(merchant_id=args.merchant_id)
             if args.session_id:

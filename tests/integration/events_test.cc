@@ -10,11 +10,15 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/stack.h"
 #include "tests/integration/test_util.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/tls.h"
 
 namespace payorch::testing {
 namespace {
@@ -349,6 +353,46 @@ TEST_F(EventsTest, BadRequestsGetSpecificErrors) {
     return stub->WatchOrder(ctx, req);
   });
   EXPECT_EQ(ReasonOf(unknown.Status()), "MERCHANT_NOT_CONFIGURED");
+}
+
+// payorchctl watch and the Python client's watch, as a caller runs them:
+// one JSON line per message, the session first, then the paid order; the
+// command ends with the stream.
+TEST_F(EventsTest, PayorchctlAndPythonWatchPrintEachChange) {
+  auto certs = SharedMtlsCertificates();
+  ASSERT_TRUE(certs.ok()) << certs.status();
+  v1::CreateCheckoutResponse c = Checkout(stack_.get(), "cli");
+  const std::string tls = absl::StrCat(" --ca=", certs->ca_file,
+                                       " --cert=", certs->ClientCert("admin"),
+                                       " --key=", certs->ClientKey("admin"));
+  const std::string ctl = absl::StrCat(
+      BinaryPath("payorchctl"), " --target=", stack_->grpc_target(1), tls,
+      " --watch_for=30s watch --merchant_id=", Stack::kMerchantId,
+      " --session_id=", c.session_id());
+  const std::string py = absl::StrCat(
+      "/usr/bin/python3 " PAYORCH_SOURCE_DIR
+      "/clients/python/payorch_client.py --gen-dir ",
+      BinaryPath("../gen/python"), " --target ", stack_->grpc_target(1),
+      absl::StrReplaceAll(tls, {{"=", " "}}), " watch --merchant-id ",
+      Stack::kMerchantId, " --session-id ", c.session_id());
+  absl::StatusOr<std::string> ctl_out, py_out;
+  std::thread ctl_thread([&] { ctl_out = RunCommand(ctl); });
+  std::thread py_thread([&] { py_out = RunCommand(py); });
+  // Time for both to connect and print the session first (were they
+  // slower, their only line would be the paid order, without a token).
+  absl::SleepFor(absl::Seconds(3));
+  ASSERT_TRUE(stack_->Pay(c.session_id(), "SUCCESS").ok());
+  ctl_thread.join();
+  py_thread.join();
+  for (const auto* out : {&ctl_out, &py_out}) {
+    ASSERT_TRUE(out->ok()) << out->status();
+    std::vector<std::string> lines =
+        absl::StrSplit(**out, '\n', absl::SkipEmpty());
+    ASSERT_GE(lines.size(), 1u) << **out;
+    nlohmann::json last = nlohmann::json::parse(lines.back(), nullptr, false);
+    EXPECT_EQ(last["order"]["status"], "ORDER_STATUS_SUCCESS") << **out;
+    EXPECT_FALSE(last.value("resume_token", "").empty()) << **out;
+  }
 }
 
 TEST(EventsRetentionTest, TokenOlderThanTheRetentionIsOutOfRange) {
