@@ -358,6 +358,16 @@ void HttpFrontend::ReplyUnsigned(uint64_t id, int status,
   SendNow(id, status, body, content_type, "", "", "", reason);
 }
 
+void HttpFrontend::ReplyRedirect(uint64_t id, const std::string& location,
+                                 const std::string& html) {
+  Pending* p = Find(id);
+  if (p == nullptr || p->req == nullptr || shutting_down_) return;
+  // evhttp refuses header values with CR/LF; the URL was validated anyway.
+  evhttp_add_header(evhttp_request_get_output_headers(p->req), "Location",
+                    location.c_str());
+  SendNow(id, 303, html, "text/html; charset=utf-8", "", "", "", "See Other");
+}
+
 void HttpFrontend::SendNow(uint64_t id, int status, const std::string& body,
                            const std::string& content_type,
                            const std::string& ts, const std::string& nonce,

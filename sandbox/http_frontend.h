@@ -87,6 +87,9 @@ class HttpFrontend {
   // Sends without x-paykka-* headers, with this reason phrase.
   void ReplyUnsigned(uint64_t id, int status, const std::string& body,
                      const char* content_type, const char* reason);
+  // 303 See Other to `location` (unsigned, an HTML body for old clients).
+  void ReplyRedirect(uint64_t id, const std::string& location,
+                     const std::string& html);
   // Closes the connection without a reply: an RST, or a FIN.
   void Close(uint64_t id, bool rst);
   // Never answers: closes (RST) after max_hold, or forgets the request as

@@ -146,8 +146,12 @@ void Server::Impl::Route(const Request& req) {
     SendWebhooks();
   } else if (absl::StartsWith(req.path, "/checkout/")) {
     HtmlPage page = CheckoutPage(store_, req.method, req.path, req.body);
-    http_->Reply(req.id, page.http_status, std::move(page.html),
-                 "text/html; charset=utf-8");
+    if (!page.location.empty()) {
+      http_->ReplyRedirect(req.id, page.location, page.html);
+    } else {
+      http_->Reply(req.id, page.http_status, std::move(page.html),
+                   "text/html; charset=utf-8");
+    }
     SendWebhooks();
   } else if (api_->IsApiPath(req.path)) {
     api_->Handle(req);

@@ -952,7 +952,9 @@ ApiResponse Store::SetTokenOutcome(const std::string& token, const Json& req) {
 std::optional<Json> Store::SessionSummary(const std::string& session_id) {
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return std::nullopt;
-  return SessionJson(it->second);
+  Json j = SessionJson(it->second);
+  j["return_url"] = it->second.return_url;
+  return j;
 }
 
 void Store::Reset() {

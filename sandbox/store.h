@@ -134,7 +134,8 @@ class Store {
   ApiResponse CompleteOrder(const std::string& order_id, const Json& req);
   ApiResponse SetTokenOutcome(const std::string& token, const Json& req);
 
-  // For the HTML checkout page: amount/currency/status, or nullopt.
+  // For the HTML checkout page: amount/currency/status/return_url, or
+  // nullopt.
   std::optional<Json> SessionSummary(const std::string& session_id);
 
   // Clears sessions, orders, tokens, agreements, counters and the clock

@@ -33,6 +33,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "sandbox/checkout_page.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/tls.h"
 
@@ -40,6 +41,7 @@ namespace payorch {
 namespace {
 
 using Json = nlohmann::json;
+using ::payorch::sandbox::FormatAmount;
 using ::payorch::testing::BinaryPath;
 using ::payorch::testing::MakeTestCertificates;
 using ::payorch::testing::RttRelay;
@@ -47,6 +49,8 @@ using ::payorch::testing::RunCommand;
 using ::payorch::testing::Subprocess;
 using ::payorch::testing::TempDir;
 using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
 
 // --- HTTP client (libcurl easy) ---
 
@@ -478,6 +482,12 @@ class SandboxTest : public ::testing::Test {
   }
   static Json QueryTx(const Json& body) {
     return ParseJson(ApiJ("/v3/payment/acq/query", body).body);
+  }
+  // Submits the checkout page's form of `session_id`.
+  static HttpResult PostForm(const std::string& session_id,
+                             const std::string& form) {
+    return Http("POST", Base() + "/checkout/" + session_id, form,
+                {"Content-Type: application/x-www-form-urlencoded"});
   }
   static Json QuerySession(const std::string& session_id) {
     return ParseJson(ApiJ("/v3/payment/acq/session/query",
@@ -1659,32 +1669,118 @@ TEST_F(SandboxTest, CheckoutPageShowsSessionAndPaysWithTestCards) {
   HttpResult page = Http("GET", Base() + "/checkout/" + sid, "", {});
   EXPECT_EQ(page.status, 200);
   EXPECT_THAT(page.headers["content-type"], HasSubstr("text/html"));
-  EXPECT_THAT(page.body, HasSubstr(">1000<"));
-  EXPECT_THAT(page.body, HasSubstr(">USD<"));
+  EXPECT_THAT(page.body, HasSubstr("<span id=\"amount\">10.00 USD</span>"));
   EXPECT_THAT(page.body, HasSubstr("name=\"card_no\""));
 
-  HttpResult declined =
-      Http("POST", Base() + "/checkout/" + sid, "card_no=4000+0000+0000+0002",
-           {"Content-Type: application/x-www-form-urlencoded"});
+  // A decline shows the form again with the reason; the session stays open.
+  HttpResult declined = PostForm(sid, "card_no=4000+0000+0000+0002");
   EXPECT_EQ(declined.status, 200);
-  EXPECT_THAT(declined.body, HasSubstr(">FAILURE<"));
+  EXPECT_THAT(declined.body, HasSubstr("id=\"error\""));
+  EXPECT_THAT(declined.body, HasSubstr("Invalid Card (2099)"));
+  EXPECT_THAT(declined.body, HasSubstr("name=\"card_no\""));
+  EXPECT_THAT(declined.body, HasSubstr("action=\"/checkout/" + sid + "\""));
   EXPECT_EQ(QuerySession(sid)["data"]["status"], "PROCESSING");
 
-  HttpResult paid =
-      Http("POST", Base() + "/checkout/" + sid, "card_no=5555555555554444",
-           {"Content-Type: application/x-www-form-urlencoded"});
-  EXPECT_THAT(paid.body, HasSubstr(">SUCCESS<"));
+  // The retry pays: the shopper goes to the session's return_url.
+  HttpResult paid = PostForm(sid, "card_no=5555555555554444");
+  EXPECT_EQ(paid.status, 303);
+  EXPECT_EQ(paid.headers["location"], "https://shop.test/return");
   EXPECT_EQ(QuerySession(sid)["data"]["status"], "COMPLETED");
   Json t = QueryTx({{"merchant_id", "M1"}, {"session_id", sid}});
   EXPECT_EQ(t["data"]["card_info"]["card_brand"], "MASTERCARD");
 
-  std::string sid2 = CreateSession(SessionRequest("H2"));
-  HttpResult tds =
-      Http("POST", Base() + "/checkout/" + sid2, "card_no=4000000000003220",
-           {"Content-Type: application/x-www-form-urlencoded"});
-  EXPECT_THAT(tds.body, HasSubstr(">PROCESSING<"));
-  EXPECT_THAT(tds.body, HasSubstr("/checkout/3ds/"));
+  // A paid session takes no more payments: its status and the way back.
+  HttpResult again = Http("GET", Base() + "/checkout/" + sid, "", {});
+  EXPECT_EQ(again.status, 200);
+  EXPECT_THAT(again.body, HasSubstr(">COMPLETED<"));
+  EXPECT_THAT(again.body, Not(HasSubstr("name=\"card_no\"")));
+  EXPECT_THAT(again.body, HasSubstr("href=\"https://shop.test/return\""));
+  HttpResult twice = PostForm(sid, "card_no=4242424242424242");
+  EXPECT_EQ(twice.status, 200);
+  EXPECT_THAT(twice.body, HasSubstr("session is COMPLETED"));
   EXPECT_EQ(Http("GET", Base() + "/checkout/CS404", "", {}).status, 404);
+}
+
+TEST_F(SandboxTest, CheckoutPageShowsTheAmountInMajorUnits) {
+  EXPECT_EQ(FormatAmount(1999, "USD"), "19.99 USD");
+  EXPECT_EQ(FormatAmount(5, "EUR"), "0.05 EUR");
+  EXPECT_EQ(FormatAmount(0, "USD"), "0.00 USD");
+  EXPECT_EQ(FormatAmount(1999, "JPY"), "1999 JPY");
+  EXPECT_EQ(FormatAmount(1999, "KRW"), "1999 KRW");
+  EXPECT_EQ(FormatAmount(1999, "KWD"), "1.999 KWD");
+  EXPECT_EQ(FormatAmount(7, "BHD"), "0.007 BHD");
+  EXPECT_EQ(FormatAmount(12345, "CLF"), "1.2345 CLF");
+  EXPECT_EQ(FormatAmount(-250, "USD"), "-2.50 USD");
+  EXPECT_EQ(FormatAmount(INT64_MIN, "JPY"), "-9223372036854775808 JPY");
+  for (const auto& [currency, shown] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"USD", "19.99 USD"}, {"JPY", "1999 JPY"}, {"KWD", "1.999 KWD"}}) {
+    Json req = SessionRequest("M-" + currency);
+    req["amount"] = 1999;
+    req["currency"] = currency;
+    std::string sid = CreateSession(req);
+    EXPECT_THAT(Http("GET", Base() + "/checkout/" + sid, "", {}).body,
+                HasSubstr(">" + shown + "<"))
+        << currency;
+  }
+}
+
+TEST_F(SandboxTest, CheckoutPageAsksAgainForAnEmptyOrInvalidCardNumber) {
+  std::string sid = CreateSession(SessionRequest("V1"));
+  for (const auto& [form, message] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"card_no=", "Enter a card number."},
+           {"other=1", "Enter a card number."},
+           {"card_no=++", "Enter a card number."},
+           {"card_no=4242abcd42424242", "must be 12 to 19 digits"},
+           {"card_no=42424242424", "must be 12 to 19 digits"},
+           {"card_no=42424242424242424242", "must be 12 to 19 digits"},
+           {"card_no=4242424242424241", "not valid"}}) {
+    HttpResult r = PostForm(sid, form);
+    EXPECT_EQ(r.status, 422) << form;
+    EXPECT_THAT(r.body, HasSubstr(message)) << form;
+    EXPECT_THAT(r.body, HasSubstr("name=\"card_no\"")) << form;
+  }
+  // Nothing was charged: no order, the session still open, then it pays.
+  Json s = QuerySession(sid)["data"];
+  EXPECT_EQ(s["status"], "PROCESSING");
+  EXPECT_FALSE(s.contains("order_id"));
+  HttpResult paid = PostForm(sid, "card_no=4242-4242-4242-4242");
+  EXPECT_EQ(paid.status, 303);
+  EXPECT_EQ(paid.headers["location"], "https://shop.test/return");
+}
+
+TEST_F(SandboxTest, CheckoutPageTakesTheShopperThroughThe3dsChallenge) {
+  std::string sid = CreateSession(SessionRequest("H2"));
+  HttpResult tds = PostForm(sid, "card_no=4000000000003220");
+  ASSERT_EQ(tds.status, 303);
+  std::string challenge = tds.headers["location"];
+  EXPECT_THAT(challenge, StartsWith(Base() + "/checkout/3ds/"));
+  HttpResult page = Http("GET", challenge, "", {});
+  EXPECT_EQ(page.status, 200);
+  EXPECT_THAT(page.body, HasSubstr("Authenticate"));
+
+  // A failed challenge is a decline: back to the form, the session open.
+  HttpResult failed = Http("POST", challenge, "outcome=FAILURE",
+                           {"Content-Type: application/x-www-form-urlencoded"});
+  EXPECT_EQ(failed.status, 200);
+  EXPECT_THAT(failed.body, HasSubstr("3-D Secure authentication failed"));
+  EXPECT_THAT(failed.body, HasSubstr("action=\"/checkout/" + sid + "\""));
+  EXPECT_EQ(QuerySession(sid)["data"]["status"], "PROCESSING");
+
+  HttpResult retry = PostForm(sid, "card_no=4000000000003220");
+  ASSERT_EQ(retry.status, 303);
+  EXPECT_NE(retry.headers["location"], challenge);  // a new order
+  HttpResult ok = Http("POST", retry.headers["location"], "outcome=SUCCESS",
+                       {"Content-Type: application/x-www-form-urlencoded"});
+  EXPECT_EQ(ok.status, 303);
+  EXPECT_EQ(ok.headers["location"], "https://shop.test/return");
+  EXPECT_EQ(QuerySession(sid)["data"]["status"], "COMPLETED");
+  // The finished challenge cannot be answered again.
+  EXPECT_EQ(Http("POST", retry.headers["location"], "outcome=SUCCESS",
+                 {"Content-Type: application/x-www-form-urlencoded"})
+                .status,
+            409);
 }
 
 // ---------------------------------------------------------- concurrency
