@@ -28,6 +28,8 @@ PACKAGES=(
   libnetty-tcnative-java libnetty-tcnative-jni
   # Container image (scripts/image.sh, tests/image): rootful podman with runc, mmdebstrap.
   podman mmdebstrap runc
+  # The hosted checkout page in a real browser (tests/browser): puppeteer-core drives this one.
+  chromium
 )
 
 missing=()
@@ -47,9 +49,10 @@ if ((${#missing[@]})); then
 fi
 echo "setup: all packages present"
 
-# npm packages, pinned by each package-lock.json: the Node.js client's dependencies and buf.
+# npm packages, pinned by each package-lock.json: the Node.js client's dependencies, buf, and
+# puppeteer-core for tests/browser (it downloads no browser: the test uses Debian's chromium).
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-for dir in "$ROOT/clients/node" "$ROOT/scripts/buf"; do
+for dir in "$ROOT/clients/node" "$ROOT/scripts/buf" "$ROOT/tests/browser"; do
   if ! (cd "$dir" && npm ls >/dev/null 2>&1); then
     echo "setup: npm ci in $dir"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
