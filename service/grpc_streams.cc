@@ -384,10 +384,16 @@ void WatchExpiry(std::weak_ptr<OrderCore> weak, PaymentService* payments,
   });
 }
 
-// No order yet: the session is the first message, and its expiry is
-// watched.
+void SendCurrentState(std::shared_ptr<OrderCore> core, PaymentService* payments,
+                      v1::GetOrderRequest get, bool may_charge,
+                      std::shared_ptr<std::string> last);
+
+// By session (one query while unpaid): a session with an order sends the
+// order's state; without one the session is the first message, and its
+// expiry is watched.
 void SendSession(std::shared_ptr<OrderCore> core, PaymentService* payments,
-                 v1::GetOrderRequest get, absl::Status order_status) {
+                 v1::GetOrderRequest get, absl::Status order_status,
+                 bool may_charge, std::shared_ptr<std::string> last) {
   v1::GetSessionStatusRequest session;
   session.set_merchant_id(get.merchant_id());
   if (get.has_session_id()) {
@@ -397,11 +403,11 @@ void SendSession(std::shared_ptr<OrderCore> core, PaymentService* payments,
   }
   payments->GetSessionStatus(
       session, absl::Now() + absl::Seconds(15),
-      [core, payments, get = std::move(get),
+      [core, payments, get = std::move(get), may_charge, last,
        order_status = std::move(order_status)](
           Outcome<v1::GetSessionStatusResponse> s) mutable {
-        core->loop()->Post([core, payments, get = std::move(get),
-                            order_status = std::move(order_status),
+        core->loop()->Post([core, payments, get = std::move(get), may_charge,
+                            last, order_status = std::move(order_status),
                             s = std::move(s.result)]() mutable {
           if (!s.ok()) {
             return core->End(HasReason(s.status(), Reason::kSessionNotFound)
@@ -413,6 +419,13 @@ void SendSession(std::shared_ptr<OrderCore> core, PaymentService* payments,
                 MakeError(Reason::kSessionExpired,
                           "the session expired unpaid; no order will come",
                           {{"session_id", s->session_id()}}));
+          }
+          if (!s->order_id().empty()) {
+            v1::GetOrderRequest by_order;
+            by_order.set_merchant_id(get.merchant_id());
+            by_order.set_order_id(s->order_id());
+            return SendCurrentState(core, payments, std::move(by_order),
+                                    may_charge, last);
           }
           absl::Time expire = absl::FromUnixSeconds(s->expire_time().seconds());
           v1::WatchOrderResponse first;
@@ -445,7 +458,8 @@ void SendCurrentState(std::shared_ptr<OrderCore> core, PaymentService* payments,
           }
           if (HasReason(r.status(), Reason::kOrderNotFound) &&
               !get.has_order_id()) {
-            return SendSession(core, payments, std::move(get), r.status());
+            return SendSession(core, payments, std::move(get), r.status(),
+                               may_charge, last);
           }
           core->End(r.status());
         });
@@ -551,6 +565,12 @@ grpc::ServerWriteReactor<v1::WatchOrderResponse>* StartWatchOrder(
   // the stream holds until the first message is out.
   StartAtTail(core, hub, merchant, /*held=*/true,
               [core = core, payments, get = std::move(get), may_charge, last] {
+                if (get.has_session_id()) {
+                  return SendSession(
+                      core, payments, get,
+                      MakeError(Reason::kOrderNotFound, "no order yet"),
+                      may_charge, last);
+                }
                 SendCurrentState(core, payments, get, may_charge, last);
               });
   return reactor;
