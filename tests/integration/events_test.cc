@@ -423,5 +423,57 @@ TEST(EventsRetentionTest, TokenOlderThanTheRetentionIsOutOfRange) {
   EXPECT_EQ(next.order().order_id(), c);
 }
 
+// A reader that stops reading: payorch holds a bounded page, gRPC's flow
+// control stops the writes, and after --slow_consumer_timeout the stream ends
+// with CONSUMER_TOO_SLOW; resuming with the last token received loses
+// nothing.
+TEST(EventsSlowConsumerTest, StalledReaderEndsWithAClearErrorAndResumes) {
+  auto stack = Stack::Start(
+      StackOptions::Payorchd({"--slow_consumer_timeout=2s"}, /*replicas=*/1));
+  ASSERT_TRUE(stack.ok()) << stack.status();
+  Stack* s = stack->get();
+  // A small, fixed flow-control window, so that a few events fill it.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  auto stub = v1::PaymentOrchestrator::NewStub(grpc::CreateCustomChannel(
+      s->grpc_target(), s->CallerCredentials("admin"), args));
+  v1::WatchMerchantEventsRequest req;
+  req.set_merchant_id(Stack::kMerchantId);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+  auto reader = stub->WatchMerchantEvents(&ctx, req);
+  std::vector<std::string> orders;
+  bool ended = false;
+  while (!ended && orders.size() < 300) {
+    for (int i = 0; i < 25; ++i) {
+      orders.push_back(EventsTest::PayNew(s, "slow"));
+    }
+    absl::SleepFor(absl::Seconds(3));
+    ended = s->PayorchdLog().find("CONSUMER_TOO_SLOW") != std::string::npos;
+  }
+  ASSERT_TRUE(ended) << orders.size() << " events did not stall the stream";
+  v1::MerchantEvent e;
+  std::vector<std::string> got;
+  std::string last;
+  while (reader->Read(&e)) {
+    got.push_back(e.order().order_id());
+    last = e.resume_token();
+  }
+  grpc::Status st = reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << st.error_message();
+  EXPECT_EQ(ReasonOf(st), "CONSUMER_TOO_SLOW");
+  ASSERT_LT(got.size(), orders.size());
+  ASSERT_FALSE(last.empty());
+  // Resume: the rest, in order, nothing lost or repeated.
+  auto resumed = EventsTest::WatchEvents(s, last, 0);
+  while (got.size() < orders.size()) {
+    ASSERT_TRUE(resumed->Next(&e)) << got.size();
+    got.push_back(e.order().order_id());
+  }
+  EXPECT_EQ(got, orders);
+}
+
 }  // namespace
 }  // namespace payorch::testing
