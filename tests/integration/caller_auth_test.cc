@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,8 @@
 #include "nlohmann/json.hpp"
 #include "tests/integration/stack.h"
 #include "tests/integration/test_util.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/tls.h"
 
 namespace payorch::testing {
 namespace {
@@ -198,6 +201,80 @@ TEST_F(CallerAuthTest, PlaintextHealthListenerServesHealthOnly) {
   st = v1::PaymentOrchestrator::NewStub(channel)->CreateCheckout(
       &ctx2, DropInCheckout(NewTransId("h")), &created);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+// A Kubernetes Secret volume's layout in `dir`: tls.crt, tls.key and ca.crt
+// are symlinks into ..data, which is swapped atomically to a new ..v<n> made
+// from `from` (make_mtls_certs.sh output), as the kubelet does on an update.
+absl::Status SwapTlsSecret(const std::string& dir, int n,
+                           const std::string& from) {
+  const std::string v = absl::StrCat(dir, "/..v", n);
+  return RunCommand(
+             absl::StrCat("set -e; mkdir -p '", v, "'; cp '", from,
+                          "/server.pem' '", v, "/tls.crt'; cp '", from,
+                          "/server.key' '", v, "/tls.key'; cp '", from,
+                          "/ca.pem' '", v, "/ca.crt'; cd '", dir,
+                          "'; ln -sfn ..v", n,
+                          " ..data_tmp; mv -T ..data_tmp ..data; for f in "
+                          "tls.crt tls.key ca.crt; do [ -L $f ] || ln -s "
+                          "..data/$f $f; done"))
+      .status();
+}
+
+// grpc.health.v1 on the mTLS port with the CA, client certificate and key in
+// `certs` (make_mtls_certs.sh output; caller "admin"), on a new channel.
+grpc::Status HealthWith(const Stack& stack, const std::string& certs) {
+  grpc::SslCredentialsOptions tls;
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  tls.pem_root_certs = read(certs + "/ca.pem");
+  tls.pem_cert_chain = read(certs + "/client-admin.pem");
+  tls.pem_private_key = read(certs + "/client-admin.key");
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a new connection
+  auto channel = grpc::CreateCustomChannel(stack.grpc_target(),
+                                           grpc::SslCredentials(tls), args);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, absl::Seconds(3));
+  HealthCheckResponse resp;
+  return Health::NewStub(channel)->Check(&ctx, HealthCheckRequest(), &resp);
+}
+
+// cert-manager renews the Secret in place: payorchd serves the new
+// certificate and trusts the new CA on new connections, without a restart.
+TEST(CallerCertificateRotationTest, RenewedSecretIsServedWithoutRestart) {
+  auto a = SharedMtlsCertificates();
+  ASSERT_TRUE(a.ok()) << a.status();
+  TempDir tmp;
+  const std::string b = tmp.File("b"), live = tmp.File("tls");
+  ASSERT_TRUE(RunCommand(absl::StrCat(PAYORCH_SOURCE_DIR
+                                      "/scripts/make_mtls_certs.sh '",
+                                      b, "' '", kAdminIdentity, "'"))
+                  .ok());
+  ASSERT_TRUE(SwapTlsSecret(live, 1, a->dir).ok());
+  StackOptions options = StackOptions::Payorchd(
+      {"--tls_cert_file=" + live + "/tls.crt",
+       "--tls_key_file=" + live + "/tls.key",
+       "--tls_client_ca_file=" + live + "/ca.crt", "--tls_reload_interval=1s"});
+  auto stack = Stack::Start(options);
+  ASSERT_TRUE(stack.ok()) << stack.status();
+  const pid_t pid = (*stack)->payorchd_pid();
+  ASSERT_TRUE(HealthWith(**stack, a->dir).ok());
+  EXPECT_FALSE(HealthWith(**stack, b).ok()) << "another CA's caller got in";
+
+  ASSERT_TRUE(SwapTlsSecret(live, 2, b).ok());
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!HealthWith(**stack, b).ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  grpc::Status renewed = HealthWith(**stack, b);
+  EXPECT_TRUE(renewed.ok()) << renewed.error_message() << "\n"
+                            << (*stack)->PayorchdLog();
+  EXPECT_FALSE(HealthWith(**stack, a->dir).ok())
+      << "the replaced CA still admits callers";
+  EXPECT_EQ((*stack)->payorchd_pid(), pid);
 }
 
 }  // namespace

@@ -159,7 +159,8 @@ Where the Redis password file is mounted (from redis.existingSecret).
 {{- end }}
 
 {{/*
-Names of the Secrets the pods read (merchant keys, Redis password, gRPC TLS), sorted and without duplicates.
+Names of the Secrets the pods read at start (merchant keys, Redis password; not the gRPC TLS
+Secrets, which payorchd re-reads by itself), sorted and without duplicates.
 */}}
 {{- define "payorch.secretNames" -}}
 {{- $names := list }}
@@ -168,12 +169,6 @@ Names of the Secrets the pods read (merchant keys, Redis password, gRPC TLS), so
 {{- end }}
 {{- with .Values.redis.existingSecret }}
 {{- $names = append $names . }}
-{{- end }}
-{{- if not .Values.server.insecurePlaintext }}
-{{- $names = append $names (include "payorch.tlsSecret" .) }}
-{{- with .Values.tls.clientCaSecret }}
-{{- $names = append $names . }}
-{{- end }}
 {{- end }}
 {{- $names | uniq | sortAlpha | toJson }}
 {{- end }}
