@@ -331,6 +331,37 @@ std::string Sha256Hex(absl::string_view data) {
   return out;
 }
 
+absl::Status CheckTlsPem(absl::string_view cert, absl::string_view key,
+                         absl::string_view ca) {
+  using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
+  auto first_cert = [](absl::string_view pem) {
+    BioPtr bio = MemBio(pem);
+    return X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr),
+                   &X509_free);
+  };
+  X509Ptr leaf = first_cert(cert);
+  if (leaf == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("certificate: no PEM certificate");
+  }
+  BioPtr key_bio = MemBio(key);
+  std::shared_ptr<EVP_PKEY> pkey =
+      Wrap(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  if (pkey == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("key: not a PEM private key");
+  }
+  if (X509_check_private_key(leaf.get(), pkey.get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("key does not match the certificate");
+  }
+  if (first_cert(ca) == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("CA bundle: no PEM certificate");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {

@@ -81,6 +81,12 @@ std::string Sha256Hex(absl::string_view data);
 // path (never the content) in the message.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
+// A TLS identity and trust bundle, as PEM text: `cert` starts with a
+// certificate, `key` is a private key matching it, `ca` holds at least one
+// certificate. kInvalidArgument naming the part (never the content).
+absl::Status CheckTlsPem(absl::string_view cert, absl::string_view key,
+                         absl::string_view ca);
+
 }  // namespace payorch
 
 #endif  // PAYORCH_COMMON_CRYPTO_H_

@@ -13,6 +13,7 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -20,7 +21,6 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <memory>
@@ -44,6 +44,7 @@
 #include "cache/in_memory_idempotency_store.h"
 #include "cache/nonce_store.h"
 #include "cache/redis_idempotency_store.h"
+#include "common/crypto.h"
 #include "common/event_loop.h"
 #include "common/http_server.h"
 #include "prometheus/gauge.h"
@@ -305,11 +306,19 @@ void RaiseFileLimit() {
   std::exit(1);
 }
 
-// The file at `path` can be opened for reading (its content is not kept).
-absl::Status FileReadable(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  return absl::OkStatus();
+// Dies unless the --tls_* files are readable PEM, the key matches the
+// certificate and the CA file holds a certificate. The key text is wiped.
+void CheckTlsFiles(const std::string& cert, const std::string& key,
+                   const std::string& ca) {
+  auto cert_pem = ReadFile(cert);
+  if (!cert_pem.ok()) Die("--tls_cert_file", cert_pem.status());
+  auto key_pem = ReadFile(key);
+  if (!key_pem.ok()) Die("--tls_key_file", key_pem.status());
+  auto ca_pem = ReadFile(ca);
+  if (!ca_pem.ok()) Die("--tls_client_ca_file", ca_pem.status());
+  absl::Status s = CheckTlsPem(*cert_pem, *key_pem, *ca_pem);
+  OPENSSL_cleanse(key_pem->data(), key_pem->size());
+  if (!s.ok()) Die("gRPC TLS files", s);
 }
 
 // mTLS server credentials (client certificates required and verified), or
@@ -333,13 +342,9 @@ std::shared_ptr<grpc::ServerCredentials> GrpcCredentials() {
                         "--tls_client_ca_file are required (or "
                         "--insecure_plaintext for local development)"));
   }
-  // Unreadable files stop the start here; later the watcher keeps the last
-  // good material when a file cannot be read.
-  for (const auto& [flag, path] :
-       {std::pair{"--tls_cert_file", cert}, std::pair{"--tls_key_file", key},
-        std::pair{"--tls_client_ca_file", ca}}) {
-    if (absl::Status s = FileReadable(path); !s.ok()) Die(flag, s);
-  }
+  // Unreadable or mismatched files stop the start here; later the watcher
+  // keeps the last good material when an update cannot be read.
+  CheckTlsFiles(cert, key, ca);
   const absl::Duration interval = absl::GetFlag(FLAGS_tls_reload_interval);
   if (interval < absl::Seconds(1)) {
     Die("--tls_reload_interval",

@@ -277,5 +277,34 @@ TEST(CallerCertificateRotationTest, RenewedSecretIsServedWithoutRestart) {
   EXPECT_EQ((*stack)->payorchd_pid(), pid);
 }
 
+// A Secret with a key that does not match its certificate (or no PEM at all)
+// stops payorchd at start, naming the problem, instead of a process that
+// fails every handshake.
+TEST(CallerCertificateRotationTest, MismatchedOrBrokenTlsFilesStopTheStart) {
+  auto a = SharedMtlsCertificates();
+  ASSERT_TRUE(a.ok()) << a.status();
+  TempDir tmp;
+  std::string garbage = tmp.Write("garbage.pem", "not a certificate\n");
+  std::string merchants = tmp.Write("merchants.json", R"({"merchants": []})");
+  std::string policy = tmp.Write("policy.json", Stack::DefaultCallerPolicy());
+  auto run = [&](const std::string& cert, const std::string& key) {
+    return RunCommand(absl::StrCat(
+        BinaryPath("payorchd"), " --grpc_listen=127.0.0.1:0",
+        " --http_listen=127.0.0.1:0 --redis_url=memory", " --merchants_config=",
+        merchants, " --tls_cert_file=", cert, " --tls_key_file=", key,
+        " --tls_client_ca_file=", a->ca_file, " --caller_policy=", policy));
+  };
+  auto mismatched = run(a->server_cert_file, a->ClientKey("admin"));
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_TRUE(absl::StrContains(mismatched.status().message(),
+                                "key does not match the certificate"))
+      << mismatched.status();
+  auto broken = run(garbage, a->server_key_file);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_TRUE(absl::StrContains(broken.status().message(),
+                                "certificate: no PEM certificate"))
+      << broken.status();
+}
+
 }  // namespace
 }  // namespace payorch::testing
