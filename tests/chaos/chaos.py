@@ -55,6 +55,9 @@ DUPLICATE_WORDINGS = (
     {"http_status": 400, "ret_code": "200104", "ret_msg": "Transaction already exists"},
     {"http_status": 409, "ret_code": "010001", "ret_msg": "trans_id has been used"},
     {"http_status": 400, "ret_code": "999001", "ret_msg": "Repeated merchant order number"},
+    # Seed 8: the code the merchant config lists (duplicate_trans_id_codes, default
+    # ["010000"]), so the duplicate fast path (unknown until the quiet period ends) runs.
+    {"http_status": 400, "ret_code": "010000", "ret_msg": "duplicate trans_id"},
 )
 
 
@@ -266,7 +269,7 @@ class Chaos:
         # restarts lose data.
         self.unique_at_paykka = seed % 2 == 0
         if self.unique_at_paykka:
-            # Seeds 2, 4, 6 use the three wordings in turn.
+            # Seeds 2, 4, 6 use the three unlisted wordings in turn, seed 8 the listed one.
             wording = DUPLICATE_WORDINGS[(seed // 2 - 1) % len(DUPLICATE_WORDINGS)]
             self.duplicate_policy = dict(wording, mode="reject")
         else:
