@@ -46,6 +46,12 @@ constexpr ReasonRow kReasons[] = {
     {Reason::kEventLogUnavailable,         "EVENT_LOG_UNAVAILABLE",         absl::StatusCode::kUnavailable},
     {Reason::kResumeTokenExpired,          "RESUME_TOKEN_EXPIRED",          absl::StatusCode::kOutOfRange},
     {Reason::kConsumerTooSlow,             "CONSUMER_TOO_SLOW",             absl::StatusCode::kResourceExhausted},
+    {Reason::kRefundNotFound,              "REFUND_NOT_FOUND",              absl::StatusCode::kNotFound},
+    {Reason::kRefundAmountExceeded,        "REFUND_AMOUNT_EXCEEDED",        absl::StatusCode::kFailedPrecondition},
+    {Reason::kCaptureAmountExceeded,       "CAPTURE_AMOUNT_EXCEEDED",       absl::StatusCode::kFailedPrecondition},
+    {Reason::kOrderNotCapturable,          "ORDER_NOT_CAPTURABLE",          absl::StatusCode::kFailedPrecondition},
+    {Reason::kOrderNotVoidable,            "ORDER_NOT_VOIDABLE",            absl::StatusCode::kFailedPrecondition},
+    {Reason::kCurrencyMismatch,            "CURRENCY_MISMATCH",             absl::StatusCode::kFailedPrecondition},
     {Reason::kInternal,                    "INTERNAL",                      absl::StatusCode::kInternal},
 };
 // clang-format on

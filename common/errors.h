@@ -48,6 +48,13 @@ enum class Reason {
   kEventLogUnavailable,    // the event log (Redis) is unreachable
   kResumeTokenExpired,     // the resume token is older than the retention
   kConsumerTooSlow,        // a stream's reader stopped reading
+  // After the payment (Refund, Capture, Void, GetRefund).
+  kRefundNotFound,         // no refund for that lookup
+  kRefundAmountExceeded,   // refund above the order's able_to_refund_amount
+  kCaptureAmountExceeded,  // capture above able_to_capture_amount
+  kOrderNotCapturable,     // the order is not an uncaptured authorisation
+  kOrderNotVoidable,       // nothing left to void on the order
+  kCurrencyMismatch,       // the request's currency is not the order's
   kInternal,               // a payorch bug
 };
 

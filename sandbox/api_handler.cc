@@ -13,6 +13,10 @@ constexpr char kCreateSession[] = "/v3/payment/acq/session";
 constexpr char kQueryTransaction[] = "/v3/payment/acq/query";
 constexpr char kInitiateTransaction[] = "/v3/payment/acq";
 constexpr char kCancelAgreement[] = "/v3/payment/acq/recurring/cancel";
+constexpr char kRefund[] = "/v3/payment/acq/refund";
+constexpr char kQueryRefund[] = "/v3/payment/acq/refund/query";
+constexpr char kCapture[] = "/v3/payment/acq/capture";
+constexpr char kVoid[] = "/v3/payment/acq/void";
 
 int64_t CountOf(const std::map<std::string, int64_t>& m,
                 const std::string& key) {
@@ -39,7 +43,8 @@ ApiHandler::ApiHandler(HttpFrontend* http, EventLoop* loop, Store* store,
 bool ApiHandler::IsApiPath(const std::string& path) const {
   return path == kCreateSession || path == query_session_path_ ||
          path == kQueryTransaction || path == kInitiateTransaction ||
-         path == kCancelAgreement;
+         path == kCancelAgreement || path == kRefund || path == kQueryRefund ||
+         path == kCapture || path == kVoid;
 }
 
 void ApiHandler::Handle(const Request& req) {
@@ -86,13 +91,16 @@ void ApiHandler::CountTransId(const Request& req) {
   Json parsed = Json::parse(req.body, nullptr, false);
   if (!parsed.is_object()) return;
   auto t = parsed.find("trans_id");
+  // A refund's own id counts like a trans_id (Refund creates).
+  if (t == parsed.end()) t = parsed.find("refund_trans_id");
   if (t == parsed.end() || !t->is_string() ||
       t->get_ref<const std::string&>().empty()) {
     return;
   }
   const std::string& trans_id = t->get_ref<const std::string&>();
   ++requests_by_trans_id_[trans_id];
-  if (req.path == kCreateSession || req.path == kInitiateTransaction) {
+  if (req.path == kCreateSession || req.path == kInitiateTransaction ||
+      req.path == kRefund) {
     ++create_requests_by_trans_id_[trans_id];
   }
 }
@@ -210,6 +218,10 @@ ApiResponse ApiHandler::Dispatch(const Request& req, const FaultDecision& f) {
   if (path == kInitiateTransaction) {
     return store_->InitiateTransaction(*merchant, body, f.visibility_delay);
   }
+  if (path == kRefund) return store_->Refund(*merchant, body);
+  if (path == kQueryRefund) return store_->QueryRefund(*merchant, body);
+  if (path == kCapture) return store_->Capture(*merchant, body);
+  if (path == kVoid) return store_->Void(*merchant, body);
   return store_->CancelAgreement(*merchant, body);
 }
 

@@ -36,6 +36,8 @@ const std::vector<ControlApi::Route>& ControlApi::Routes() {
       {Method::kPost, "sessions/*/pay", &ControlApi::Pay},
       {Method::kPost, "orders/*/complete", &ControlApi::Complete},
       {Method::kPost, "tokens/*/next-outcome", &ControlApi::NextOutcome},
+      {Method::kPost, "refunds/*/complete", &ControlApi::CompleteRefund},
+      {Method::kPost, "refund-mode", &ControlApi::RefundMode},
       {Method::kPost, "clock/advance", &ControlApi::AdvanceClock},
       {Method::kGet, "clock", &ControlApi::Clock},
       {Method::kGet, "counters", &ControlApi::Counters},
@@ -83,6 +85,14 @@ ApiResponse ControlApi::Complete(const Args& args, const Json& body) {
 
 ApiResponse ControlApi::NextOutcome(const Args& args, const Json& body) {
   return store_->SetTokenOutcome(args[0], body);
+}
+
+ApiResponse ControlApi::CompleteRefund(const Args& args, const Json& body) {
+  return store_->CompleteRefund(args[0], body);
+}
+
+ApiResponse ControlApi::RefundMode(const Args&, const Json& body) {
+  return store_->SetRefundMode(body);
 }
 
 ApiResponse ControlApi::AdvanceClock(const Args&, const Json& body) {

@@ -42,6 +42,8 @@ class ControlApi {
   ApiResponse Pay(const Args& args, const Json& body);
   ApiResponse Complete(const Args& args, const Json& body);
   ApiResponse NextOutcome(const Args& args, const Json& body);
+  ApiResponse CompleteRefund(const Args& args, const Json& body);
+  ApiResponse RefundMode(const Args& args, const Json& body);
   ApiResponse AdvanceClock(const Args& args, const Json& body);
   ApiResponse Clock(const Args& args, const Json& body);
   ApiResponse Counters(const Args& args, const Json& body);

@@ -361,20 +361,18 @@ Json Store::OrderJson(const Order& o) const {
         Json{{"authentication_url",
               absl::StrCat(options_.public_base_url, "/checkout/3ds/", o.id)}};
   }
-  int64_t authed = 0, captured = 0, able_capture = 0, able_void = 0,
-          able_refund = 0;
-  if (o.status == "SUCCESS") {
-    authed = captured = able_refund = o.amount;
-  } else if (o.status == "AUTHORIZED") {
-    authed = able_capture = able_void = o.amount;
-  }
-  j["balances"] = Json{{"authed_amount", authed},
-                       {"captured_amount", captured},
-                       {"able_to_capture_amount", able_capture},
-                       {"voided_amount", 0},
-                       {"able_to_void_amount", able_void},
-                       {"refunded_amount", 0},
-                       {"able_to_refund_amount", able_refund}};
+  // Only an uncaptured authorisation can be captured or voided; a capture
+  // releases what it did not take.
+  const int64_t uncaptured =
+      o.status == "AUTHORIZED" ? o.authed - o.captured - o.voided : 0;
+  j["balances"] =
+      Json{{"authed_amount", o.authed},
+           {"captured_amount", o.captured},
+           {"able_to_capture_amount", uncaptured},
+           {"voided_amount", o.voided},
+           {"able_to_void_amount", uncaptured},
+           {"refunded_amount", o.refunded},
+           {"able_to_refund_amount", o.captured - o.refunded - o.refund_held}};
   return j;
 }
 
@@ -423,6 +421,10 @@ void Store::ApplyOutcome(Order& o, const Outcome& out) {
     return;
   }
   o.pay_finish_time = Now();
+  if (out.status == "SUCCESS" || out.status == "AUTHORIZED") {
+    o.authed = o.amount;
+    if (out.status == "SUCCESS") o.captured = o.amount;
+  }
   if (out.status == "FAILURE") {
     o.error_code = out.error_code.empty() ? "2099" : out.error_code;
     o.error_description =
@@ -969,12 +971,204 @@ void Store::Reset() {
   creates_by_trans_id_.clear();
   charges_by_trans_id_.clear();
   webhooks_.clear();
+  refunds_.clear();
+  refund_by_trans_id_.clear();
+  refund_review_ = false;
 }
 
 std::vector<WebhookEvent> Store::TakeWebhookEvents() {
   std::vector<WebhookEvent> out;
   out.swap(webhooks_);
   return out;
+}
+
+}  // namespace payorch::sandbox
+
+// --- After the payment: refund, refund query, capture, void ---
+
+namespace payorch::sandbox {
+
+Store::Order* Store::FindOrderFor(const std::string& merchant_id,
+                                  const std::string& order_id) {
+  auto it = orders_.find(order_id);
+  if (it == orders_.end() || it->second.merchant_id != merchant_id ||
+      !Visible(it->second.visible_at)) {
+    return nullptr;
+  }
+  return &it->second;
+}
+
+Json Store::RefundJson(const RefundRecord& r) const {
+  Json j{{"merchant_id", r.merchant_id},
+         {"refund_trans_id", r.refund_trans_id},
+         {"refund_order_id", r.id},
+         {"ori_order_id", r.order_id},
+         {"status", r.status},
+         {"refund_amount", r.amount},
+         {"currency", r.currency},
+         {"error_code", r.error_code},
+         {"error_description", r.error_description}};
+  if (!r.reason.empty()) j["reason"] = r.reason;
+  return j;
+}
+
+void Store::EmitWebhook(const std::string& merchant_id, const std::string& url,
+                        const std::string& object_id, const std::string& type,
+                        Json body) {
+  if (url.empty()) return;
+  const Merchant* m = FindMerchant(merchant_id);
+  WebhookEvent ev;
+  ev.app_id = m != nullptr ? m->app_id : "";
+  ev.url = url;
+  ev.order_id = object_id;
+  ev.notify_type = type;
+  body["notify_type"] = type;
+  ev.body = std::move(body);
+  webhooks_.push_back(std::move(ev));
+}
+
+void Store::SettleRefund(RefundRecord& r, const Outcome& out) {
+  Order& o = orders_.at(r.order_id);
+  o.refund_held -= r.amount;
+  r.status = out.status;
+  if (out.status == "SUCCESS") {
+    r.error_code = "0000";
+    r.error_description = "request success";
+    o.refunded += r.amount;
+    o.status = o.refunded >= o.captured ? "REFUNDED" : "PARTIALLY_REFUNDED";
+  } else {
+    r.error_code = out.error_code.empty() ? "2099" : out.error_code;
+    r.error_description = out.error_description.empty() ? "Refund declined"
+                                                        : out.error_description;
+  }
+  // The refund webhook (docs/paykka.md 7): trans_id is the refund's.
+  Json body = RefundJson(r);
+  body["trans_id"] = r.refund_trans_id;
+  body["order_id"] = r.order_id;
+  body["amount"] = r.amount;
+  EmitWebhook(r.merchant_id, r.notify_url, r.id,
+              out.status == "SUCCESS" ? "REFUND.SUCCESS" : "REFUND.FAILURE",
+              std::move(body));
+}
+
+ApiResponse Store::Refund(const Merchant& merchant, const Json& req) {
+  Fields f(req, "");
+  RefundRecord r;
+  SANDBOX_CHECK_FIELD(f.Str("refund_trans_id", true, 64, &r.refund_trans_id));
+  SANDBOX_CHECK_FIELD(f.Str("ori_order_id", true, 64, &r.order_id));
+  SANDBOX_CHECK_FIELD(f.Amount("refund_amount", &r.amount));
+  SANDBOX_CHECK_FIELD(f.Str("currency", true, 64, &r.currency));
+  SANDBOX_CHECK_FIELD(CheckCurrency(r.currency));
+  SANDBOX_CHECK_FIELD(
+      f.Enum("reason", false,
+             {"DUPLICATE", "FRAUDULENT", "REQUESTED_BY_CUSTOMER", "OTHER"},
+             &r.reason));
+  SANDBOX_CHECK_FIELD(f.Str("notify_url", false, 512, &r.notify_url));
+  SANDBOX_CHECK_FIELD(CheckUrl("notify_url", r.notify_url));
+  auto key = std::make_pair(merchant.merchant_id, r.refund_trans_id);
+  if (refund_by_trans_id_.count(key) > 0) return DuplicateRefusal();
+  Order* o = FindOrderFor(merchant.merchant_id, r.order_id);
+  if (o == nullptr) return OrderNotFound();
+  if (r.currency != o->currency) return Bad("currency is not the order's");
+  if (r.amount > o->captured - o->refunded - o->refund_held) {
+    return Bad("refund_amount exceeds the refundable amount");
+  }
+  r.id = NextId("RG");
+  r.merchant_id = merchant.merchant_id;
+  r.status = "REVIEWING";
+  o->refund_held += r.amount;
+  refund_by_trans_id_[key] = r.id;
+  RefundRecord& stored = refunds_[r.id] = std::move(r);
+  if (!refund_review_) SettleRefund(stored, {"SUCCESS", "", ""});
+  return Ok(RefundJson(stored));
+}
+
+ApiResponse Store::QueryRefund(const Merchant& merchant, const Json& req) {
+  Fields f(req, "");
+  std::string trans_id, id;
+  SANDBOX_CHECK_FIELD(f.Str("refund_trans_id", false, 64, &trans_id));
+  SANDBOX_CHECK_FIELD(f.Str("refund_order_id", false, 64, &id));
+  if (trans_id.empty() && id.empty()) {
+    return Bad("one of refund_trans_id, refund_order_id is required");
+  }
+  if (id.empty()) {
+    auto it = refund_by_trans_id_.find({merchant.merchant_id, trans_id});
+    if (it != refund_by_trans_id_.end()) id = it->second;
+  }
+  auto it = refunds_.find(id);
+  if (it == refunds_.end() || it->second.merchant_id != merchant.merchant_id) {
+    return OrderNotFound();
+  }
+  return Ok(RefundJson(it->second));
+}
+
+ApiResponse Store::Capture(const Merchant& merchant, const Json& req) {
+  Fields f(req, "");
+  std::string order_id, currency;
+  int64_t amount = 0;
+  SANDBOX_CHECK_FIELD(f.Str("order_id", true, 64, &order_id));
+  SANDBOX_CHECK_FIELD(f.Amount("amount", &amount));
+  SANDBOX_CHECK_FIELD(f.Str("currency", true, 64, &currency));
+  Order* o = FindOrderFor(merchant.merchant_id, order_id);
+  if (o == nullptr) return OrderNotFound();
+  if (o->status != "AUTHORIZED") return Bad("order is not capturable");
+  if (currency != o->currency) return Bad("currency is not the order's");
+  if (amount > o->authed - o->captured - o->voided) {
+    return Bad("amount exceeds the capturable amount");
+  }
+  o->captured = amount;
+  o->status = "SUCCESS";
+  Json body = OrderJson(*o);
+  body.erase("balances");
+  EmitWebhook(o->merchant_id, o->notify_url, o->id, "PAYMENT.SUCCESS",
+              std::move(body));
+  return {200, Json{{"ret_code", kSuccessCode}, {"ret_msg", "success"}}};
+}
+
+ApiResponse Store::Void(const Merchant& merchant, const Json& req) {
+  Fields f(req, "");
+  std::string order_id, reason;
+  SANDBOX_CHECK_FIELD(f.Str("order_id", true, 64, &order_id));
+  SANDBOX_CHECK_FIELD(f.Enum(
+      "reason", false,
+      {"DUPLICATE", "FRAUDULENT", "REQUESTED_BY_CUSTOMER", "OTHER"}, &reason));
+  Order* o = FindOrderFor(merchant.merchant_id, order_id);
+  if (o == nullptr) return OrderNotFound();
+  if (o->status != "AUTHORIZED") return Bad("order is not voidable");
+  o->voided = o->authed - o->captured;
+  o->status = "CANCELED";
+  Json body = OrderJson(*o);
+  body.erase("balances");
+  EmitWebhook(o->merchant_id, o->notify_url, o->id, "PAYMENT.CANCELED",
+              std::move(body));
+  return {200, Json{{"ret_code", kSuccessCode}, {"ret_msg", "success"}}};
+}
+
+ApiResponse Store::CompleteRefund(const std::string& refund_order_id,
+                                  const Json& req) {
+  auto it = refunds_.find(refund_order_id);
+  if (it == refunds_.end()) return ControlError(404, "no such refund");
+  RefundRecord& r = it->second;
+  if (r.status != "REVIEWING") {
+    return ControlError(409, "refund is already " + r.status);
+  }
+  Outcome out;
+  if (auto e = ReadOutcome(req, {"SUCCESS", "FAILURE"}, &out.status,
+                           &out.error_code, &out.error_description)) {
+    return ControlError(400, *e);
+  }
+  SettleRefund(r, out);
+  return {200, RefundJson(r)};
+}
+
+ApiResponse Store::SetRefundMode(const Json& req) {
+  Fields f(req, "");
+  std::string mode;
+  if (auto e = f.Enum("mode", true, {"success", "review"}, &mode)) {
+    return ControlError(400, *e);
+  }
+  refund_review_ = mode == "review";
+  return {200, Json{{"mode", mode}}};
 }
 
 }  // namespace payorch::sandbox

@@ -127,12 +127,26 @@ class Store {
       const Merchant& merchant, const Json& req,
       absl::Duration invisible_for = absl::ZeroDuration());
   ApiResponse CancelAgreement(const Merchant& merchant, const Json& req);
+  // After the payment (store_postpay section of store.cc): Refund, Refund
+  // Query, Capture (one per order; a partial one releases the rest) and
+  // Void, with the order's balances.
+  ApiResponse Refund(const Merchant& merchant, const Json& req);
+  ApiResponse QueryRefund(const Merchant& merchant, const Json& req);
+  ApiResponse Capture(const Merchant& merchant, const Json& req);
+  ApiResponse Void(const Merchant& merchant, const Json& req);
 
   // Control path (shopper simulation). Bodies are plain JSON; errors are
   // {"error": "..."} with a 4xx status.
   ApiResponse PaySession(const std::string& session_id, const Json& req);
   ApiResponse CompleteOrder(const std::string& order_id, const Json& req);
   ApiResponse SetTokenOutcome(const std::string& token, const Json& req);
+  // {"outcome": "SUCCESS|FAILURE", "error_code", "error_description"}: ends
+  // a REVIEWING refund.
+  ApiResponse CompleteRefund(const std::string& refund_order_id,
+                             const Json& req);
+  // {"mode": "success|review"}: new refunds succeed at once (the default)
+  // or wait in REVIEWING for CompleteRefund.
+  ApiResponse SetRefundMode(const Json& req);
 
   // For the HTML checkout page: amount/currency/status/return_url, or
   // nullopt.
@@ -180,6 +194,13 @@ class Store {
     bool store_card = false;
     std::string token_usage;
     absl::Time visible_at = absl::InfinitePast();  // real time
+    // Balances (minor units). Refunds in REVIEWING hold their amount.
+    int64_t authed = 0, captured = 0, voided = 0, refunded = 0, refund_held = 0;
+  };
+  struct RefundRecord {
+    std::string id, merchant_id, refund_trans_id, order_id, currency, status,
+        error_code, error_description, notify_url, reason;
+    int64_t amount = 0;
   };
   struct Outcome {
     std::string status, error_code, error_description;
@@ -222,6 +243,15 @@ class Store {
       const Agreement** agreement) const;
   Outcome AgreementOutcome(const Agreement& agreement,
                            const InitiateRequest& r);
+  Order* FindOrderFor(const std::string& merchant_id,
+                      const std::string& order_id);
+  Json RefundJson(const RefundRecord& r) const;
+  // Moves a refund to SUCCESS or FAILURE with the order's balances, status
+  // and the REFUND.* webhook.
+  void SettleRefund(RefundRecord& r, const Outcome& out);
+  void EmitWebhook(const std::string& merchant_id, const std::string& url,
+                   const std::string& object_id, const std::string& type,
+                   Json body);
   static bool Visible(absl::Time visible_at) {
     return absl::Now() >= visible_at;
   }
@@ -242,6 +272,11 @@ class Store {
   std::map<std::string, int64_t> creates_by_trans_id_;
   std::map<std::string, int64_t> charges_by_trans_id_;
   std::vector<WebhookEvent> webhooks_;
+  std::map<std::string, RefundRecord> refunds_;  // by refund_order_id
+  // (merchant_id, refund_trans_id) -> refund_order_id.
+  std::map<std::pair<std::string, std::string>, std::string>
+      refund_by_trans_id_;
+  bool refund_review_ = false;
 };
 
 // RFC 3339 in UTC with a "+00:00" offset, seconds precision.

@@ -35,10 +35,15 @@
 namespace payorch::service {
 
 // The RPCs a policy may name.
+// Refund, Capture, Void and CancelRecurring move money or end a
+// shopper's agreement: grant them like ChargeRecurring, to billing and
+// support callers only; GetRefund reads like GetOrder.
 inline constexpr const char* kPolicyMethods[] = {
     "CreateCheckout", "GetSessionStatus", "GetOrder", "ChargeRecurring",
     // Events: a watcher sees the orders' state as GetOrder does.
-    "WatchOrder", "WatchMerchantEvents"};
+    "WatchOrder", "WatchMerchantEvents",
+    // After the payment.
+    "Refund", "GetRefund"};
 
 class CallerPolicy {
  public:

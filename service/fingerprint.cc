@@ -29,4 +29,28 @@ std::string Fingerprint(const paykka::MerchantConfig& merchant,
               paykka::InitiateRecurringBody(merchant.merchant_id, request));
 }
 
+std::string Fingerprint(const paykka::MerchantConfig& merchant,
+                        const v1::RefundRequest& request) {
+  return Hash(kRefundFamily, request.merchant_id(),
+              paykka::RefundBody(merchant.merchant_id, request));
+}
+
+std::string Fingerprint(const paykka::MerchantConfig& merchant,
+                        const v1::CaptureRequest& request) {
+  return Hash(kCaptureFamily, request.merchant_id(),
+              paykka::CaptureBody(merchant.merchant_id, request));
+}
+
+std::string Fingerprint(const paykka::MerchantConfig& merchant,
+                        const v1::VoidRequest& request) {
+  return Hash(kVoidFamily, request.merchant_id(),
+              paykka::VoidBody(merchant.merchant_id, request));
+}
+
+std::string Fingerprint(const paykka::MerchantConfig& merchant,
+                        const v1::CancelRecurringRequest& request) {
+  return Hash(kCancelRecurringFamily, request.merchant_id(),
+              paykka::CancelRecurringBody(merchant.merchant_id, request));
+}
+
 }  // namespace payorch::service

@@ -15,6 +15,12 @@ namespace payorch::service {
 // RPC families: the first part of the idempotency key and of the fingerprint.
 inline constexpr char kCheckoutFamily[] = "checkout";
 inline constexpr char kChargeFamily[] = "charge";
+// After the payment. Refunds have their own id namespace (refund_trans_id);
+// Capture, Void and CancelRecurring share one (request_id).
+inline constexpr char kRefundFamily[] = "refund";
+inline constexpr char kCaptureFamily[] = "capture";
+inline constexpr char kVoidFamily[] = "void";
+inline constexpr char kCancelRecurringFamily[] = "cancel_recurring";
 
 // "<family>:" + lower-case hex SHA-256 over the family, the merchant and
 // the exact PayKKa request body payorch would send for the request
@@ -25,6 +31,14 @@ std::string Fingerprint(const paykka::MerchantConfig& merchant,
                         const v1::CreateCheckoutRequest& request);
 std::string Fingerprint(const paykka::MerchantConfig& merchant,
                         const v1::ChargeRecurringRequest& request);
+std::string Fingerprint(const paykka::MerchantConfig& merchant,
+                        const v1::RefundRequest& request);
+std::string Fingerprint(const paykka::MerchantConfig& merchant,
+                        const v1::CaptureRequest& request);
+std::string Fingerprint(const paykka::MerchantConfig& merchant,
+                        const v1::VoidRequest& request);
+std::string Fingerprint(const paykka::MerchantConfig& merchant,
+                        const v1::CancelRecurringRequest& request);
 
 }  // namespace payorch::service
 

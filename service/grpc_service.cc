@@ -355,4 +355,18 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::ChargeRecurring(
                 request->trans_id(), &PaymentService::ChargeRecurring);
 }
 
+grpc::ServerUnaryReactor* PaymentOrchestratorService::Refund(
+    grpc::CallbackServerContext* context, const v1::RefundRequest* request,
+    v1::RefundResponse* response) {
+  return Handle("Refund", context, request, response,
+                request->refund_trans_id(), &PaymentService::Refund);
+}
+
+grpc::ServerUnaryReactor* PaymentOrchestratorService::GetRefund(
+    grpc::CallbackServerContext* context, const v1::GetRefundRequest* request,
+    v1::GetRefundResponse* response) {
+  return Handle("GetRefund", context, request, response,
+                request->refund_trans_id(), &PaymentService::GetRefund);
+}
+
 }  // namespace payorch::service

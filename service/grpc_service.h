@@ -93,6 +93,13 @@ class PaymentOrchestratorService final
   grpc::ServerWriteReactor<v1::MerchantEvent>* WatchMerchantEvents(
       grpc::CallbackServerContext* context,
       const v1::WatchMerchantEventsRequest* request) override;
+  // After the payment (service/postpay.h).
+  grpc::ServerUnaryReactor* Refund(grpc::CallbackServerContext* context,
+                                   const v1::RefundRequest* request,
+                                   v1::RefundResponse* response) override;
+  grpc::ServerUnaryReactor* GetRefund(grpc::CallbackServerContext* context,
+                                      const v1::GetRefundRequest* request,
+                                      v1::GetRefundResponse* response) override;
 
  private:
   template <typename Request, typename Response, typename Method>

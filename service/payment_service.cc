@@ -12,6 +12,7 @@
 #include "service/adoption.h"
 #include "service/fingerprint.h"
 #include "service/grpc_status.h"
+#include "service/postpay.h"
 #include "service/validation.h"
 
 namespace payorch::service {
@@ -54,7 +55,9 @@ struct CheckoutOps {
   using Response = v1::CreateCheckoutResponse;
   using Found = CheckoutAdoption;
   static constexpr const char* kFamily = kCheckoutFamily;
-  static constexpr const char* kOtherFamily = kChargeFamily;
+  static constexpr const char* kIdField = "trans_id";
+  static const std::string& IdOf(const Request& r) { return r.trans_id(); }
+  static std::vector<std::string> OtherFamilies() { return {kChargeFamily}; }
 
   static void Create(paykka::PaykkaClient& client, const MerchantConfig& m,
                      const Request& request, absl::Time deadline,
@@ -73,7 +76,9 @@ struct ChargeOps {
   using Response = v1::ChargeRecurringResponse;
   using Found = ChargeAdoption;
   static constexpr const char* kFamily = kChargeFamily;
-  static constexpr const char* kOtherFamily = kCheckoutFamily;
+  static constexpr const char* kIdField = "trans_id";
+  static const std::string& IdOf(const Request& r) { return r.trans_id(); }
+  static std::vector<std::string> OtherFamilies() { return {kCheckoutFamily}; }
 
   static void Create(paykka::PaykkaClient& client, const MerchantConfig& m,
                      const Request& request, absl::Time deadline,
@@ -94,6 +99,61 @@ struct ChargeOps {
   }
 };
 
+// The types and family every Ops of the RPCs after the payment names.
+template <typename Req, typename Resp, typename Fnd, const char* Family>
+struct OpsTypes {
+  using Request = Req;
+  using Response = Resp;
+  using Found = Fnd;
+  static constexpr const char* kFamily = Family;
+};
+
+// Refunds: their own refund_trans_id namespace (service/postpay.h).
+struct RefundOps : OpsTypes<v1::RefundRequest, v1::RefundResponse,
+                            RefundAdoption, kRefundFamily> {
+  static constexpr const char* kIdField = "refund_trans_id";
+  static const std::string& IdOf(const Request& r) {
+    return r.refund_trans_id();
+  }
+  static std::vector<std::string> OtherFamilies() { return {}; }
+  static constexpr auto Create = &CreateRefund;
+  static constexpr auto Adopt = &AdoptRefund;
+};
+
+// Capture, Void and CancelRecurring share the request_id namespace.
+template <typename Req, typename Resp, typename Fnd, const char* Family>
+struct RequestIdOps : OpsTypes<Req, Resp, Fnd, Family> {
+  static constexpr const char* kIdField = "request_id";
+  static const std::string& IdOf(const Req& r) { return r.request_id(); }
+  static std::vector<std::string> OtherFamilies() {
+    std::vector<std::string> out;
+    for (const char* f :
+         {kCaptureFamily, kVoidFamily, kCancelRecurringFamily}) {
+      if (std::string(f) != Family) out.emplace_back(f);
+    }
+    return out;
+  }
+};
+
+struct CaptureOps : RequestIdOps<v1::CaptureRequest, v1::CaptureResponse,
+                                 CaptureAdoption, kCaptureFamily> {
+  static constexpr auto Create = &CreateCapture;
+  static constexpr auto Adopt = &AdoptCapture;
+};
+
+struct VoidOps : RequestIdOps<v1::VoidRequest, v1::VoidResponse, VoidAdoption,
+                              kVoidFamily> {
+  static constexpr auto Create = &CreateVoid;
+  static constexpr auto Adopt = &AdoptVoid;
+};
+
+struct CancelRecurringOps
+    : RequestIdOps<v1::CancelRecurringRequest, v1::CancelRecurringResponse,
+                   CancelRecurringAdoption, kCancelRecurringFamily> {
+  static constexpr auto Create = &CreateCancelRecurring;
+  static constexpr auto Adopt = &AdoptCancelRecurring;
+};
+
 // One mutating call's walk through docs/architecture.md's idempotency table.
 // Owned by the callbacks in flight (shared_ptr); every path ends in Finish().
 template <typename Ops>
@@ -112,14 +172,14 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
         merchant_(std::move(merchant)),
         deadline_(deadline),
         before_create_(std::move(before_create)),
-        key_{Ops::kFamily, request_.merchant_id(), request_.trans_id()},
+        key_{Ops::kFamily, request_.merchant_id(), Ops::IdOf(request_)},
         done_(std::move(done)) {
     begin_.fingerprint = Fingerprint(*merchant_, request_);
     begin_.lease = deps_.options.lease;
     // Ours, not the store's: a Begin whose reply was lost is sent again
     // with it and finds its own claim.
     begin_.owner = RandomHex(16);
-    begin_.other_families = {Ops::kOtherFamily};
+    begin_.other_families = Ops::OtherFamilies();
     begin_.request = request_.SerializeAsString();
   }
 
@@ -157,32 +217,36 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
     if (!claim.ok()) {
       if (RetryBegin(claim.status())) return;
       return FinishError(WithRetryDelay(
-          MakeError(Reason::kIdempotencyStoreUnavailable,
-                    "the idempotency store is unavailable; nothing was sent "
-                    "to PayKKa, retry with the same trans_id"),
+          MakeError(
+              Reason::kIdempotencyStoreUnavailable,
+              absl::StrCat("the idempotency store is unavailable; nothing "
+                           "was sent to PayKKa, retry with the same ",
+                           Ops::kIdField)),
           deps_.options.store_unavailable_retry_delay));
     }
     switch (claim->outcome) {
       case Claim::Outcome::kMismatch:
         return FinishError(MakeError(
             Reason::kTransIdReused,
-            "trans_id was already used with different request content",
-            {{"trans_id", request_.trans_id()}}));
+            absl::StrCat(Ops::kIdField,
+                         " was already used with different request content"),
+            IdMetadata()));
       case Claim::Outcome::kOtherFamily:
         return FinishError(
             MakeError(Reason::kTransIdReused,
-                      "trans_id was already used by the other mutating RPC "
-                      "(CreateCheckout vs ChargeRecurring)",
-                      {{"trans_id", request_.trans_id()}}));
+                      absl::StrCat(Ops::kIdField,
+                                   " was already used by another mutating RPC"),
+                      IdMetadata()));
       case Claim::Outcome::kInProgress: {
         absl::Duration delay =
             std::clamp(claim->retry_after, deps_.options.min_retry_delay,
                        deps_.options.max_in_progress_retry_delay);
         return FinishError(WithRetryDelay(
             MakeError(Reason::kRequestInProgress,
-                      "a request with this trans_id is in flight; retry "
-                      "later with the same content",
-                      {{"trans_id", request_.trans_id()}}),
+                      absl::StrCat("a request with this ", Ops::kIdField,
+                                   " is in flight; retry later with the "
+                                   "same content"),
+                      IdMetadata()),
             delay));
       }
       case Claim::Outcome::kCompleted:
@@ -335,11 +399,14 @@ class MutationFlow : public std::enable_shared_from_this<MutationFlow<Ops>> {
         });
   }
 
+  Metadata IdMetadata() const { return {{Ops::kIdField, Ops::IdOf(request_)}}; }
+
   absl::Status OutcomeUnknown(Metadata metadata, absl::Duration retry) const {
     return WithRetryDelay(
         MakeError(Reason::kPspOutcomeUnknown,
-                  "PayKKa's outcome is unknown; retry with the same trans_id "
-                  "and content",
+                  absl::StrCat("PayKKa's outcome is unknown; retry with the "
+                               "same ",
+                               Ops::kIdField, " and content"),
                   metadata),
         std::max(retry, deps_.options.outcome_unknown_retry_delay));
   }
@@ -431,30 +498,29 @@ void FindStored(paykka::PaykkaClient& client, const MerchantConfig& merchant,
     return std::move(done)(
         MakeError(Reason::kInternal, "unreadable request in the index"));
   }
-  Ops::Adopt(
-      client, merchant, request, deadline,
-      [done = std::move(done), trans_id = request.trans_id()](
-          absl::StatusOr<typename Ops::Found> found) mutable {
-        if (!found.ok()) return std::move(done)(found.status());
-        switch (found->verdict) {
-          case Ops::Found::Verdict::kAdopt: {
-            internal::StoredOutcome record;
-            record.set_response(found->response.SerializeAsString());
-            return std::move(done)(record.SerializeAsString());
-          }
-          case Ops::Found::Verdict::kReused: {
-            // Stored like the flow stores it: a definitive refusal.
-            internal::StoredOutcome record;
-            *record.mutable_error() = ToRpcStatus(found->reused);
-            return std::move(done)(record.SerializeAsString());
-          }
-          case Ops::Found::Verdict::kNotFound:
-            break;
-        }
-        std::move(done)(MakeError(Reason::kOrderNotFound,
-                                  "PayKKa holds nothing under this trans_id",
-                                  {{"trans_id", trans_id}}));
-      });
+  Ops::Adopt(client, merchant, request, deadline,
+             [done = std::move(done), id = Ops::IdOf(request)](
+                 absl::StatusOr<typename Ops::Found> found) mutable {
+               if (!found.ok()) return std::move(done)(found.status());
+               switch (found->verdict) {
+                 case Ops::Found::Verdict::kAdopt: {
+                   internal::StoredOutcome record;
+                   record.set_response(found->response.SerializeAsString());
+                   return std::move(done)(record.SerializeAsString());
+                 }
+                 case Ops::Found::Verdict::kReused: {
+                   // Stored like the flow stores it: a definitive refusal.
+                   internal::StoredOutcome record;
+                   *record.mutable_error() = ToRpcStatus(found->reused);
+                   return std::move(done)(record.SerializeAsString());
+                 }
+                 case Ops::Found::Verdict::kNotFound:
+                   break;
+               }
+               std::move(done)(MakeError(Reason::kOrderNotFound,
+                                         "PayKKa holds nothing under this id",
+                                         {{Ops::kIdField, id}}));
+             });
 }
 
 template <typename Response>
@@ -538,6 +604,65 @@ void PaymentService::ChargeRecurring(
                                             std::move(*merchant), deadline,
                                             absl::OkStatus(), std::move(done))
       ->Start();
+}
+
+template <typename Ops>
+void PaymentService::StartMutation(
+    absl::Status invalid, const typename Ops::Request& request,
+    absl::Time deadline, OutcomeCallback<typename Ops::Response> done) {
+  if (!invalid.ok()) return FinishNow(done, std::move(invalid));
+  auto merchant = Merchant(request.merchant_id());
+  if (!merchant.ok()) return FinishNow(done, merchant.status());
+  std::make_shared<MutationFlow<Ops>>(deps_, request, std::move(*merchant),
+                                      deadline, absl::OkStatus(),
+                                      std::move(done))
+      ->Start();
+}
+
+void PaymentService::Refund(const v1::RefundRequest& request,
+                            absl::Time deadline,
+                            OutcomeCallback<v1::RefundResponse> done) {
+  StartMutation<RefundOps>(ValidateRefund(request), request, deadline,
+                           std::move(done));
+}
+
+void PaymentService::GetRefund(const v1::GetRefundRequest& request,
+                               absl::Time deadline,
+                               OutcomeCallback<v1::GetRefundResponse> done) {
+  if (absl::Status s = ValidateGetRefund(request); !s.ok()) {
+    return FinishNow(done, std::move(s));
+  }
+  auto merchant = Merchant(request.merchant_id());
+  if (!merchant.ok()) return FinishNow(done, merchant.status());
+  paykka::RefundLookup lookup{paykka::RefundLookup::Kind::kRefundTransId,
+                              request.refund_trans_id()};
+  if (request.lookup_case() == v1::GetRefundRequest::kRefundOrderId) {
+    lookup = {paykka::RefundLookup::Kind::kRefundOrderId,
+              request.refund_order_id()};
+  }
+  const Clock* clock = deps_.clock;
+  const absl::Time start = clock->Now();
+  deps_.client->QueryRefund(
+      **merchant, std::move(lookup),
+      UpstreamDeadline(deps_.options, clock, deadline),
+      [done = std::move(done), clock,
+       start](absl::StatusOr<v1::Refund> refund) mutable {
+        Outcome<v1::GetRefundResponse> outcome;
+        outcome.info.upstream_calls = 1;
+        outcome.info.upstream_latency = clock->Now() - start;
+        if (refund.ok()) {
+          v1::GetRefundResponse r;
+          *r.mutable_refund() = *std::move(refund);
+          outcome.result = std::move(r);
+        } else if (HasReason(refund.status(), Reason::kOrderNotFound)) {
+          outcome.result =
+              MakeError(Reason::kRefundNotFound, "PayKKa has no such refund",
+                        MetadataOf(refund.status()));
+        } else {
+          outcome.result = refund.status();
+        }
+        std::move(done)(std::move(outcome));
+      });
 }
 
 void PaymentService::GetSessionStatus(
@@ -661,6 +786,22 @@ void FindStoredOutcome(
   if (entry.key.family == kChargeFamily) {
     return FindStored<ChargeOps>(*client, *it->second, entry.request, deadline,
                                  std::move(done));
+  }
+  if (entry.key.family == kRefundFamily) {
+    return FindStored<RefundOps>(*client, *it->second, entry.request, deadline,
+                                 std::move(done));
+  }
+  if (entry.key.family == kCaptureFamily) {
+    return FindStored<CaptureOps>(*client, *it->second, entry.request, deadline,
+                                  std::move(done));
+  }
+  if (entry.key.family == kVoidFamily) {
+    return FindStored<VoidOps>(*client, *it->second, entry.request, deadline,
+                               std::move(done));
+  }
+  if (entry.key.family == kCancelRecurringFamily) {
+    return FindStored<CancelRecurringOps>(*client, *it->second, entry.request,
+                                          deadline, std::move(done));
   }
   std::move(done)(
       MakeError(Reason::kInternal, "unknown RPC family in the index"));

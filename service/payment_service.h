@@ -138,6 +138,18 @@ class PaymentService {
                        absl::Time deadline,
                        OutcomeCallback<v1::ChargeRecurringResponse> done);
 
+  // After the payment (service/postpay.h). Each is idempotent on its own id
+  // (refund_trans_id; request_id for the others) with CreateCheckout's
+  // table, and checks the order's balances before PayKKa is asked:
+  // FAILED_PRECONDITION REFUND_AMOUNT_EXCEEDED, CAPTURE_AMOUNT_EXCEEDED,
+  // ORDER_NOT_CAPTURABLE, ORDER_NOT_VOIDABLE, CURRENCY_MISMATCH (not stored).
+  // A refund PayKKa declines is OK with status FAILURE.
+  void Refund(const v1::RefundRequest& request, absl::Time deadline,
+              OutcomeCallback<v1::RefundResponse> done);
+  // Read-only. NOT_FOUND REFUND_NOT_FOUND when PayKKa has no such refund.
+  void GetRefund(const v1::GetRefundRequest& request, absl::Time deadline,
+                 OutcomeCallback<v1::GetRefundResponse> done);
+
   // Read-only; never touches the idempotency store. NOT_FOUND
   // ORDER_NOT_FOUND when PayKKa has no order; when looked up by session_id,
   // NOT_FOUND SESSION_EXPIRED if the session expired unpaid and
@@ -162,6 +174,12 @@ class PaymentService {
   // MERCHANT_NOT_CONFIGURED.
   absl::StatusOr<std::shared_ptr<const paykka::MerchantConfig>> Merchant(
       const std::string& merchant_id) const;
+
+  // Validation result, merchant lookup, then the idempotent flow.
+  template <typename Ops>
+  void StartMutation(absl::Status invalid, const typename Ops::Request& request,
+                     absl::Time deadline,
+                     OutcomeCallback<typename Ops::Response> done);
 
   const Deps deps_;
   const MerchantRegistry merchants_;

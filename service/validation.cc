@@ -492,3 +492,67 @@ absl::Status ValidateGetSessionStatus(const v1::GetSessionStatusRequest& r) {
 }
 
 }  // namespace payorch::service
+
+// --- After the payment ---
+
+namespace payorch::service {
+
+absl::Status ValidateRefund(const v1::RefundRequest& r) {
+  Violations v;
+  v.MerchantId(r.merchant_id());
+  v.TransId("refund_trans_id", r.refund_trans_id());
+  v.PaykkaId("order_id", r.order_id(), true);
+  v.Amount("amount", r.amount());
+  v.Currency("currency", r.currency());
+  v.Enum("reason", r.reason(), v1::ReversalReason_IsValid, false);
+  v.Url("notify_url", r.notify_url(), false);
+  return std::move(v).ToStatus();
+}
+
+absl::Status ValidateGetRefund(const v1::GetRefundRequest& r) {
+  Violations v;
+  v.MerchantId(r.merchant_id());
+  switch (r.lookup_case()) {
+    case v1::GetRefundRequest::kRefundTransId:
+      v.TransId("refund_trans_id", r.refund_trans_id());
+      break;
+    case v1::GetRefundRequest::kRefundOrderId:
+      v.PaykkaId("refund_order_id", r.refund_order_id(), true);
+      break;
+    case v1::GetRefundRequest::LOOKUP_NOT_SET:
+      v.Add("lookup",
+            "exactly one of refund_trans_id, refund_order_id is "
+            "required");
+      break;
+  }
+  return std::move(v).ToStatus();
+}
+
+absl::Status ValidateCapture(const v1::CaptureRequest& r) {
+  Violations v;
+  v.MerchantId(r.merchant_id());
+  v.TransId("request_id", r.request_id());
+  v.PaykkaId("order_id", r.order_id(), true);
+  v.Amount("amount", r.amount());
+  v.Currency("currency", r.currency());
+  return std::move(v).ToStatus();
+}
+
+absl::Status ValidateVoid(const v1::VoidRequest& r) {
+  Violations v;
+  v.MerchantId(r.merchant_id());
+  v.TransId("request_id", r.request_id());
+  v.PaykkaId("order_id", r.order_id(), true);
+  v.Enum("reason", r.reason(), v1::ReversalReason_IsValid, false);
+  return std::move(v).ToStatus();
+}
+
+absl::Status ValidateCancelRecurring(const v1::CancelRecurringRequest& r) {
+  Violations v;
+  v.MerchantId(r.merchant_id());
+  v.TransId("request_id", r.request_id());
+  v.PaykkaId("recurring_agreement_id", r.recurring_agreement_id(), true);
+  return std::move(v).ToStatus();
+}
+
+}  // namespace payorch::service

@@ -40,6 +40,14 @@ absl::Status ValidateGetOrder(const v1::GetOrderRequest& request);
 absl::Status ValidateGetSessionStatus(
     const v1::GetSessionStatusRequest& request);
 
+// After the payment: ids ("refund_trans_id", "request_id") follow trans_id's
+// rules, PayKKa ids (order_id, recurring_agreement_id) are required.
+absl::Status ValidateRefund(const v1::RefundRequest& request);
+absl::Status ValidateGetRefund(const v1::GetRefundRequest& request);
+absl::Status ValidateCapture(const v1::CaptureRequest& request);
+absl::Status ValidateVoid(const v1::VoidRequest& request);
+absl::Status ValidateCancelRecurring(const v1::CancelRecurringRequest& request);
+
 // True for an active ISO 4217 currency code usable for payments
 // ("USD", "JPY"); false for funds, metals, test codes and retired codes.
 bool IsActiveCurrency(absl::string_view code);

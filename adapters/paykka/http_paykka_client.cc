@@ -211,6 +211,46 @@ class HttpPaykkaClient : public PaykkaClient {
                          deadline, &ParseOrderData, std::move(done));
   }
 
+  void Refund(const MerchantConfig& merchant, const v1::RefundRequest& request,
+              absl::Time deadline, Callback<v1::Refund> done) override {
+    StartCall<v1::Refund>(&env_, merchant, CallKind::kMutating, kRefundPath,
+                          RefundBody(merchant.merchant_id, request), deadline,
+                          &ParseRefundData, std::move(done));
+  }
+
+  void QueryRefund(const MerchantConfig& merchant, RefundLookup lookup,
+                   absl::Time deadline, Callback<v1::Refund> done) override {
+    StartCall<v1::Refund>(&env_, merchant, CallKind::kQuery, kQueryRefundPath,
+                          QueryRefundBody(merchant.merchant_id, lookup),
+                          deadline, &ParseRefundData, std::move(done));
+  }
+
+  void Capture(const MerchantConfig& merchant,
+               const v1::CaptureRequest& request, absl::Time deadline,
+               Callback<std::monostate> done) override {
+    StartCall<std::monostate>(&env_, merchant, CallKind::kMutating,
+                              kCapturePath,
+                              CaptureBody(merchant.merchant_id, request),
+                              deadline, &ParseNoData, std::move(done));
+  }
+
+  void Void(const MerchantConfig& merchant, const v1::VoidRequest& request,
+            absl::Time deadline, Callback<std::monostate> done) override {
+    StartCall<std::monostate>(&env_, merchant, CallKind::kMutating, kVoidPath,
+                              VoidBody(merchant.merchant_id, request), deadline,
+                              &ParseNoData, std::move(done));
+  }
+
+  void CancelRecurring(const MerchantConfig& merchant,
+                       const v1::CancelRecurringRequest& request,
+                       absl::Time deadline,
+                       Callback<std::monostate> done) override {
+    StartCall<std::monostate>(
+        &env_, merchant, CallKind::kMutating, kCancelRecurringPath,
+        CancelRecurringBody(merchant.merchant_id, request), deadline,
+        &ParseNoData, std::move(done));
+  }
+
  private:
   Env env_;
 };

@@ -474,3 +474,92 @@ absl::StatusOr<v1::Order> ParseOrderData(const json& data) {
 }
 
 }  // namespace payorch::paykka
+
+namespace payorch::paykka {
+
+std::string RefundBody(absl::string_view merchant_id,
+                       const v1::RefundRequest& r) {
+  ojson body = ojson::object();
+  body["merchant_id"] = std::string(merchant_id);
+  body["refund_trans_id"] = r.refund_trans_id();
+  body["ori_order_id"] = r.order_id();
+  body["refund_amount"] = r.amount();
+  body["currency"] = r.currency();
+  PutIf(body, "reason", PaykkaName(r.reason()));
+  PutIf(body, "notify_url", r.notify_url());
+  return body.dump();
+}
+
+std::string QueryRefundBody(absl::string_view merchant_id,
+                            const RefundLookup& lookup) {
+  ojson body = ojson::object();
+  body["merchant_id"] = std::string(merchant_id);
+  body[lookup.kind == RefundLookup::Kind::kRefundTransId ? "refund_trans_id"
+                                                         : "refund_order_id"] =
+      lookup.value;
+  return body.dump();
+}
+
+std::string CaptureBody(absl::string_view merchant_id,
+                        const v1::CaptureRequest& r) {
+  ojson body = ojson::object();
+  body["merchant_id"] = std::string(merchant_id);
+  body["order_id"] = r.order_id();
+  body["amount"] = r.amount();
+  body["currency"] = r.currency();
+  return body.dump();
+}
+
+std::string VoidBody(absl::string_view merchant_id, const v1::VoidRequest& r) {
+  ojson body = ojson::object();
+  body["merchant_id"] = std::string(merchant_id);
+  body["order_id"] = r.order_id();
+  PutIf(body, "reason", PaykkaName(r.reason()));
+  return body.dump();
+}
+
+std::string CancelRecurringBody(absl::string_view merchant_id,
+                                const v1::CancelRecurringRequest& r) {
+  ojson body = ojson::object();
+  body["merchant_id"] = std::string(merchant_id);
+  body["recurring_agreement_id"] = r.recurring_agreement_id();
+  return body.dump();
+}
+
+v1::RefundStatus RefundStatusFromPaykka(absl::string_view text) {
+  return FromPaykkaName(text, v1::REFUND_STATUS_OTHER);
+}
+
+absl::StatusOr<v1::Refund> ParseRefundData(const json& data) {
+  return CatchJson([&]() -> absl::StatusOr<v1::Refund> {
+    v1::Refund r;
+    r.set_refund_order_id(Text(data, "refund_order_id"));
+    r.set_status_text(Text(data, "status"));
+    if (r.refund_order_id().empty() && r.status_text().empty()) {
+      return absl::InvalidArgumentError("refund_order_id and status missing");
+    }
+    r.set_status(RefundStatusFromPaykka(r.status_text()));
+    r.set_merchant_id(Text(data, "merchant_id"));
+    r.set_refund_trans_id(Text(data, "refund_trans_id"));
+    r.set_order_id(Text(data, "ori_order_id"));
+    if (r.order_id().empty()) r.set_order_id(Text(data, "order_id"));
+    for (const char* key : {"refund_amount", "amount"}) {
+      absl::StatusOr<std::optional<int64_t>> amount = Amount(data, key);
+      if (!amount.ok()) return amount.status();
+      if (amount->has_value()) {
+        r.set_amount(**amount);
+        break;
+      }
+    }
+    r.set_currency(Text(data, "currency"));
+    r.set_error_code(Text(data, "error_code"));
+    r.set_error_description(Text(data, "error_description"));
+    return r;
+  });
+}
+
+absl::StatusOr<std::monostate> ParseNoData(const json&) {
+  return std::monostate();
+}
+
+}  // namespace payorch::paykka

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <variant>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -31,6 +32,19 @@ inline constexpr absl::string_view kQuerySessionPath =
 inline constexpr absl::string_view kInitiateTransactionPath = "/v3/payment/acq";
 inline constexpr absl::string_view kQueryTransactionPath =
     "/v3/payment/acq/query";
+// After the payment (docs/paykka.md 5.5-5.8).
+inline constexpr absl::string_view kRefundPath = "/v3/payment/acq/refund";
+inline constexpr absl::string_view kQueryRefundPath =
+    "/v3/payment/acq/refund/query";
+// UNCONFIRMED: PayKKa's reference lists Capture under "Capture and Void"
+// without a readable path or fields. payorch assumes Void's sibling path and
+// body (merchant_id, order_id) plus amount and currency, as Refund sends
+// them. Confirm with PayKKa: this constant and CaptureBody() are the whole
+// change.
+inline constexpr absl::string_view kCapturePath = "/v3/payment/acq/capture";
+inline constexpr absl::string_view kVoidPath = "/v3/payment/acq/void";
+inline constexpr absl::string_view kCancelRecurringPath =
+    "/v3/payment/acq/recurring/cancel";
 
 // --- Requests (the exact bytes that are signed and sent) ---
 
@@ -46,6 +60,23 @@ std::string QueryTransactionBody(absl::string_view merchant_id,
 // Query Session body: merchant_id plus session_id or trans_id.
 std::string QuerySessionBody(absl::string_view merchant_id,
                              const SessionLookup& lookup);
+
+// Refund body: merchant_id, refund_trans_id, ori_order_id, refund_amount,
+// currency, reason, notify_url.
+std::string RefundBody(absl::string_view merchant_id,
+                       const v1::RefundRequest& request);
+// Refund Query body: merchant_id plus refund_trans_id or refund_order_id.
+std::string QueryRefundBody(absl::string_view merchant_id,
+                            const RefundLookup& lookup);
+// Capture body: merchant_id, order_id, amount, currency (see kCapturePath).
+std::string CaptureBody(absl::string_view merchant_id,
+                        const v1::CaptureRequest& request);
+// Void body: merchant_id, order_id, reason.
+std::string VoidBody(absl::string_view merchant_id,
+                     const v1::VoidRequest& request);
+// Cancel Recurring Agreement body: merchant_id, recurring_agreement_id.
+std::string CancelRecurringBody(absl::string_view merchant_id,
+                                const v1::CancelRecurringRequest& request);
 
 // RFC 3339 in UTC with an explicit "+00:00" offset, whole seconds.
 std::string FormatPaykkaTime(absl::Time t);
@@ -74,8 +105,16 @@ absl::StatusOr<v1::GetSessionStatusResponse> ParseSessionData(
     const nlohmann::json& data);
 absl::StatusOr<v1::Order> ParseOrderData(const nlohmann::json& data);
 
+// A refund (Refund's answer, Refund Query, the refund webhook): needs
+// refund_order_id or status. `ori_order_id` is read as order_id, `amount` or
+// `refund_amount` as amount.
+absl::StatusOr<v1::Refund> ParseRefundData(const nlohmann::json& data);
+// Envelope-only answers (Capture, Void, Cancel Recurring).
+absl::StatusOr<std::monostate> ParseNoData(const nlohmann::json& data);
+
 v1::SessionStatus SessionStatusFromPaykka(absl::string_view text);
 v1::OrderStatus OrderStatusFromPaykka(absl::string_view text);
+v1::RefundStatus RefundStatusFromPaykka(absl::string_view text);
 
 }  // namespace payorch::paykka
 

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -53,6 +54,13 @@ struct OrderLookup {
 struct SessionLookup {
   enum class Kind { kSessionId, kTransId };
   Kind kind = Kind::kSessionId;
+  std::string value;
+};
+
+// Which refund Refund Query should find.
+struct RefundLookup {
+  enum class Kind { kRefundTransId, kRefundOrderId };
+  Kind kind = Kind::kRefundTransId;
   std::string value;
 };
 
@@ -111,6 +119,30 @@ class PaykkaClient {
                                  const v1::ChargeRecurringRequest& request,
                                  absl::Time deadline,
                                  Callback<v1::Order> done) = 0;
+
+  // --- After the payment (docs/paykka.md 5.5-5.8) ---
+  // Mutating, like CreateSession: never retried, unknown outcomes reported
+  // as PSP_OUTCOME_UNKNOWN. A refund PayKKa declines is OK with status
+  // FAILURE.
+  virtual void Refund(const MerchantConfig& merchant,
+                      const v1::RefundRequest& request, absl::Time deadline,
+                      Callback<v1::Refund> done) = 0;
+  // Refund Query; ORDER_NOT_FOUND when PayKKa has no such refund. Retried on
+  // transient errors.
+  virtual void QueryRefund(const MerchantConfig& merchant, RefundLookup lookup,
+                           absl::Time deadline, Callback<v1::Refund> done) = 0;
+  // Capture, Void and Cancel Recurring Agreement answer only PayKKa's
+  // envelope: OK means PayKKa accepted the operation.
+  virtual void Capture(const MerchantConfig& merchant,
+                       const v1::CaptureRequest& request, absl::Time deadline,
+                       Callback<std::monostate> done) = 0;
+  virtual void Void(const MerchantConfig& merchant,
+                    const v1::VoidRequest& request, absl::Time deadline,
+                    Callback<std::monostate> done) = 0;
+  virtual void CancelRecurring(const MerchantConfig& merchant,
+                               const v1::CancelRecurringRequest& request,
+                               absl::Time deadline,
+                               Callback<std::monostate> done) = 0;
 };
 
 }  // namespace payorch::paykka

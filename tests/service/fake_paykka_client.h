@@ -26,7 +26,17 @@ namespace payorch::testing {
 
 class FakePaykkaClient : public paykka::PaykkaClient {
  public:
-  enum class Op { kCreateSession, kQuerySession, kQueryTransaction, kInitiate };
+  enum class Op {
+    kCreateSession,
+    kQuerySession,
+    kQueryTransaction,
+    kInitiate,
+    kRefund,
+    kQueryRefund,
+    kCapture,
+    kVoid,
+    kCancelRecurring,
+  };
   // kBeforeCommit: PayKKa keeps nothing and answers `error`.
   // kAfterCommit: PayKKa creates the object, then `error` reaches payorch
   // (e.g. a timeout after the request was processed). Queries only fail.
@@ -241,7 +251,118 @@ class FakePaykkaClient : public paykka::PaykkaClient {
     Finish(Op::kInitiate, std::move(done), std::move(result));
   }
 
+  // Refund: PayKKa creates the refund (status PROCESSING, or REVIEWING when
+  // set) and takes the amount off the order's able_to_refund_amount; a
+  // refund_trans_id it holds is refused like a duplicate trans_id.
+  void SetRefundStatus(std::string status) {
+    absl::MutexLock lock(&mu_);
+    refund_status_ = std::move(status);
+  }
+  void Refund(const paykka::MerchantConfig&, const v1::RefundRequest& request,
+              absl::Time deadline, paykka::Callback<v1::Refund> done) override {
+    absl::StatusOr<v1::Refund> result;
+    absl::MutexLock lock(&mu_);
+    Failure failure = Start(Op::kRefund, deadline);
+    if (failure.error.ok() || failure.when == When::kAfterCommit) {
+      if (refunds_.count(request.refund_trans_id()) != 0) {
+        return Finish(Op::kRefund, std::move(done),
+                      absl::StatusOr<v1::Refund>(Duplicate()));
+      }
+      v1::Refund r;
+      r.set_merchant_id(request.merchant_id());
+      r.set_refund_trans_id(request.refund_trans_id());
+      r.set_refund_order_id(absl::StrCat("RG", ++next_id_));
+      r.set_order_id(request.order_id());
+      r.set_amount(request.amount());
+      r.set_currency(request.currency());
+      r.set_status_text(refund_status_);
+      r.set_status(refund_status_ == "REVIEWING"
+                       ? v1::REFUND_STATUS_REVIEWING
+                       : v1::REFUND_STATUS_PROCESSING);
+      if (v1::Order* o = OrderById(request.order_id())) {
+        v1::Balances* b = o->mutable_balances();
+        b->set_able_to_refund_amount(b->able_to_refund_amount() -
+                                     request.amount());
+        b->set_refunded_amount(b->refunded_amount() + request.amount());
+      }
+      refunds_[request.refund_trans_id()] = r;
+      result = std::move(r);
+    }
+    if (!failure.error.ok()) result = failure.error;
+    Finish(Op::kRefund, std::move(done), std::move(result));
+  }
+  void QueryRefund(const paykka::MerchantConfig&, paykka::RefundLookup lookup,
+                   absl::Time deadline,
+                   paykka::Callback<v1::Refund> done) override {
+    absl::StatusOr<v1::Refund> result =
+        MakeError(Reason::kOrderNotFound, "the order doesn't exist",
+                  {{"psp_ret_code", "206024"}});
+    absl::MutexLock lock(&mu_);
+    Failure failure = Start(Op::kQueryRefund, deadline);
+    for (const auto& [id, r] : refunds_) {
+      if (hidden_.count(id) != 0) continue;
+      if (id == lookup.value || r.refund_order_id() == lookup.value) {
+        result = r;
+      }
+    }
+    if (!failure.error.ok()) result = failure.error;
+    Finish(Op::kQueryRefund, std::move(done), std::move(result));
+  }
+  // Capture and Void move a stored order (PutOrder) as PayKKa would.
+  void Capture(const paykka::MerchantConfig&, const v1::CaptureRequest& request,
+               absl::Time deadline,
+               paykka::Callback<std::monostate> done) override {
+    Envelope(Op::kCapture, deadline, std::move(done), [&] {
+      if (v1::Order* o = OrderById(request.order_id())) {
+        o->set_status(v1::ORDER_STATUS_SUCCESS);
+        o->set_status_text("SUCCESS");
+        v1::Balances* b = o->mutable_balances();
+        b->set_captured_amount(request.amount());
+        b->set_able_to_capture_amount(0);
+        b->set_able_to_void_amount(0);
+        b->set_able_to_refund_amount(request.amount());
+      }
+    });
+  }
+  void Void(const paykka::MerchantConfig&, const v1::VoidRequest& request,
+            absl::Time deadline,
+            paykka::Callback<std::monostate> done) override {
+    Envelope(Op::kVoid, deadline, std::move(done), [&] {
+      if (v1::Order* o = OrderById(request.order_id())) {
+        o->set_status(v1::ORDER_STATUS_CANCELED);
+        o->set_status_text("CANCELED");
+        v1::Balances* b = o->mutable_balances();
+        b->set_voided_amount(b->able_to_void_amount());
+        b->set_able_to_void_amount(0);
+        b->set_able_to_capture_amount(0);
+      }
+    });
+  }
+  void CancelRecurring(const paykka::MerchantConfig&,
+                       const v1::CancelRecurringRequest&, absl::Time deadline,
+                       paykka::Callback<std::monostate> done) override {
+    Envelope(Op::kCancelRecurring, deadline, std::move(done), [] {});
+  }
+
  private:
+  v1::Order* OrderById(const std::string& order_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (auto& [trans_id, o] : orders_) {
+      if (o.order_id() == order_id) return &o;
+    }
+    return nullptr;
+  }
+  template <typename Apply>
+  void Envelope(Op op, absl::Time deadline,
+                paykka::Callback<std::monostate> done, Apply apply) {
+    absl::StatusOr<std::monostate> result = std::monostate();
+    absl::MutexLock lock(&mu_);
+    Failure failure = Start(op, deadline);
+    if (failure.error.ok() || failure.when == When::kAfterCommit) apply();
+    if (!failure.error.ok()) result = failure.error;
+    Finish(op, std::move(done), std::move(result));
+  }
+
   bool Taken(const std::string& trans_id) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return sessions_.count(trans_id) != 0 || orders_.count(trans_id) != 0;
@@ -302,6 +423,8 @@ class FakePaykkaClient : public paykka::PaykkaClient {
       "010000", "Duplicate trans_id"};
   std::vector<std::string> lookups_ ABSL_GUARDED_BY(mu_);
   int next_id_ ABSL_GUARDED_BY(mu_) = 1000;
+  std::map<std::string, v1::Refund> refunds_ ABSL_GUARDED_BY(mu_);
+  std::string refund_status_ ABSL_GUARDED_BY(mu_) = "PROCESSING";
 };
 
 // An IdempotencyStore whose backend is down: every call fails with
