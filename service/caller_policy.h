@@ -43,7 +43,7 @@ inline constexpr const char* kPolicyMethods[] = {
     // Events: a watcher sees the orders' state as GetOrder does.
     "WatchOrder", "WatchMerchantEvents",
     // After the payment.
-    "Refund", "GetRefund"};
+    "Refund", "GetRefund", "Capture", "Void", "CancelRecurring"};
 
 class CallerPolicy {
  public:

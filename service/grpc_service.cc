@@ -67,6 +67,12 @@ void RedactStoredCard(v1::GetOrderResponse* r) {
 void RedactStoredCard(v1::ChargeRecurringResponse* r) {
   RedactStoredCard(r->mutable_order());
 }
+void RedactStoredCard(v1::CaptureResponse* r) {
+  RedactStoredCard(r->mutable_order());
+}
+void RedactStoredCard(v1::VoidResponse* r) {
+  RedactStoredCard(r->mutable_order());
+}
 
 std::string FirstProperty(const grpc::AuthContext& auth, const char* name) {
   std::vector<grpc::string_ref> values = auth.FindPropertyValues(name);
@@ -367,6 +373,28 @@ grpc::ServerUnaryReactor* PaymentOrchestratorService::GetRefund(
     v1::GetRefundResponse* response) {
   return Handle("GetRefund", context, request, response,
                 request->refund_trans_id(), &PaymentService::GetRefund);
+}
+
+grpc::ServerUnaryReactor* PaymentOrchestratorService::Capture(
+    grpc::CallbackServerContext* context, const v1::CaptureRequest* request,
+    v1::CaptureResponse* response) {
+  return Handle("Capture", context, request, response, request->request_id(),
+                &PaymentService::Capture);
+}
+
+grpc::ServerUnaryReactor* PaymentOrchestratorService::Void(
+    grpc::CallbackServerContext* context, const v1::VoidRequest* request,
+    v1::VoidResponse* response) {
+  return Handle("Void", context, request, response, request->request_id(),
+                &PaymentService::Void);
+}
+
+grpc::ServerUnaryReactor* PaymentOrchestratorService::CancelRecurring(
+    grpc::CallbackServerContext* context,
+    const v1::CancelRecurringRequest* request,
+    v1::CancelRecurringResponse* response) {
+  return Handle("CancelRecurring", context, request, response,
+                request->request_id(), &PaymentService::CancelRecurring);
 }
 
 }  // namespace payorch::service

@@ -100,6 +100,16 @@ class PaymentOrchestratorService final
   grpc::ServerUnaryReactor* GetRefund(grpc::CallbackServerContext* context,
                                       const v1::GetRefundRequest* request,
                                       v1::GetRefundResponse* response) override;
+  grpc::ServerUnaryReactor* Capture(grpc::CallbackServerContext* context,
+                                    const v1::CaptureRequest* request,
+                                    v1::CaptureResponse* response) override;
+  grpc::ServerUnaryReactor* Void(grpc::CallbackServerContext* context,
+                                 const v1::VoidRequest* request,
+                                 v1::VoidResponse* response) override;
+  grpc::ServerUnaryReactor* CancelRecurring(
+      grpc::CallbackServerContext* context,
+      const v1::CancelRecurringRequest* request,
+      v1::CancelRecurringResponse* response) override;
 
  private:
   template <typename Request, typename Response, typename Method>

@@ -626,6 +626,26 @@ void PaymentService::Refund(const v1::RefundRequest& request,
                            std::move(done));
 }
 
+void PaymentService::Capture(const v1::CaptureRequest& request,
+                             absl::Time deadline,
+                             OutcomeCallback<v1::CaptureResponse> done) {
+  StartMutation<CaptureOps>(ValidateCapture(request), request, deadline,
+                            std::move(done));
+}
+
+void PaymentService::Void(const v1::VoidRequest& request, absl::Time deadline,
+                          OutcomeCallback<v1::VoidResponse> done) {
+  StartMutation<VoidOps>(ValidateVoid(request), request, deadline,
+                         std::move(done));
+}
+
+void PaymentService::CancelRecurring(
+    const v1::CancelRecurringRequest& request, absl::Time deadline,
+    OutcomeCallback<v1::CancelRecurringResponse> done) {
+  StartMutation<CancelRecurringOps>(ValidateCancelRecurring(request), request,
+                                    deadline, std::move(done));
+}
+
 void PaymentService::GetRefund(const v1::GetRefundRequest& request,
                                absl::Time deadline,
                                OutcomeCallback<v1::GetRefundResponse> done) {

@@ -146,6 +146,13 @@ class PaymentService {
   // A refund PayKKa declines is OK with status FAILURE.
   void Refund(const v1::RefundRequest& request, absl::Time deadline,
               OutcomeCallback<v1::RefundResponse> done);
+  void Capture(const v1::CaptureRequest& request, absl::Time deadline,
+               OutcomeCallback<v1::CaptureResponse> done);
+  void Void(const v1::VoidRequest& request, absl::Time deadline,
+            OutcomeCallback<v1::VoidResponse> done);
+  void CancelRecurring(const v1::CancelRecurringRequest& request,
+                       absl::Time deadline,
+                       OutcomeCallback<v1::CancelRecurringResponse> done);
   // Read-only. NOT_FOUND REFUND_NOT_FOUND when PayKKa has no such refund.
   void GetRefund(const v1::GetRefundRequest& request, absl::Time deadline,
                  OutcomeCallback<v1::GetRefundResponse> done);

@@ -245,10 +245,23 @@ class HttpPaykkaClient : public PaykkaClient {
                        const v1::CancelRecurringRequest& request,
                        absl::Time deadline,
                        Callback<std::monostate> done) override {
+    // Cancelling a canceled agreement is done: PayKKa's "agreement not
+    // active" refusal is success.
+    auto already = [done = std::move(done)](
+                       absl::StatusOr<std::monostate> result) mutable {
+      if (!result.ok() && HasReason(result.status(), Reason::kPspRejected)) {
+        for (const auto& [key, value] : MetadataOf(result.status())) {
+          if (key == "psp_ret_code" && value == kAgreementNotActiveCode) {
+            return std::move(done)(std::monostate());
+          }
+        }
+      }
+      std::move(done)(std::move(result));
+    };
     StartCall<std::monostate>(
         &env_, merchant, CallKind::kMutating, kCancelRecurringPath,
         CancelRecurringBody(merchant.merchant_id, request), deadline,
-        &ParseNoData, std::move(done));
+        &ParseNoData, std::move(already));
   }
 
  private:

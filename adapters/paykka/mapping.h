@@ -45,6 +45,8 @@ inline constexpr absl::string_view kCapturePath = "/v3/payment/acq/capture";
 inline constexpr absl::string_view kVoidPath = "/v3/payment/acq/void";
 inline constexpr absl::string_view kCancelRecurringPath =
     "/v3/payment/acq/recurring/cancel";
+// PayKKa's "recurring agreement not active" (docs/paykka.md 5.4, 2016).
+inline constexpr absl::string_view kAgreementNotActiveCode = "2016";
 
 // --- Requests (the exact bytes that are signed and sent) ---
 

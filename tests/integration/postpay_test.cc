@@ -296,6 +296,195 @@ TEST_F(PostpayTest, InvalidRefundNamesEveryField) {
                                            "amount", "currency"}));
 }
 
+constexpr char kCapturePath[] = "/v3/payment/acq/capture";
+constexpr char kVoidPath[] = "/v3/payment/acq/void";
+
+v1::CaptureRequest CaptureOf(const v1::Order& order, const std::string& id,
+                             int64_t amount) {
+  v1::CaptureRequest r;
+  r.set_merchant_id(Stack::kMerchantId);
+  r.set_request_id(id);
+  r.set_order_id(order.order_id());
+  r.set_amount(amount);
+  r.set_currency(order.currency());
+  return r;
+}
+
+v1::VoidRequest VoidOf(const v1::Order& order, const std::string& id) {
+  v1::VoidRequest r;
+  r.set_merchant_id(Stack::kMerchantId);
+  r.set_request_id(id);
+  r.set_order_id(order.order_id());
+  r.set_reason(v1::REVERSAL_REASON_REQUESTED_BY_CUSTOMER);
+  return r;
+}
+
+TEST_F(PostpayTest, PartialCaptureOnceThenRefundsUpToTheCapturedAmount) {
+  v1::Order order = PaidOrder(1000, "AUTHORIZED");
+  ASSERT_EQ(order.status(), v1::ORDER_STATUS_AUTHORIZED);
+  EXPECT_EQ(order.balances().able_to_capture_amount(), 1000);
+  EXPECT_EQ(order.balances().able_to_refund_amount(), 0);
+  const int64_t sent_before = EndpointRequests(*stack_, kCapturePath);
+
+  // Above the authorisation: refused before PayKKa.
+  v1::CaptureResponse resp;
+  grpc::Status st = Call(*stack_, &Stub::Capture,
+                         CaptureOf(order, NewTransId("cap-over"), 1001), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ReasonOf(st), "CAPTURE_AMOUNT_EXCEEDED") << st.error_message();
+  EXPECT_EQ(EndpointRequests(*stack_, kCapturePath), sent_before);
+
+  v1::CaptureRequest req = CaptureOf(order, NewTransId("cap"), 600);
+  ASSERT_TRUE(Call(*stack_, &Stub::Capture, req, &resp).ok());
+  EXPECT_EQ(resp.order().status(), v1::ORDER_STATUS_SUCCESS);
+  EXPECT_EQ(resp.order().balances().captured_amount(), 600);
+  EXPECT_EQ(resp.order().balances().able_to_capture_amount(), 0);
+  EXPECT_EQ(resp.order().balances().able_to_refund_amount(), 600);
+  // Replayed on the other replica, byte for byte; PayKKa asked once.
+  v1::CaptureResponse again;
+  ASSERT_TRUE(Call(*stack_, &Stub::Capture, req, &again, 1).ok());
+  EXPECT_EQ(again.SerializeAsString(), resp.SerializeAsString());
+  EXPECT_EQ(EndpointRequests(*stack_, kCapturePath), sent_before + 1);
+  // Same request_id, other amount: TRANS_ID_REUSED, nothing sent.
+  req.set_amount(500);
+  st = Call(*stack_, &Stub::Capture, req, &again);
+  EXPECT_EQ(ReasonOf(st), "TRANS_ID_REUSED") << st.error_message();
+  // A second capture of the order: refused before PayKKa.
+  st = Call(*stack_, &Stub::Capture, CaptureOf(order, NewTransId("cap-2"), 100),
+            &again);
+  EXPECT_EQ(ReasonOf(st), "ORDER_NOT_CAPTURABLE") << st.error_message();
+  EXPECT_EQ(EndpointRequests(*stack_, kCapturePath), sent_before + 1);
+  // ... nor voided; refunds go up to the captured 600.
+  v1::VoidResponse voided;
+  st = Call(*stack_, &Stub::Void, VoidOf(order, NewTransId("void-late")),
+            &voided);
+  EXPECT_EQ(ReasonOf(st), "ORDER_NOT_VOIDABLE") << st.error_message();
+  v1::RefundResponse refund;
+  st = Call(*stack_, &Stub::Refund,
+            RefundOf(resp.order(), NewTransId("rf-cap"), 601), &refund);
+  EXPECT_EQ(ReasonOf(st), "REFUND_AMOUNT_EXCEEDED");
+  ASSERT_TRUE(Call(*stack_, &Stub::Refund,
+                   RefundOf(resp.order(), NewTransId("rf-cap"), 600), &refund)
+                  .ok());
+  EXPECT_EQ(OrderById(order.order_id()).status(), v1::ORDER_STATUS_REFUNDED);
+}
+
+TEST_F(PostpayTest, CaptureAndVoidWhoseAnswersWereLostAreAdopted) {
+  for (const char* path : {kCapturePath, kVoidPath}) {
+    SCOPED_TRACE(path);
+    v1::Order order = PaidOrder(700, "AUTHORIZED");
+    ASSERT_TRUE(stack_
+                    ->SetFaults({{{"endpoint", path},
+                                  {"close_after_commit_rate", 1.0},
+                                  {"times", 1}}})
+                    .ok());
+    const int64_t sent_before = EndpointRequests(*stack_, path);
+    const bool capture = std::string(path) == kCapturePath;
+    v1::CaptureRequest cap = CaptureOf(order, NewTransId("cap-lost"), 700);
+    v1::VoidRequest vd = VoidOf(order, NewTransId("void-lost"));
+    v1::Order answered;
+    auto call = [&](int replica) {
+      v1::CaptureResponse c;
+      v1::VoidResponse v;
+      grpc::Status st = capture
+                            ? Call(*stack_, &Stub::Capture, cap, &c, replica)
+                            : Call(*stack_, &Stub::Void, vd, &v, replica);
+      answered = capture ? c.order() : v.order();
+      return st;
+    };
+    grpc::Status st = call(0);
+    EXPECT_EQ(ReasonOf(st), "PSP_OUTCOME_UNKNOWN") << st.error_message();
+    ASSERT_TRUE(stack_->ClearFaults().ok());
+    for (int i = 0; i < 100; ++i) {
+      st = call(1);
+      if (st.ok() || ReasonOf(st) != "PSP_OUTCOME_UNKNOWN") break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(answered.status(),
+              capture ? v1::ORDER_STATUS_SUCCESS : v1::ORDER_STATUS_CANCELED);
+    EXPECT_EQ(EndpointRequests(*stack_, path), sent_before + 1)
+        << "sent to PayKKa again";
+  }
+}
+
+TEST_F(PostpayTest, VoidCancelsTheAuthorisationOnce) {
+  v1::Order order = PaidOrder(300, "AUTHORIZED");
+  const int64_t sent_before = EndpointRequests(*stack_, kVoidPath);
+  v1::VoidRequest req = VoidOf(order, NewTransId("void"));
+  v1::VoidResponse resp, again;
+  ASSERT_TRUE(Call(*stack_, &Stub::Void, req, &resp).ok());
+  EXPECT_EQ(resp.order().status(), v1::ORDER_STATUS_CANCELED);
+  EXPECT_EQ(resp.order().balances().voided_amount(), 300);
+  EXPECT_EQ(resp.order().balances().able_to_capture_amount(), 0);
+  ASSERT_TRUE(Call(*stack_, &Stub::Void, req, &again, 1).ok());
+  EXPECT_EQ(again.SerializeAsString(), resp.SerializeAsString());
+  grpc::Status st =
+      Call(*stack_, &Stub::Void, VoidOf(order, NewTransId("void-2")), &again);
+  EXPECT_EQ(ReasonOf(st), "ORDER_NOT_VOIDABLE");
+  v1::CaptureResponse cap;
+  st = Call(*stack_, &Stub::Capture, CaptureOf(order, NewTransId("cap"), 300),
+            &cap);
+  EXPECT_EQ(ReasonOf(st), "ORDER_NOT_CAPTURABLE");
+  EXPECT_EQ(EndpointRequests(*stack_, kVoidPath), sent_before + 1);
+  // request_id names one operation: the void's id cannot capture.
+  v1::CaptureRequest same_id = CaptureOf(order, req.request_id(), 300);
+  st = Call(*stack_, &Stub::Capture, same_id, &cap);
+  EXPECT_EQ(ReasonOf(st), "TRANS_ID_REUSED") << st.error_message();
+}
+
+TEST_F(PostpayTest, CaptureInFlightAnswersRequestInProgress) {
+  v1::Order order = PaidOrder(500, "AUTHORIZED");
+  ASSERT_TRUE(
+      stack_->SetFaults({{{"endpoint", kCapturePath}, {"latency_ms", 1500}}})
+          .ok());
+  v1::CaptureRequest req = CaptureOf(order, NewTransId("cap-inflight"), 500);
+  grpc::Status slow_status;
+  v1::CaptureResponse slow;
+  std::thread first(
+      [&] { slow_status = Call(*stack_, &Stub::Capture, req, &slow, 0); });
+  grpc::Status st;
+  for (int i = 0; i < 50; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    v1::CaptureResponse resp;
+    st = Call(*stack_, &Stub::Capture, req, &resp, 1);
+    if (!st.ok()) break;
+  }
+  first.join();
+  EXPECT_EQ(ReasonOf(st), "REQUEST_IN_PROGRESS") << st.error_message();
+  ASSERT_TRUE(slow_status.ok()) << slow_status.error_message();
+}
+
+TEST_F(PostpayTest, CancelRecurringStopsLaterCharges) {
+  v1::CreateCheckoutResponse created;
+  ASSERT_TRUE(Call(*stack_, &Stub::CreateCheckout,
+                   RecurringCheckout(NewTransId("first"), NewTransId("shop")),
+                   &created)
+                  .ok());
+  ASSERT_TRUE(stack_->Pay(created.session_id(), "SUCCESS").ok());
+  v1::Order first = OrderById("", created.session_id());
+  ASSERT_FALSE(first.recurring_agreement_id().empty());
+
+  v1::CancelRecurringRequest req;
+  req.set_merchant_id(Stack::kMerchantId);
+  req.set_request_id(NewTransId("cancel"));
+  req.set_recurring_agreement_id(first.recurring_agreement_id());
+  v1::CancelRecurringResponse resp, again;
+  ASSERT_TRUE(Call(*stack_, &Stub::CancelRecurring, req, &resp).ok());
+  EXPECT_EQ(resp.recurring_agreement_id(), first.recurring_agreement_id());
+  ASSERT_TRUE(Call(*stack_, &Stub::CancelRecurring, req, &again, 1).ok());
+  EXPECT_EQ(again.SerializeAsString(), resp.SerializeAsString());
+  // A second cancellation under a new id succeeds too (already canceled).
+  req.set_request_id(NewTransId("cancel-2"));
+  ASSERT_TRUE(Call(*stack_, &Stub::CancelRecurring, req, &again).ok());
+
+  v1::ChargeRecurringResponse charge;
+  grpc::Status st = Call(*stack_, &Stub::ChargeRecurring,
+                         Charge(NewTransId("after-cancel"), first), &charge);
+  EXPECT_FALSE(st.ok() && charge.order().status() == v1::ORDER_STATUS_SUCCESS)
+      << "a canceled agreement was charged";
+}
+
 // Last: it stops Redis.
 TEST_F(PostpayTest, ZzRefundFailsClosedWithoutRedis) {
   v1::Order order = PaidOrder(400);
