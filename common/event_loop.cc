@@ -195,12 +195,21 @@ void WorkerPool::Admit(absl::Time deadline,
                        absl::AnyInvocable<void(Admission) &&> fn) {
   {
     absl::MutexLock lock(&mu_);
-    if (max_queued_ == 0 || queue_.size() + admissions_.size() < max_queued_) {
-      admissions_.push_back(Admitted{deadline, BindTrace(std::move(fn))});
+    const absl::Time now = clock_->Now();
+    if (Accepts(now, deadline)) {
+      admissions_.push_back(Admitted{deadline, now, BindTrace(std::move(fn))});
       return;
     }
   }
   std::move(fn)(Admission::kQueueFull);
+}
+
+bool WorkerPool::Accepts(absl::Time now, absl::Time deadline) const {
+  if (max_queued_ != 0 && queue_.size() + admissions_.size() >= max_queued_) {
+    return false;
+  }
+  // An empty admission queue says nothing about the wait: accept.
+  return admissions_.empty() || recent_wait_ * 2 <= deadline - now;
 }
 
 size_t WorkerPool::queued() const {
@@ -212,6 +221,7 @@ void WorkerPool::Run() {
   for (;;) {
     absl::AnyInvocable<void()> fn;
     Admitted admitted;
+    bool expired = false;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &WorkerPool::HasWorkOrStopping));
@@ -221,6 +231,9 @@ void WorkerPool::Run() {
       } else if (!admissions_.empty()) {
         admitted = std::move(admissions_.front());
         admissions_.pop_front();
+        const absl::Time now = clock_->Now();
+        recent_wait_ += (now - admitted.queued_at - recent_wait_) / 8;
+        expired = now >= admitted.deadline;
       } else {
         return;  // stopping and drained
       }
@@ -228,7 +241,6 @@ void WorkerPool::Run() {
     if (fn) {
       fn();
     } else {
-      const bool expired = clock_->Now() >= admitted.deadline;
       std::move(admitted.fn)(expired ? Admission::kExpired : Admission::kRun);
     }
   }

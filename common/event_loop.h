@@ -111,14 +111,17 @@ class FakeClock : public Clock {
 //   queued (the calls in flight bound it) and run before any waiting
 //   admission, so started calls finish first under overload.
 // - Admit(): a new call's first step. Refused when `max_queued` items (of
-//   either kind) already wait, and told at dequeue when its deadline has
-//   passed, so the caller answers at once instead of starting work nobody
-//   waits for.
+//   either kind) already wait, or when admissions are waiting and their
+//   recent wait (a moving average) is more than half the time the call has
+//   left: it would likely expire in the queue or right after. Told at
+//   dequeue when its deadline has passed, so the caller answers at once
+//   instead of starting work nobody waits for.
 class WorkerPool {
  public:
   enum class Admission {
     kRun,        // on a worker, deadline not passed: do the work
     kQueueFull,  // at once, on the caller's thread: nothing was queued
+                 // (queue full, or too slow for the call's deadline)
     kExpired,    // on a worker: the deadline passed while queued
   };
 
@@ -138,8 +141,11 @@ class WorkerPool {
  private:
   struct Admitted {
     absl::Time deadline;
+    absl::Time queued_at;
     absl::AnyInvocable<void(Admission) &&> fn;
   };
+  bool Accepts(absl::Time now, absl::Time deadline) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void Run();
   bool HasWorkOrStopping() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return stopping_ || !queue_.empty() || !admissions_.empty();
@@ -149,6 +155,8 @@ class WorkerPool {
   mutable absl::Mutex mu_;
   std::deque<absl::AnyInvocable<void()>> queue_ ABSL_GUARDED_BY(mu_);
   std::deque<Admitted> admissions_ ABSL_GUARDED_BY(mu_);
+  // Moving average (1/8 per sample) of how long admissions waited.
+  absl::Duration recent_wait_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

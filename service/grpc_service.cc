@@ -317,7 +317,9 @@ void PaymentOrchestratorService::Dispatch(const Request* request,
         if (admission == WorkerPool::Admission::kQueueFull) {
           if (metrics_ != nullptr) metrics_->Dropped("full");
           outcome.result = WithRetryDelay(
-              MakeError(Reason::kOverloaded, "the CPU queue is full",
+              MakeError(Reason::kOverloaded,
+                        "the CPU queue is full, or waits too long for the "
+                        "call's deadline",
                         {{"limit", "cpu_queue"}}),
               options_.overload_retry_delay);
         } else {

@@ -379,6 +379,42 @@ TEST(WorkerPoolTest, AdmissionWhoseDeadlinePassedWhileQueuedIsExpired) {
   EXPECT_EQ(got[1].second, WorkerPool::Admission::kRun);
 }
 
+TEST(WorkerPoolTest, AdmissionRefusedWhenRecentWaitExceedsHalfItsTimeLeft) {
+  FakeClock clock;
+  WorkerPool pool(1, /*max_queued=*/100, &clock);
+  std::atomic<int> ran{0};
+  auto count = [&](WorkerPool::Admission a) {
+    if (a == WorkerPool::Admission::kRun) ++ran;
+  };
+  {
+    // One admission waits 8 s: the average wait becomes 1 s (1/8).
+    absl::Notification started, gate;
+    BlockWorker(pool, started, gate);
+    pool.Admit(clock.Now() + absl::Seconds(60), count);
+    clock.Advance(absl::Seconds(8));
+    gate.Notify();
+    for (int i = 0; i < 500 && ran.load() < 1; ++i) absl::SleepFor(kTick);
+    ASSERT_EQ(ran.load(), 1);
+  }
+  absl::Notification started, gate;
+  BlockWorker(pool, started, gate);
+  // Nothing waits: admitted whatever the average says.
+  pool.Admit(clock.Now() + absl::Milliseconds(1500), count);
+  EXPECT_EQ(pool.queued(), 1u);
+  // Admissions wait, 2 x 1 s > 1.5 s left: refused at once.
+  std::optional<WorkerPool::Admission> refused;
+  pool.Admit(clock.Now() + absl::Milliseconds(1500),
+             [&](WorkerPool::Admission a) { refused = a; });
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(*refused, WorkerPool::Admission::kQueueFull);
+  // 2 x 1 s <= 3 s left: queued.
+  pool.Admit(clock.Now() + absl::Seconds(3), count);
+  EXPECT_EQ(pool.queued(), 2u);
+  gate.Notify();
+  for (int i = 0; i < 500 && ran.load() < 3; ++i) absl::SleepFor(kTick);
+  EXPECT_EQ(ran.load(), 3);
+}
+
 TEST(WorkerPoolTest, StepsOfAdmittedCallsRunBeforeWaitingAdmissions) {
   FakeClock clock;
   WorkerPool pool(1, /*max_queued=*/10, &clock);

@@ -345,7 +345,7 @@ TEST(CpuQueueTest, CallExpiredWhileQueuedLeavesNoRedisKeyAndNoUpstream) {
   }
   const std::string late_id = NewTransId("late");
   grpc::ClientContext late;
-  SetDeadline(&late, absl::Milliseconds(300));
+  SetDeadline(&late, absl::Milliseconds(500));
   v1::CreateCheckoutResponse out;
   grpc::Status s = stub->CreateCheckout(&late, DropInCheckout(late_id), &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
