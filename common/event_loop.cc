@@ -166,8 +166,9 @@ void EventLoop::Drain() {
   for (auto& fn : batch) fn();
 }
 
-WorkerPool::WorkerPool(int threads, size_t max_queued, const Clock* clock)
-    : max_queued_(max_queued), clock_(clock) {
+WorkerPool::WorkerPool(int threads, size_t max_queued, const Clock* clock,
+                       bool deadline_aware)
+    : max_queued_(max_queued), clock_(clock), deadline_aware_(deadline_aware) {
   for (int i = 0; i < threads; ++i) {
     threads_.emplace_back([this, i] {
       std::string name = "payorch-cpu-" + std::to_string(i);
@@ -209,7 +210,8 @@ bool WorkerPool::Accepts(absl::Time now, absl::Time deadline) const {
     return false;
   }
   // An empty admission queue says nothing about the wait: accept.
-  return admissions_.empty() || recent_wait_ * 2 <= deadline - now;
+  return !deadline_aware_ || admissions_.empty() ||
+         recent_wait_ * 2 <= deadline - now;
 }
 
 size_t WorkerPool::queued() const {

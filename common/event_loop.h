@@ -126,8 +126,10 @@ class WorkerPool {
   };
 
   // `max_queued` 0: no bound. `clock` (not owned) reads deadlines.
+  // `deadline_aware` false: admissions are refused only when full.
   explicit WorkerPool(int threads, size_t max_queued = 0,
-                      const Clock* clock = &RealClock::Get());
+                      const Clock* clock = &RealClock::Get(),
+                      bool deadline_aware = true);
   // Runs queued work to completion (admissions as kRun or kExpired), then
   // joins.
   ~WorkerPool();
@@ -152,6 +154,7 @@ class WorkerPool {
   }
   const size_t max_queued_;
   const Clock* const clock_;
+  const bool deadline_aware_;
   mutable absl::Mutex mu_;
   std::deque<absl::AnyInvocable<void()>> queue_ ABSL_GUARDED_BY(mu_);
   std::deque<Admitted> admissions_ ABSL_GUARDED_BY(mu_);

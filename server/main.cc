@@ -113,6 +113,9 @@ ABSL_FLAG(int64_t, cpu_queue_depth, 10000,
           "refused with RESOURCE_EXHAUSTED / OVERLOADED + RetryInfo; a call "
           "whose deadline passes while it waits is answered DEADLINE_EXCEEDED "
           "with no Redis or PayKKa work (0: no bound)");
+ABSL_FLAG(bool, cpu_queue_deadline_aware, true,
+          "also refuse a new call (OVERLOADED) when calls recently waited for "
+          "the CPU threads more than half its remaining deadline");
 ABSL_FLAG(std::string, paykka_ca_file, "",
           "PEM bundle of CAs trusted for PayKKa's TLS certificate (empty: the "
           "system's)");
@@ -613,7 +616,9 @@ int Run() {
   if (!redis_loop.ok()) Die("event loop", redis_loop.status());
   WorkerPool cpu(std::max(1, absl::GetFlag(FLAGS_cpu_threads)),
                  static_cast<size_t>(std::max<int64_t>(
-                     0, absl::GetFlag(FLAGS_cpu_queue_depth))));
+                     0, absl::GetFlag(FLAGS_cpu_queue_depth))),
+                 &RealClock::Get(),
+                 absl::GetFlag(FLAGS_cpu_queue_deadline_aware));
 
   paykka::CurlMultiTransport::Options transport_options;
   transport_options.max_host_connections =
