@@ -62,3 +62,13 @@ sb() {  # sb METHOD PATH [BODY]: the sandbox's control API
   curl -sS --max-time 10 -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "$SB$2"
 }
 sb_reset() { sb POST /sandbox/reset >/dev/null; }
+
+# Stops every process in PIDS: SIGTERM, up to 5 s each to exit, then SIGKILL.
+stop_pids() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+}
