@@ -155,5 +155,5 @@ grep -q '"code": 9,' <<<"$out" && grep -q '"reason": "MERCHANT_NOT_CONFIGURED"' 
   grep -q '"caller":"helm-test".*"reason":"MERCHANT_NOT_CONFIGURED"' "$dir/payorchd.log" ||
   fail "after the swap, expected FAILED_PRECONDITION / MERCHANT_NOT_CONFIGURED: $out"
 kill -0 "$pid" 2>/dev/null || fail "payorchd restarted or died"
-grep -q 'caller policy reloaded: 1 caller' "$dir/payorchd.log" || fail "no reload log line"
+grep -q '"msg":"caller policy reloaded".*"entries":1}' "$dir/payorchd.log" || fail "no reload log line"
 echo "after the ..data swap: applied in $((i * 100)) ms or less by the same payorchd (pid $pid): MERCHANT_NOT_CONFIGURED"

@@ -51,8 +51,10 @@
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 #include "service/caller_policy.h"
+#include "service/config_reload.h"
 #include "service/event_stream.h"
 #include "service/grpc_service.h"
+#include "service/merchant_directory.h"
 #include "service/payment_service.h"
 #include "service/reconciler.h"
 #include "service/webhooks.h"
@@ -184,6 +186,11 @@ ABSL_FLAG(bool, insecure_plaintext, false,
 ABSL_FLAG(std::string, health_listen, "",
           "plaintext gRPC address serving grpc.health.v1 only, for kubelet "
           "probes (empty: none)");
+ABSL_FLAG(bool, config_reload, true,
+          "re-read the merchant configuration, the key files it names and "
+          "the caller policy when they change (checked every 0.5 s; an "
+          "invalid file is rejected and the previous one keeps serving); "
+          "false: read at start only (change them by rolling the pods)");
 ABSL_FLAG(bool, reflection, false,
           "serve gRPC server reflection (v1alpha) on the gRPC port");
 
@@ -250,6 +257,7 @@ void ApplyEnvironment() {
                            "caller_policy",
                            "insecure_plaintext",
                            "health_listen",
+                           "config_reload",
                            "reflection"}) {
     std::string env = absl::StrCat("PAYORCH_", absl::AsciiStrToUpper(name));
     const char* value = std::getenv(env.c_str());
@@ -380,17 +388,55 @@ std::unique_ptr<service::CallerPolicyWatcher> LoadCallerPolicy() {
   return std::move(*watcher);
 }
 
-void ReloadCallerPolicy(service::CallerPolicyWatcher* watcher) {
+void ReloadCallerPolicy(service::CallerPolicyWatcher* watcher,
+                        service::ConfigReloadReporter* reporter) {
   if (watcher == nullptr) return;
   auto before = watcher->Current();
-  if (absl::Status s = watcher->ReloadIfChanged(); !s.ok()) {
+  absl::Status s = watcher->ReloadIfChanged();
+  if (!s.ok() || watcher->Current() != before) {
+    reporter->Report("caller_policy", absl::GetFlag(FLAGS_caller_policy), s,
+                     watcher->Current()->size());
+  }
+}
+
+// The merchant configuration as at start and at every reload: the file and
+// its keys (paykka::LoadMerchantConfigs), https only unless allowed.
+absl::StatusOr<std::vector<paykka::MerchantConfig>> ValidatedMerchantConfigs(
+    const std::string& path) {
+  auto merchants = paykka::LoadMerchantConfigs(path);
+  if (!merchants.ok() || absl::GetFlag(FLAGS_paykka_allow_http)) {
+    return merchants;
+  }
+  if (absl::Status s = paykka::RequireHttps(*merchants); !s.ok()) return s;
+  return merchants;
+}
+
+std::unique_ptr<service::MerchantConfigWatcher> LoadMerchants() {
+  if (absl::GetFlag(FLAGS_paykka_allow_http)) {
     std::fprintf(stderr,
-                 "payorchd: caller policy rejected, the previous one stays: "
-                 "%s\n",
-                 s.ToString().c_str());
-  } else if (watcher->Current() != before) {
-    std::fprintf(stderr, "payorchd: caller policy reloaded: %zu caller(s)\n",
-                 watcher->Current()->size());
+                 "payorchd: WARNING: --paykka_allow_http: PayKKa may be "
+                 "reached over plain http (local sandbox only)\n");
+  }
+  auto watcher = service::MerchantConfigWatcher::Load(
+      absl::GetFlag(FLAGS_merchants_config), &ValidatedMerchantConfigs,
+      &paykka::MerchantConfigFiles);
+  if (!watcher.ok()) Die("merchant configuration", watcher.status());
+  std::fprintf(stderr, "payorchd: %zu merchant(s) configured\n",
+               (*watcher)->directory().Snapshot()->size());
+  return std::move(*watcher);
+}
+
+// Hot reload (--config_reload), on the 0.5 s ticker: the caller policy, and
+// the merchant configuration and keys, each when its files changed.
+void ReloadConfigs(service::CallerPolicyWatcher* policy,
+                   service::MerchantConfigWatcher* merchants,
+                   service::ConfigReloadReporter* reporter) {
+  if (!absl::GetFlag(FLAGS_config_reload)) return;
+  ReloadCallerPolicy(policy, reporter);
+  service::MerchantReload reload = merchants->ReloadIfChanged();
+  if (reload.result != service::MerchantReload::Result::kUnchanged) {
+    reporter->Report("merchants", merchants->path(), reload.error,
+                     reload.merchants);
   }
 }
 
@@ -418,8 +464,7 @@ std::unique_ptr<grpc::Server> StartHealthServer() {
 std::unique_ptr<service::Reconciler> StartReconciler(
     EventLoop* loop, cache::UnsettledIndex* index,
     cache::IdempotencyStore* store, paykka::PaykkaClient* client,
-    const service::MerchantRegistry& merchants,
-    prometheus::Registry* registry) {
+    service::MerchantDirectory merchants, prometheus::Registry* registry) {
   if (index == nullptr || !absl::GetFlag(FLAGS_reconcile)) return nullptr;
   service::ReconcilerOptions options;
   options.lease = absl::GetFlag(FLAGS_lease);
@@ -430,8 +475,8 @@ std::unique_ptr<service::Reconciler> StartReconciler(
   options.max_backoff = absl::GetFlag(FLAGS_reconcile_max_backoff);
   auto reconciler = std::make_unique<service::Reconciler>(
       loop, index, store,
-      [client, &merchants](const cache::UnsettledEntry& entry,
-                           absl::Time deadline, auto done) {
+      [client, merchants](const cache::UnsettledEntry& entry,
+                          absl::Time deadline, auto done) {
         service::FindStoredOutcome(client, merchants, entry, deadline,
                                    std::move(done));
       },
@@ -587,18 +632,7 @@ int Run() {
       Die("flags", s);
     }
   }
-  auto merchants =
-      paykka::LoadMerchantConfigs(absl::GetFlag(FLAGS_merchants_config));
-  if (!merchants.ok()) Die("merchant configuration", merchants.status());
-  if (absl::GetFlag(FLAGS_paykka_allow_http)) {
-    std::fprintf(stderr,
-                 "payorchd: WARNING: --paykka_allow_http: PayKKa may be "
-                 "reached over plain http (local sandbox only)\n");
-  } else if (absl::Status s = paykka::RequireHttps(*merchants); !s.ok()) {
-    Die("merchant configuration", s);
-  }
-  std::fprintf(stderr, "payorchd: %zu merchant(s) configured\n",
-               merchants->size());
+  std::unique_ptr<service::MerchantConfigWatcher> merchants = LoadMerchants();
 
   auto log_level = service::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
   if (!log_level.has_value()) {
@@ -710,8 +744,7 @@ int Run() {
   service_options.paykka_timeout = absl::GetFlag(FLAGS_paykka_timeout);
   // A Begin whose reply was lost is sent again after a short delay.
   service_options.timers = redis_loop->get();
-  service::MerchantRegistry merchant_registry =
-      service::MakeMerchantRegistry(*merchants);
+  service::MerchantDirectory merchant_registry = merchants->directory();
   service::PaymentService payments(paykka_client->get(), store.get(),
                                    merchant_registry, &RealClock::Get(),
                                    service_options);
@@ -821,9 +854,10 @@ int Run() {
       loop->RunAfter(absl::Milliseconds(500), *this);
     }
   };
-  (*loop)->Post(Ticker{loop->get(), alive, [&update_health, &policy] {
+  service::ConfigReloadReporter reloads(&request_log, registry.get());
+  (*loop)->Post(Ticker{loop->get(), alive, [&, policy = policy.get()] {
                          update_health();
-                         ReloadCallerPolicy(policy.get());
+                         ReloadConfigs(policy, merchants.get(), &reloads);
                        }});
 
   std::unique_ptr<HttpServer> http =

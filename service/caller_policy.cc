@@ -1,10 +1,6 @@
 #include "service/caller_policy.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -123,24 +119,12 @@ std::shared_ptr<const CallerPolicy> CallerPolicyWatcher::Current() const {
   return current_;
 }
 
-absl::StatusOr<CallerPolicyWatcher::Stamp> CallerPolicyWatcher::StampOf()
-    const {
-  struct stat st {};
-  if (stat(path_.c_str(), &st) != 0) {
-    return absl::NotFoundError(
-        absl::StrCat("caller policy ", path_, ": ", std::strerror(errno)));
-  }
-  Stamp stamp;
-  stamp.mtime_ns = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL +
-                   st.st_mtim.tv_nsec;
-  stamp.size = static_cast<long long>(st.st_size);
-  stamp.inode = st.st_ino;
-  return stamp;
-}
-
 absl::Status CallerPolicyWatcher::ReloadIfChanged() {
-  auto stamp = StampOf();
-  if (!stamp.ok()) return stamp.status();
+  auto stamp = StampFile(path_);
+  if (!stamp.ok()) {
+    return absl::NotFoundError(
+        absl::StrCat("caller policy ", stamp.status().message()));
+  }
   {
     absl::MutexLock lock(&mu_);
     if (current_ != nullptr && stamp_ == *stamp) return absl::OkStatus();

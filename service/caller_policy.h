@@ -20,8 +20,6 @@
 // modification time or size changes; a file that does not validate is
 // rejected (logged) and the previous policy keeps serving.
 
-#include <sys/types.h>
-
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "common/file_stamp.h"
 
 namespace payorch::service {
 
@@ -87,20 +86,10 @@ class CallerPolicyWatcher {
 
  private:
   explicit CallerPolicyWatcher(std::string path) : path_(std::move(path)) {}
-  struct Stamp {
-    long long mtime_ns = -1;
-    long long size = -1;
-    ino_t inode = 0;
-    bool operator==(const Stamp& o) const {
-      return mtime_ns == o.mtime_ns && size == o.size && inode == o.inode;
-    }
-  };
-  absl::StatusOr<Stamp> StampOf() const;
-
   const std::string path_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const CallerPolicy> current_ ABSL_GUARDED_BY(mu_);
-  Stamp stamp_ ABSL_GUARDED_BY(mu_);
+  FileStamp stamp_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace payorch::service

@@ -547,31 +547,21 @@ absl::Status CheckPaymentServiceOptions(const PaymentServiceOptions& options) {
   return absl::OkStatus();
 }
 
-MerchantRegistry MakeMerchantRegistry(
-    std::vector<paykka::MerchantConfig> merchants) {
-  MerchantRegistry registry;
-  for (paykka::MerchantConfig& m : merchants) {
-    std::string id = m.merchant_id;
-    registry[id] = std::make_shared<const paykka::MerchantConfig>(std::move(m));
-  }
-  return registry;
-}
-
 PaymentService::PaymentService(paykka::PaykkaClient* client,
                                cache::IdempotencyStore* store,
-                               MerchantRegistry merchants, const Clock* clock,
+                               MerchantDirectory merchants, const Clock* clock,
                                PaymentServiceOptions options)
     : deps_{client, store, clock, options}, merchants_(std::move(merchants)) {}
 
 absl::StatusOr<std::shared_ptr<const MerchantConfig>> PaymentService::Merchant(
     const std::string& merchant_id) const {
-  auto it = merchants_.find(merchant_id);
-  if (it == merchants_.end() || it->second == nullptr) {
+  std::shared_ptr<const MerchantConfig> merchant = merchants_.Find(merchant_id);
+  if (merchant == nullptr) {
     return MakeError(Reason::kMerchantNotConfigured,
                      "merchant_id is not configured in payorch",
                      {{"merchant_id", merchant_id}});
   }
-  return it->second;
+  return merchant;
 }
 
 void PaymentService::CreateCheckout(
@@ -791,39 +781,46 @@ void PaymentService::GetOrder(const v1::GetOrderRequest& request,
 namespace payorch::service {
 
 void FindStoredOutcome(
-    paykka::PaykkaClient* client, const MerchantRegistry& merchants,
+    paykka::PaykkaClient* client, const MerchantDirectory& merchants,
     const cache::UnsettledEntry& entry, absl::Time deadline,
     absl::AnyInvocable<void(absl::StatusOr<std::string>) &&> done) {
-  auto it = merchants.find(entry.key.merchant_id);
-  if (it == merchants.end() || it->second == nullptr) {
+  std::shared_ptr<const MerchantConfig> merchant =
+      merchants.Find(entry.key.merchant_id);
+  if (merchant == nullptr) {
     return std::move(done)(MakeError(Reason::kMerchantNotConfigured,
                                      "merchant_id is not configured"));
   }
+  // The lookup refers to *merchant until it answers: keep it alive.
+  absl::AnyInvocable<void(absl::StatusOr<std::string>)&&> keep =
+      [merchant,
+       done = std::move(done)](absl::StatusOr<std::string> result) mutable {
+        std::move(done)(std::move(result));
+      };
   if (entry.key.family == kCheckoutFamily) {
-    return FindStored<CheckoutOps>(*client, *it->second, entry.request,
-                                   deadline, std::move(done));
+    return FindStored<CheckoutOps>(*client, *merchant, entry.request, deadline,
+                                   std::move(keep));
   }
   if (entry.key.family == kChargeFamily) {
-    return FindStored<ChargeOps>(*client, *it->second, entry.request, deadline,
-                                 std::move(done));
+    return FindStored<ChargeOps>(*client, *merchant, entry.request, deadline,
+                                 std::move(keep));
   }
   if (entry.key.family == kRefundFamily) {
-    return FindStored<RefundOps>(*client, *it->second, entry.request, deadline,
-                                 std::move(done));
+    return FindStored<RefundOps>(*client, *merchant, entry.request, deadline,
+                                 std::move(keep));
   }
   if (entry.key.family == kCaptureFamily) {
-    return FindStored<CaptureOps>(*client, *it->second, entry.request, deadline,
-                                  std::move(done));
+    return FindStored<CaptureOps>(*client, *merchant, entry.request, deadline,
+                                  std::move(keep));
   }
   if (entry.key.family == kVoidFamily) {
-    return FindStored<VoidOps>(*client, *it->second, entry.request, deadline,
-                               std::move(done));
+    return FindStored<VoidOps>(*client, *merchant, entry.request, deadline,
+                               std::move(keep));
   }
   if (entry.key.family == kCancelRecurringFamily) {
-    return FindStored<CancelRecurringOps>(*client, *it->second, entry.request,
-                                          deadline, std::move(done));
+    return FindStored<CancelRecurringOps>(*client, *merchant, entry.request,
+                                          deadline, std::move(keep));
   }
-  std::move(done)(
+  std::move(keep)(
       MakeError(Reason::kInternal, "unknown RPC family in the index"));
 }
 

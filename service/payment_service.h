@@ -26,19 +26,9 @@
 #include "cache/unsettled_index.h"
 #include "common/event_loop.h"
 #include "payorch/v1/payorch.pb.h"
+#include "service/merchant_directory.h"
 
 namespace payorch::service {
-
-// merchant_id -> its PayKKa configuration. Immutable once the service is
-// built.
-using MerchantRegistry =
-    absl::flat_hash_map<std::string,
-                        std::shared_ptr<const paykka::MerchantConfig>>;
-
-// The registry for merchants loaded by paykka::LoadMerchantConfigs() (which
-// has already rejected duplicates; a later duplicate would win here).
-MerchantRegistry MakeMerchantRegistry(
-    std::vector<paykka::MerchantConfig> merchants);
 
 // What happened during one call, for the edge's log line and metrics.
 struct CallInfo {
@@ -109,9 +99,10 @@ absl::Status CheckPaymentServiceOptions(const PaymentServiceOptions& options);
 // matching object, the ALREADY_EXISTS TRANS_ID_REUSED refusal when it holds
 // another kind or content (stored as the flow stores it); else NOT_FOUND
 // (nothing under the trans_id, of either kind) or the query's error.
-// `merchants` must outlive the call.
+// The merchant's configuration in force when the lookup starts is kept until
+// `done` runs.
 void FindStoredOutcome(
-    paykka::PaykkaClient* client, const MerchantRegistry& merchants,
+    paykka::PaykkaClient* client, const MerchantDirectory& merchants,
     const cache::UnsettledEntry& entry, absl::Time deadline,
     absl::AnyInvocable<void(absl::StatusOr<std::string>) &&> done);
 
@@ -120,7 +111,7 @@ void FindStoredOutcome(
 class PaymentService {
  public:
   PaymentService(paykka::PaykkaClient* client, cache::IdempotencyStore* store,
-                 MerchantRegistry merchants, const Clock* clock,
+                 MerchantDirectory merchants, const Clock* clock,
                  PaymentServiceOptions options = {});
 
   // Idempotent on (merchant_id, trans_id); docs/architecture.md's table.
@@ -189,7 +180,8 @@ class PaymentService {
                      OutcomeCallback<typename Ops::Response> done);
 
   const Deps deps_;
-  const MerchantRegistry merchants_;
+  // Looked up once per call; a reload swaps it for later calls only.
+  const MerchantDirectory merchants_;
 };
 
 }  // namespace payorch::service

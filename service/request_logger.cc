@@ -100,6 +100,30 @@ void JsonLineLogger::LogRedisCommand(const cache::RedisCommandRecord& command) {
   Write(level, Dump(j));
 }
 
+void JsonLineLogger::LogConfigReload(const std::string& config,
+                                     const std::string& file,
+                                     const absl::Status& status,
+                                     size_t entries) {
+  LogLevel level = status.ok() ? LogLevel::kInfo : LogLevel::kError;
+  if (level < min_level_) return;
+  const std::string what = config == "merchants" ? "merchant configuration"
+                           : config == "caller_policy" ? "caller policy"
+                                                       : config;
+  nlohmann::ordered_json j;
+  j["msg"] =
+      what + (status.ok() ? " reloaded" : " rejected, the previous one stays");
+  j["config"] = config;
+  j["file"] = file;
+  j["result"] = status.ok() ? "applied" : "rejected";
+  if (status.ok()) {
+    j["entries"] = entries;
+  } else {
+    j["error"] = std::string(status.message());
+    j["in_force"] = "previous";
+  }
+  Write(level, Dump(j));
+}
+
 void JsonLineLogger::Write(LogLevel level, std::string line) {
   static constexpr const char* kNames[] = {"debug", "info", "warning", "error"};
   // {"msg":... -> {"level":"info","msg":...

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
 #include "adapters/paykka/instrumented_transport.h"
@@ -65,6 +66,12 @@ class JsonLineLogger : public RequestLogger {
   // One line per Redis command: debug when it succeeded, warning otherwise.
   // Carries the current trace id.
   void LogRedisCommand(const cache::RedisCommandRecord& command);
+  // One line per reload of a watched file (`config`: "merchants",
+  // "caller_policy"): info with the entries now in force when applied, error
+  // with the reason when rejected (the previous configuration keeps
+  // serving). The reason names fields and files, never key material.
+  void LogConfigReload(const std::string& config, const std::string& file,
+                       const absl::Status& status, size_t entries);
 
  private:
   // Writes `line` (a JSON object) with "level" first, if `level` passes.

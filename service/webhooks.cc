@@ -47,7 +47,7 @@ std::string Quoted(const std::string& s) {
 
 }  // namespace
 
-WebhookHandler::WebhookHandler(Merchants merchants,
+WebhookHandler::WebhookHandler(MerchantDirectory merchants,
                                prometheus::Registry* registry,
                                const Clock* clock, WebhookOptions options)
     : merchants_(std::move(merchants)), clock_(clock), options_(options) {
@@ -69,10 +69,11 @@ WebhookHandler::WebhookHandler(Merchants merchants,
   }
 }
 
-const paykka::MerchantConfig* WebhookHandler::FindMerchant(
+std::shared_ptr<const paykka::MerchantConfig> WebhookHandler::FindMerchant(
     const std::string& app_id, const std::string& merchant_id) const {
-  if (auto it = merchants_.find(merchant_id); it != merchants_.end()) {
-    if (app_id.empty() || it->second->app_id == app_id) return it->second.get();
+  auto merchant = merchants_.Find(merchant_id);
+  if (merchant != nullptr && (app_id.empty() || merchant->app_id == app_id)) {
+    return merchant;
   }
   return nullptr;
 }
@@ -125,10 +126,11 @@ void WebhookHandler::Handle(HttpServerRequest request, HttpResponder respond) {
   absl::StatusOr<paykka::NotificationFields> n =
       paykka::ReadNotificationFields(request.body);
   if (!n.ok()) return Refuse(kMalformed, std::move(respond));
-  const paykka::MerchantConfig* merchant = FindMerchant(
+  std::shared_ptr<const paykka::MerchantConfig> merchant = FindMerchant(
       paykka::NotificationHeader(request, paykka::kNotificationAppIdHeader),
       n->merchant_id);
-  if (const char* refused = Authenticate(request, merchant); *refused != 0) {
+  if (const char* refused = Authenticate(request, merchant.get());
+      *refused != 0) {
     return Refuse(refused, std::move(respond));
   }
   std::string nonce =

@@ -38,6 +38,7 @@
 #include "common/event_loop.h"
 #include "common/http_server.h"
 #include "service/event_stream.h"
+#include "service/merchant_directory.h"
 
 namespace prometheus {
 class Registry;
@@ -62,12 +63,12 @@ struct WebhookOptions {
 
 class WebhookHandler {
  public:
-  using Merchants =
-      absl::flat_hash_map<std::string,
-                          std::shared_ptr<const paykka::MerchantConfig>>;
+  using Merchants = MerchantRegistry;
 
-  // `registry` may be null (no metrics). `clock` must outlive the handler.
-  WebhookHandler(Merchants merchants, prometheus::Registry* registry,
+  // `merchants` is looked up per notification (a reload applies to the next
+  // one). `registry` may be null (no metrics). `clock` must outlive the
+  // handler.
+  WebhookHandler(MerchantDirectory merchants, prometheus::Registry* registry,
                  const Clock* clock = &RealClock::Get(),
                  WebhookOptions options = {});
 
@@ -83,7 +84,7 @@ class WebhookHandler {
   int accepted() const;
 
  private:
-  const paykka::MerchantConfig* FindMerchant(
+  std::shared_ptr<const paykka::MerchantConfig> FindMerchant(
       const std::string& app_id, const std::string& merchant_id) const;
   // The refusal reason, or "" when the signature and timestamp verify.
   const char* Authenticate(const HttpServerRequest& request,
@@ -94,7 +95,7 @@ class WebhookHandler {
   // True the first time (order_id, notify_type, status) is seen.
   bool FirstTime(const std::string& key);
 
-  Merchants merchants_;
+  const MerchantDirectory merchants_;
   const Clock* clock_;
   WebhookOptions options_;
   std::unique_ptr<cache::NonceStore> own_nonces_;

@@ -350,3 +350,28 @@ absl::StatusOr<std::vector<MerchantConfig>> LoadMerchantConfigs(
 }
 
 }  // namespace payorch::paykka
+
+namespace payorch::paykka {
+
+std::vector<std::string> MerchantConfigFiles(const std::string& json_path) {
+  std::vector<std::string> files = {json_path};
+  absl::StatusOr<std::string> text = ReadFile(json_path);
+  if (!text.ok()) return files;
+  json root = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object()) return files;
+  auto merchants = root.find("merchants");
+  if (merchants == root.end() || !merchants->is_array()) return files;
+  const std::string base_dir = DirName(json_path);
+  for (const json& m : *merchants) {
+    if (!m.is_object()) continue;
+    for (const char* key : {"private_key_file", "paykka_public_key_file"}) {
+      auto it = m.find(key);
+      if (it != m.end() && it->is_string()) {
+        files.push_back(Resolve(base_dir, it->get<std::string>()));
+      }
+    }
+  }
+  return files;
+}
+
+}  // namespace payorch::paykka

@@ -52,6 +52,12 @@ inline constexpr absl::string_view kProductionEuBaseUrl =
 absl::StatusOr<std::vector<MerchantConfig>> LoadMerchantConfigs(
     const std::string& json_path);
 
+// The files a configuration at `json_path` is made of: the file itself, then
+// every key file its merchants name (resolved as LoadMerchantConfigs does),
+// for change detection. Best effort: a file that cannot be read or parsed
+// gives `json_path` alone (loading it reports the error).
+std::vector<std::string> MerchantConfigFiles(const std::string& json_path);
+
 // kInvalidArgument naming the first merchant whose base_url is not https
 // (plain http is for the local sandbox only: payorchd --paykka_allow_http).
 absl::Status RequireHttps(const std::vector<MerchantConfig>& merchants);

@@ -87,5 +87,33 @@ TEST(RequestLoggerTest, InvalidUtf8FromCallersDoesNotBreakTheLine) {
   EXPECT_NO_THROW(nlohmann::json::parse(out.substr(0, out.find('\n'))));
 }
 
+TEST(RequestLoggerTest, ConfigReloadLinesSayWhatIsInForce) {
+  std::FILE* f = std::tmpfile();
+  {
+    JsonLineLogger logger(f, LogLevel::kInfo);
+    logger.LogConfigReload("merchants", "/etc/payorch/merchants.json",
+                           absl::OkStatus(), 3);
+    logger.LogConfigReload(
+        "merchants", "/etc/payorch/merchants.json",
+        absl::InvalidArgumentError("merchant M1: private_key_file: missing"),
+        3);
+  }
+  std::rewind(f);
+  char buf[4096];
+  std::string out(buf, std::fread(buf, 1, sizeof buf, f));
+  std::fclose(f);
+  size_t nl = out.find('\n');
+  ASSERT_NE(nl, std::string::npos);
+  nlohmann::json applied = nlohmann::json::parse(out.substr(0, nl));
+  nlohmann::json rejected = nlohmann::json::parse(out.substr(nl + 1));
+  EXPECT_EQ(applied["level"], "info");
+  EXPECT_EQ(applied["msg"], "merchant configuration reloaded");
+  EXPECT_EQ(applied["entries"], 3);
+  EXPECT_EQ(rejected["level"], "error");
+  EXPECT_EQ(rejected["result"], "rejected");
+  EXPECT_EQ(rejected["in_force"], "previous");
+  EXPECT_EQ(rejected["error"], "merchant M1: private_key_file: missing");
+}
+
 }  // namespace
 }  // namespace payorch::service
