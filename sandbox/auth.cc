@@ -50,17 +50,29 @@ ApiResponse RequestAuthenticator::Authenticate(const Request& req,
   }
   std::string to_sign = paykka::PaykkaRequestStringToSign(
       "POST", req.target, ts, values[2], req.body);
-  if (!paykka::VerifyPaykkaSignatureHeader((*merchant)->public_key, to_sign,
-                                           values[3])
-           .ok()) {
-    return {401, PaykkaEnvelope("206003", "signature error")};
-  }
+  const int key = VerifyingKey(**merchant, to_sign, values[3]);
+  if (key < 0) return {401, PaykkaEnvelope("206003", "signature error")};
   if (!FreshNonce(app_id, values[2])) {
     return {401, PaykkaEnvelope("206003",
                                 "signature error: x-paykka-nonce was "
                                 "already used")};
   }
+  store_->NoteVerified(**merchant, key);
   return {200, Json()};
+}
+
+int RequestAuthenticator::VerifyingKey(const Merchant& merchant,
+                                       const std::string& to_sign,
+                                       const std::string& sign_header) {
+  for (size_t i = 0; i < merchant.keys.size(); ++i) {
+    if (merchant.keys[i].retired) continue;
+    if (paykka::VerifyPaykkaSignatureHeader(merchant.keys[i].key, to_sign,
+                                            sign_header)
+            .ok()) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
 }
 
 bool RequestAuthenticator::FreshNonce(const std::string& app_id,

@@ -53,6 +53,9 @@ const std::vector<ControlApi::Route>& ControlApi::Routes() {
       {Method::kPost, "faults", &ControlApi::SetFaults},
       {Method::kGet, "faults", &ControlApi::GetFaults},
       {Method::kDelete, "faults", &ControlApi::ClearFaults},
+      {Method::kPost, "merchants/*/public-keys", &ControlApi::AddKey},
+      {Method::kGet, "merchants/*/public-keys", &ControlApi::Keys},
+      {Method::kDelete, "merchants/*/public-keys/*", &ControlApi::RetireKey},
   };
   return kRoutes;
 }
@@ -184,6 +187,35 @@ ApiResponse ControlApi::GetDuplicates(const Args&, const Json&) {
 ApiResponse ControlApi::RestoreDuplicates(const Args&, const Json& body) {
   store_->set_duplicate_policy(initial_duplicates_);
   return GetDuplicates({}, body);
+}
+
+// {"public_key": PEM or bare Base64 SPKI} -> {"merchant_id", "index"}.
+ApiResponse ControlApi::AddKey(const Args& args, const Json& body) {
+  auto text = body.find("public_key");
+  if (text == body.end() || !text->is_string()) {
+    return Error(400, "public_key (PEM or Base64 SPKI) is required");
+  }
+  absl::StatusOr<RsaPublicKey> key =
+      RsaPublicKey::Parse(text->get<std::string>());
+  if (!key.ok()) return Error(400, std::string(key.status().message()));
+  absl::StatusOr<int> index = store_->AddPublicKey(args[0], *std::move(key));
+  if (!index.ok()) return Error(404, std::string(index.status().message()));
+  return {200, Json{{"merchant_id", args[0]}, {"index", *index}}};
+}
+
+ApiResponse ControlApi::Keys(const Args& args, const Json&) {
+  absl::StatusOr<Json> keys = store_->PublicKeysJson(args[0]);
+  if (!keys.ok()) return Error(404, std::string(keys.status().message()));
+  return {200, *std::move(keys)};
+}
+
+ApiResponse ControlApi::RetireKey(const Args& args, const Json&) {
+  int index = -1;
+  if (!absl::SimpleAtoi(args[1], &index)) return Error(400, "bad key index");
+  if (absl::Status s = store_->RetirePublicKey(args[0], index); !s.ok()) {
+    return Error(404, std::string(s.message()));
+  }
+  return Keys(args, Json());
 }
 
 }  // namespace payorch::sandbox

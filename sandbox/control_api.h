@@ -57,6 +57,9 @@ class ControlApi {
   ApiResponse SetDuplicates(const Args& args, const Json& body);
   ApiResponse GetDuplicates(const Args& args, const Json& body);
   ApiResponse RestoreDuplicates(const Args& args, const Json& body);
+  ApiResponse AddKey(const Args& args, const Json& body);
+  ApiResponse Keys(const Args& args, const Json& body);
+  ApiResponse RetireKey(const Args& args, const Json& body);
 
   Store* store_;
   ApiHandler* api_;

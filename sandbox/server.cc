@@ -56,8 +56,11 @@ absl::StatusOr<std::vector<Merchant>> ParseMerchantsConfig(
     if (auto p = m.find("pci"); p != m.end() && p->is_boolean()) {
       pci = p->get<bool>();
     }
-    out.push_back(Merchant{str("merchant_id"), str("app_id"), str("client_key"),
-                           *key, pci});
+    out.push_back(Merchant{str("merchant_id"),
+                           str("app_id"),
+                           str("client_key"),
+                           {MerchantKey{*key}},
+                           pci});
   }
   return out;
 }

@@ -273,6 +273,47 @@ const Merchant* Store::FindMerchant(const std::string& merchant_id) const {
   return nullptr;
 }
 
+absl::StatusOr<int> Store::AddPublicKey(const std::string& merchant_id,
+                                        RsaPublicKey key) {
+  for (Merchant& m : merchants_) {
+    if (m.merchant_id != merchant_id) continue;
+    m.keys.push_back(MerchantKey{std::move(key)});
+    return static_cast<int>(m.keys.size()) - 1;
+  }
+  return absl::NotFoundError("unknown merchant_id " + merchant_id);
+}
+
+absl::Status Store::RetirePublicKey(const std::string& merchant_id, int index) {
+  for (Merchant& m : merchants_) {
+    if (m.merchant_id != merchant_id) continue;
+    if (index < 0 || static_cast<size_t>(index) >= m.keys.size()) {
+      return absl::NotFoundError("no key with that index");
+    }
+    m.keys[index].retired = true;
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError("unknown merchant_id " + merchant_id);
+}
+
+absl::StatusOr<Json> Store::PublicKeysJson(
+    const std::string& merchant_id) const {
+  const Merchant* m = FindMerchant(merchant_id);
+  if (m == nullptr) return absl::NotFoundError("unknown merchant_id");
+  Json keys = Json::array();
+  for (size_t i = 0; i < m->keys.size(); ++i) {
+    keys.push_back({{"index", i},
+                    {"retired", m->keys[i].retired},
+                    {"verified", m->keys[i].verified}});
+  }
+  return Json{{"merchant_id", merchant_id}, {"keys", std::move(keys)}};
+}
+
+void Store::NoteVerified(const Merchant& merchant, size_t index) {
+  for (Merchant& m : merchants_) {
+    if (&m == &merchant && index < m.keys.size()) ++m.keys[index].verified;
+  }
+}
+
 Json Store::ClockJson() const {
   return Json{{"now", FormatRfc3339(Now())},
               {"offset_seconds", absl::ToInt64Seconds(clock_offset_)}};

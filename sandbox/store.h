@@ -28,11 +28,20 @@ inline std::string DumpJson(const Json& j) {
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+// One public key a merchant signs requests with. As at PayKKa, a merchant
+// rotating its key registers the new one before retiring the old one (control
+// API "public-keys"), so both verify meanwhile.
+struct MerchantKey {
+  RsaPublicKey key;
+  bool retired = false;  // no longer verifies
+  int64_t verified = 0;  // requests it verified
+};
+
 struct Merchant {
   std::string merchant_id;
   std::string app_id;
   std::string client_key;
-  RsaPublicKey public_key;
+  std::vector<MerchantKey> keys;  // [0]: the configured key
   // Allows plain card numbers (payment.card_no) on Initiate Transaction.
   bool pci = false;
 };
@@ -98,6 +107,15 @@ class Store {
 
   const Merchant* FindMerchantByAppId(const std::string& app_id) const;
   const Merchant* FindMerchant(const std::string& merchant_id) const;
+  // Key rotation (control API): registers another public key (its index),
+  // retires one, lists them with their counts; kNotFound for an unknown
+  // merchant or index.
+  absl::StatusOr<int> AddPublicKey(const std::string& merchant_id,
+                                   RsaPublicKey key);
+  absl::Status RetirePublicKey(const std::string& merchant_id, int index);
+  absl::StatusOr<Json> PublicKeysJson(const std::string& merchant_id) const;
+  // Counts a request that key `index` of `merchant` verified.
+  void NoteVerified(const Merchant& merchant, size_t index);
   void set_public_base_url(std::string url) {
     options_.public_base_url = std::move(url);
   }

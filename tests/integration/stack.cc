@@ -2,7 +2,9 @@
 
 #include <curl/curl.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -67,7 +69,7 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
     merchants["merchants"].push_back(
         {{"merchant_id", merchant},
          {"app_id", app},
-         {"private_key_file", dir.File("merchant.pem")},
+         {"private_key_file", "merchant.pem"},  // next to the config
          {"paykka_public_key_file", dir.File("platform_pub.pem")},
          {"verify_response_signatures",
           stack->options_.verify_response_signatures},
@@ -77,7 +79,11 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
       merchants["merchants"].back()[key] = value;
     }
   }
-  dir.Write("merchants.json", merchants.dump(2));
+  if (auto st = stack->PublishMerchantFiles(merchants.dump(2),
+                                            ReadAll(dir.File("merchant.pem")));
+      !st.ok()) {
+    return st;
+  }
   dir.Write("policy.json", stack->options_.caller_policy.empty()
                                ? DefaultCallerPolicy()
                                : stack->options_.caller_policy);
@@ -252,7 +258,7 @@ absl::Status Stack::StartPayorchd(int i) {
       "--http_listen=" + listen(r.http_target),
       "--webhook_listen=" + listen(r.webhook_target),
       "--health_listen=" + listen(r.health_target),
-      "--merchants_config=" + dir_.File("merchants.json"),
+      "--merchants_config=" + merchants_config(),
       "--paykka_timeout=3s",
       "--drain_delay=0s",  // tests that drain say how long
       !options_.redis       ? std::string("--redis_url=memory")
@@ -313,6 +319,75 @@ int Stack::ThreadCount(int i) const {
 long Stack::RssKb(int i) const { return ProcStatus(payorchd_pid(i), "VmRSS:"); }
 std::string Stack::PayorchdLog(int i) const {
   return ReadAll(replicas_[i].log_path);
+}
+
+std::string Stack::merchants_config() const {
+  return dir_.File(options_.secret_volume ? "secret/merchants.json"
+                                          : "merchants.json");
+}
+
+absl::Status Stack::PublishMerchantFiles(const std::string& merchants_json,
+                                         const std::string& key_pem) {
+  merchants_json_ = merchants_json;
+  merchant_key_pem_ = key_pem;
+  const int version = ++merchant_files_version_;
+  const std::pair<const char*, const std::string*> files[] = {
+      {"merchants.json", &merchants_json}, {"merchant.pem", &key_pem}};
+  auto move = [](const std::string& from, const std::string& to) {
+    return rename(from.c_str(), to.c_str()) == 0
+               ? absl::OkStatus()
+               : absl::InternalError("rename " + from + " -> " + to);
+  };
+  if (!options_.secret_volume) {
+    for (const auto& [name, text] : files) {
+      dir_.Write(absl::StrCat(name, ".new"), *text);
+      absl::Status s =
+          move(dir_.File(absl::StrCat(name, ".new")), dir_.File(name));
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  // secret/..2026_11_30_v<N>/{files}, then ..data -> it by one rename.
+  const std::string versioned = absl::StrCat("..2026_11_30_v", version);
+  auto made =
+      RunCommand(absl::StrCat("mkdir -p ", dir_.File("secret/"), versioned));
+  if (!made.ok()) return made.status();
+  for (const auto& [name, text] : files) {
+    dir_.Write(absl::StrCat("secret/", versioned, "/", name), *text);
+    const std::string link = dir_.File(absl::StrCat("secret/", name));
+    if (version == 1 &&
+        symlink(absl::StrCat("..data/", name).c_str(), link.c_str()) != 0) {
+      return absl::InternalError("symlink " + link);
+    }
+  }
+  const std::string tmp = dir_.File("secret/..data_tmp");
+  if (symlink(versioned.c_str(), tmp.c_str()) != 0) {
+    return absl::InternalError("symlink " + tmp);
+  }
+  if (absl::Status s = move(tmp, dir_.File("secret/..data")); !s.ok()) return s;
+  if (version == 1) return absl::OkStatus();
+  auto removed = RunCommand(absl::StrCat("rm -rf ", dir_.File("secret/"),
+                                         "..2026_11_30_v", version - 1));
+  return removed.ok() ? absl::OkStatus() : removed.status();
+}
+
+absl::StatusOr<std::pair<std::string, int>> Stack::NewMerchantKey() const {
+  const std::string name =
+      absl::StrCat("merchant-next-", merchant_files_version_);
+  auto keys = RunCommand(absl::StrCat(
+      "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out ",
+      dir_.File(name + ".pem"), " && openssl pkey -in ",
+      dir_.File(name + ".pem"), " -pubout"));
+  if (!keys.ok()) return keys.status();
+  int index = -1;
+  for (const char* merchant : {kMerchantId, kMerchantId2}) {
+    auto added = SandboxCall(
+        "POST", absl::StrCat("/sandbox/merchants/", merchant, "/public-keys"),
+        {{"public_key", *keys}});
+    if (!added.ok()) return added.status();
+    index = (*added)["index"].get<int>();
+  }
+  return std::make_pair(ReadAll(dir_.File(name + ".pem")), index);
 }
 
 std::string Stack::health_target(int i) const {

@@ -37,6 +37,12 @@ struct StackOptions {
   // A restarted payorchd listens on the ports it had (as a pod behind a
   // static address list would), not on new free ones.
   bool keep_ports = false;
+  // payorchd reads the merchant configuration and key through the layout of
+  // a mounted Kubernetes Secret: secret/merchants.json and secret/merchant.pem
+  // are symlinks into secret/..data, itself a symlink to a versioned
+  // directory; PublishMerchantFiles swaps ..data by one rename, as the
+  // kubelet does.
+  bool secret_volume = false;
   // payorchd serves gRPC with mTLS (SharedMtlsCertificates()) and the caller
   // policy below; Channel()/Stub() connect as the "admin" caller. With
   // insecure_plaintext it runs --insecure_plaintext without a policy.
@@ -90,6 +96,21 @@ class Stack {
       const std::string& name = "admin") const;
   // The caller policy file payorchd watches (rewrite it to reload).
   std::string caller_policy_file() const { return dir_.File("policy.json"); }
+  // The merchant configuration payorchd reads (--merchants_config), the text
+  // it was last published with, and the merchant key (PKCS#8 PEM).
+  std::string merchants_config() const;
+  const std::string& merchants_json() const { return merchants_json_; }
+  const std::string& merchant_key_pem() const { return merchant_key_pem_; }
+  // Publishes a new version of the merchant configuration and key as an
+  // operator would: each file written aside and renamed into place, or with
+  // secret_volume a new versioned directory swapped in through ..data (the
+  // previous one removed).
+  absl::Status PublishMerchantFiles(const std::string& merchants_json,
+                                    const std::string& key_pem);
+  // A fresh merchant key (PKCS#8 PEM), not published; its public half is
+  // registered at the sandbox for both merchants (POST .../public-keys),
+  // whose key index it answers.
+  absl::StatusOr<std::pair<std::string, int>> NewMerchantKey() const;
   // The plaintext health-only gRPC listener (--health_listen).
   std::string health_target(int replica = 0) const;
   std::string grpc_target(int replica = 0) const;
@@ -148,6 +169,9 @@ class Stack {
   std::string sandbox_url_;
   std::string paykka_url_;
   std::string ca_file_;
+  std::string merchants_json_;
+  std::string merchant_key_pem_;
+  int merchant_files_version_ = 0;
   std::unique_ptr<RedisServer> redis_;
   std::unique_ptr<RedisCluster> cluster_;
   std::unique_ptr<Subprocess> sandbox_;
