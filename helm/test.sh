@@ -202,11 +202,12 @@ declare -A variant_args=(
   [plaintext]="-f $merchants --set server.insecurePlaintext=true"
   [monitoring]="-f $merchants --set metrics.prometheusRule.enabled=true --set metrics.grafanaDashboard.enabled=true"
   [norollsecrets]="-f $merchants --set rollOnSecretChange.enabled=false --set tests.health.enabled=false"
+  [noreload]="-f $merchants --set rollOnSecretChange.enabled=false --set server.configReload=false"
   [replicas3]="-f $merchants --set replicaCount=3"
   [grpcliveness]="-f $merchants --set probes.liveness.type=grpc"
   [full]="-f $merchants -f $full"
 )
-for v in default merchants hpa servicemonitor netpol netpolsame nonetpol plaintext monitoring norollsecrets replicas3 grpcliveness full; do
+for v in default merchants hpa servicemonitor netpol netpolsame nonetpol plaintext monitoring norollsecrets noreload replicas3 grpcliveness full; do
   # shellcheck disable=SC2086  # the args are split on purpose; the paths contain no spaces
   check "render [$v] ${variant_args[$v]#-f $merchants}" render "$v" ${variant_args[$v]}
   check "kubernetes schema [$v]" validate "$v"
@@ -357,6 +358,13 @@ check "Redis password as a file [full]" assert full redisPassword payorch-redis
 check "checksum/secrets on the pod template [default]" assert default secretsChecksum
 check "checksum/secrets on the pod template [full]" assert full secretsChecksum
 check "no checksum/secrets when rollOnSecretChange.enabled=false [norollsecrets]" assert norollsecrets secretsChecksum absent
+check "checksum/secrets kept without hot reload, whatever rollOnSecretChange says [noreload]" \
+  assert noreload secretsChecksum
+config_reload_flag() {
+  grep -qF -- '"--config_reload=true"' "$out/default.yaml" &&
+    grep -qF -- '"--config_reload=false"' "$out/noreload.yaml"
+}
+check "server.configReload reaches --config_reload (default true) [default, noreload]" config_reload_flag
 check "helm test pod: gRPC health of the Service, hardened, not an endpoint [default]" assert default helmTest
 check "helm test pod [full]" assert full helmTest
 check "helm test pod admitted by the default NetworkPolicy [default]" assert default helmTest
