@@ -1,9 +1,5 @@
 #include "service/config_reload.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/registry.h>
-
 namespace payorch::service {
 
 ConfigReloadReporter::ConfigReloadReporter(JsonLineLogger* log,

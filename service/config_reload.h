@@ -8,15 +8,12 @@
 
 #include <string>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/registry.h>
+
 #include "absl/status/status.h"
 #include "service/request_logger.h"
-
-namespace prometheus {
-class Registry;
-template <typename T>
-class Family;
-class Counter;
-}  // namespace prometheus
 
 namespace payorch::service {
 
