@@ -520,7 +520,7 @@ struct Events {
 std::unique_ptr<Events> StartEvents(
     std::shared_ptr<cache::RedisClient> shared,
     cache::RedisClientOptions client_options, paykka::PaykkaClient* paykka,
-    const service::MerchantRegistry* merchants) {
+    const service::MerchantDirectory* merchants) {
   auto events = std::make_unique<Events>();
   auto loop = EventLoop::Start("payorch-events");
   if (!loop.ok()) Die("event loop", loop.status());

@@ -6,11 +6,11 @@
 // (JsonLineLogger::LogConfigReload) and
 // payorch_config_reload_total{config, result="applied|rejected"}.
 
-#include <string>
-
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/registry.h>
+
+#include <string>
 
 #include "absl/status/status.h"
 #include "service/request_logger.h"

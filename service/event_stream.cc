@@ -83,7 +83,7 @@ EventPtr DecodeEvent(const cache::StoredEvent& entry) {
 }
 
 EventRecorder::EventRecorder(paykka::PaykkaClient* client,
-                             const MerchantRegistry* merchants,
+                             const MerchantDirectory* merchants,
                              cache::EventLog* log, const Clock* clock,
                              absl::Duration query_timeout)
     : client_(client),
@@ -94,8 +94,9 @@ EventRecorder::EventRecorder(paykka::PaykkaClient* client,
 
 void EventRecorder::Record(const paykka::NotificationFields& n,
                            absl::AnyInvocable<void(absl::Status) &&> done) {
-  auto it = merchants_->find(n.merchant_id);
-  if (it == merchants_->end()) {
+  std::shared_ptr<const paykka::MerchantConfig> merchant =
+      merchants_->Find(n.merchant_id);
+  if (merchant == nullptr) {
     return std::move(done)(MakeError(Reason::kMerchantNotConfigured,
                                      "merchant_id is not configured"));
   }
@@ -110,7 +111,7 @@ void EventRecorder::Record(const paykka::NotificationFields& n,
                                 n.order_id};
   v1::EventType type = EventTypeOf(n.notify_type);
   client_->QueryTransaction(
-      *it->second, std::move(lookup), clock_->Now() + query_timeout_,
+      *merchant, std::move(lookup), clock_->Now() + query_timeout_,
       [this, merchant = n.merchant_id, type, notify_type = n.notify_type,
        notified = n.status,
        done = std::move(done)](absl::StatusOr<v1::Order> order) mutable {
@@ -149,7 +150,7 @@ void EventRecorder::Record(const paykka::NotificationFields& n,
 
 EventHub::EventHub(EventLoop* loop, cache::EventLog* log,
                    std::shared_ptr<cache::RedisClient> blocking,
-                   const MerchantRegistry* merchants, EventHubOptions options)
+                   const MerchantDirectory* merchants, EventHubOptions options)
     : loop_(loop), log_(log), merchants_(merchants), options_(options) {
   tail_ = std::make_unique<cache::EventTail>(
       std::move(blocking), loop,

@@ -54,9 +54,9 @@ EventPtr DecodeEvent(const cache::StoredEvent& entry);
 class EventRecorder {
  public:
   // All must outlive the recorder.
-  EventRecorder(paykka::PaykkaClient* client, const MerchantRegistry* merchants,
-                cache::EventLog* log, const Clock* clock,
-                absl::Duration query_timeout);
+  EventRecorder(paykka::PaykkaClient* client,
+                const MerchantDirectory* merchants, cache::EventLog* log,
+                const Clock* clock, absl::Duration query_timeout);
   // Query, then append. OK also for a duplicate or stale trigger, and for
   // an order PayKKa does not know (nothing to record); otherwise the error
   // (PayKKa or Redis): the caller must not acknowledge.
@@ -65,7 +65,7 @@ class EventRecorder {
 
  private:
   paykka::PaykkaClient* client_;
-  const MerchantRegistry* merchants_;
+  const MerchantDirectory* merchants_;
   cache::EventLog* log_;
   const Clock* clock_;
   const absl::Duration query_timeout_;
@@ -100,13 +100,13 @@ class EventHub {
   // `loop` must outlive the hub.
   EventHub(EventLoop* loop, cache::EventLog* log,
            std::shared_ptr<cache::RedisClient> blocking,
-           const MerchantRegistry* merchants, EventHubOptions options);
+           const MerchantDirectory* merchants, EventHubOptions options);
   ~EventHub();
 
   EventLoop* loop() const { return loop_; }
   cache::EventLog* log() const { return log_; }
   const EventHubOptions& options() const { return options_; }
-  const MerchantRegistry& merchants() const { return *merchants_; }
+  const MerchantDirectory& merchants() const { return *merchants_; }
 
   // Any thread: counts an open stream; false when max_streams are open.
   bool TryOpen();
@@ -136,7 +136,7 @@ class EventHub {
 
   EventLoop* const loop_;
   cache::EventLog* const log_;
-  const MerchantRegistry* const merchants_;
+  const MerchantDirectory* const merchants_;
   const EventHubOptions options_;
   std::unique_ptr<cache::EventTail> tail_;
   absl::flat_hash_map<std::string, Watchers> watchers_;

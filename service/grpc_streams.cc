@@ -300,7 +300,7 @@ absl::Status Admit(EventHub* hub, const std::string& merchant_id) {
     return MakeError(Reason::kEventLogUnavailable,
                      "payorchd runs without Redis: there is no event log");
   }
-  if (!hub->merchants().contains(merchant_id)) {
+  if (hub->merchants().Find(merchant_id) == nullptr) {
     return MakeError(Reason::kMerchantNotConfigured,
                      "merchant_id is not configured");
   }
