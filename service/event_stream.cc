@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/paykka/notification.h"
 #include "common/errors.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -49,16 +48,6 @@ bool IsFinalStatus(v1::OrderStatus status) {
          status == v1::ORDER_STATUS_FAILURE ||
          status == v1::ORDER_STATUS_CANCELED ||
          status == v1::ORDER_STATUS_REFUNDED;
-}
-
-v1::EventType EventTypeOf(const std::string& notify_type) {
-  const std::string upper = absl::AsciiStrToUpper(notify_type);
-  if (absl::StartsWith(upper, "REFUND")) return v1::EVENT_TYPE_REFUND;
-  if (upper.empty() || absl::StrContains(upper, "PAY") ||
-      absl::StrContains(upper, "TRANS")) {
-    return v1::EVENT_TYPE_PAYMENT;
-  }
-  return v1::EVENT_TYPE_OTHER;
 }
 
 std::vector<std::string> MatchKeys(const v1::Order& order) {
@@ -109,7 +98,7 @@ void EventRecorder::Record(const paykka::NotificationFields& n,
           ? paykka::OrderLookup{paykka::OrderLookup::Kind::kTransId, n.trans_id}
           : paykka::OrderLookup{paykka::OrderLookup::Kind::kOrderId,
                                 n.order_id};
-  v1::EventType type = EventTypeOf(n.notify_type);
+  v1::EventType type = paykka::NotifyEventType(n.notify_type);
   client_->QueryTransaction(
       *merchant, std::move(lookup), clock_->Now() + query_timeout_,
       [this, merchant = n.merchant_id, type, notify_type = n.notify_type,

@@ -41,8 +41,6 @@ using EventPtr = std::shared_ptr<const v1::MerchantEvent>;
 
 // SUCCESS, FAILURE, CANCELED, REFUNDED: WatchOrder ends after one.
 bool IsFinalStatus(v1::OrderStatus status);
-// From PayKKa's notify_type (refunds: REFUND*).
-v1::EventType EventTypeOf(const std::string& notify_type);
 // The index keys an event is found under: "o:<order_id>", "s:<session_id>",
 // "t:<trans_id>" (the non-empty ones).
 std::vector<std::string> MatchKeys(const v1::Order& order);

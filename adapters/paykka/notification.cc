@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "adapters/paykka/signing.h"
 #include "adapters/paykka/webhook_input.h"
@@ -54,6 +56,16 @@ HttpServerResponse NotificationAnswer(NotificationVerdict verdict) {
   // clang-format on
   nlohmann::json body = {{"ret_code", a.ret_code}, {"ret_msg", a.ret_msg}};
   return HttpServerResponse{a.http, "application/json", body.dump(), {}};
+}
+
+v1::EventType NotifyEventType(absl::string_view notify_type) {
+  const std::string upper = absl::AsciiStrToUpper(notify_type);
+  if (absl::StartsWith(upper, "REFUND")) return v1::EVENT_TYPE_REFUND;
+  if (upper.empty() || absl::StrContains(upper, "PAY") ||
+      absl::StrContains(upper, "TRANS")) {
+    return v1::EVENT_TYPE_PAYMENT;
+  }
+  return v1::EVENT_TYPE_OTHER;
 }
 
 }  // namespace payorch::paykka

@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "common/crypto.h"
 #include "common/http_server.h"
+#include "payorch/v1/payorch.pb.h"
 
 namespace payorch::paykka {
 
@@ -39,6 +40,11 @@ std::string NotificationHeader(const HttpServerRequest& request,
 // The HTTP answer PayKKa expects for `verdict`: its status and a
 // {"ret_code", "ret_msg"} JSON body.
 HttpServerResponse NotificationAnswer(NotificationVerdict verdict);
+
+// The kind of event a notification's notify_type announces: REFUND* is a
+// refund; an empty type or one naming a payment or transaction is a payment;
+// anything else is EVENT_TYPE_OTHER.
+v1::EventType NotifyEventType(absl::string_view notify_type);
 
 }  // namespace payorch::paykka
 

@@ -86,5 +86,14 @@ TEST_F(NotificationTest, AnswersAsPaykkaExpects) {
   }
 }
 
+TEST(NotifyEventTypeTest, RefundsPaymentsAndTheRest) {
+  EXPECT_EQ(NotifyEventType("REFUND"), v1::EVENT_TYPE_REFUND);
+  EXPECT_EQ(NotifyEventType("refund_success"), v1::EVENT_TYPE_REFUND);
+  EXPECT_EQ(NotifyEventType(""), v1::EVENT_TYPE_PAYMENT);
+  EXPECT_EQ(NotifyEventType("PAYMENT"), v1::EVENT_TYPE_PAYMENT);
+  EXPECT_EQ(NotifyEventType("transaction"), v1::EVENT_TYPE_PAYMENT);
+  EXPECT_EQ(NotifyEventType("DISPUTE"), v1::EVENT_TYPE_OTHER);
+}
+
 }  // namespace
 }  // namespace payorch::paykka
