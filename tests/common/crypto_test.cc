@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/openssl_key_pair.h"
 #include "tests/testing/subprocess.h"
 
 namespace payorch {
@@ -13,28 +14,7 @@ using ::payorch::testing::RunCommand;
 using ::payorch::testing::TempDir;
 
 // One key pair made by the openssl CLI, shared by the suite.
-class CryptoTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    ASSERT_TRUE(RunCommand("openssl genpkey -algorithm RSA -pkeyopt "
-                           "rsa_keygen_bits:2048 -out " +
-                           dir_->File("priv.pem") + " 2>/dev/null")
-                    .ok());
-    ASSERT_TRUE(RunCommand("openssl pkey -in " + dir_->File("priv.pem") +
-                           " -pubout -out " + dir_->File("pub.pem"))
-                    .ok());
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
-  static std::string Read(const std::string& name) {
-    return *ReadFile(dir_->File(name));
-  }
-  static TempDir* dir_;
-};
-TempDir* CryptoTest::dir_ = nullptr;
+class CryptoTest : public ::payorch::testing::OpensslKeyPairTest {};
 
 TEST(Base64Test, KnownVectors) {
   EXPECT_EQ(Base64Encode(""), "");
